@@ -1,0 +1,49 @@
+//! The adapter contract: what every servebench backend implements.
+//!
+//! servebench compares very different ways of serving a model (an engine linked into
+//! the process, a Python web app, an inference server over HTTP or gRPC) on identical
+//! workloads. The only way to make those numbers comparable is to measure every one of
+//! them through the same narrow interface, with the same clock. That interface is the
+//! [`Backend`] trait.
+//!
+//! # The contract in one paragraph
+//! A backend is opened once per run with the models it must serve and the matched
+//! worker count ([`OpenOptions`]). The harness then asks it to [`Backend::describe`]
+//! itself, waits for [`Backend::health`], converts each batch into a [`Prepared`]
+//! request **outside** the timed region ([`Backend::prepare`]: this is where an HTTP
+//! adapter encodes its body, once per batch), and calls [`Backend::infer`] with it.
+//! **One request is one `infer` call**; the harness starts its clock right before the
+//! call and stops it when the future resolves. `infer` resolves only when every output
+//! is back in host memory, so an asynchronous device (CUDA) must synchronise before
+//! returning. The backend owns nothing of the batch: it borrows the prepared request and
+//! returns freshly allocated outputs.
+//!
+//! # In-process engines
+//! Engines such as ONNX Runtime, libtorch and candle are blocking. They never run on the
+//! async runtime: [`BlockingPool`] puts N engine instances on N dedicated OS threads (N is
+//! the matched worker count) and feeds them through a channel. Adapters for such engines
+//! implement the small synchronous [`Engine`] trait and let [`EngineBackend`] do the rest.
+//!
+//! # Errors
+//! A failed request is data: [`BackendError::kind`] names the kind of failure so the
+//! harness can count it, and the message says what went wrong in one sentence.
+#![deny(missing_docs)]
+
+mod backend;
+mod blocking;
+mod error;
+mod tensor;
+
+pub use backend::{Backend, Description, Device, OpenOptions, Prepared, Protocol, ServerStats};
+pub use blocking::{BlockingPool, Engine, EngineBackend};
+pub use error::BackendError;
+pub use tensor::{DType, Tensor};
+
+/// Threads per executor for an in-process engine when the user did not choose: the
+/// machine's cores shared evenly among the `workers` executors, at least one.
+pub fn default_intra_threads(workers: usize) -> usize {
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    (cores / workers.max(1)).max(1)
+}

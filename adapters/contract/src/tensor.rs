@@ -1,0 +1,170 @@
+//! Named host tensors: the only data type that crosses the contract.
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use crate::BackendError;
+
+/// Element type of a tensor. Only what the fixture models need.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DType {
+    /// 32-bit IEEE float.
+    F32,
+    /// 64-bit signed integer (token ids).
+    I64,
+}
+
+impl DType {
+    /// Bytes per element.
+    pub fn size(self) -> usize {
+        match self {
+            DType::F32 => 4,
+            DType::I64 => 8,
+        }
+    }
+
+    /// The name KServe v2 / Triton uses (`FP32`, `INT64`).
+    pub fn kserve_name(self) -> &'static str {
+        match self {
+            DType::F32 => "FP32",
+            DType::I64 => "INT64",
+        }
+    }
+}
+
+impl std::fmt::Display for DType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            DType::F32 => "f32",
+            DType::I64 => "i64",
+        })
+    }
+}
+
+/// A named tensor in host memory, row-major, little-endian.
+///
+/// The bytes are reference counted ([`Bytes`]), so cloning a tensor to hand it to a
+/// worker thread copies no data.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tensor {
+    /// Input or output name, as the model declares it.
+    pub name: String,
+    /// Element type.
+    pub dtype: DType,
+    /// Shape, batch dimension first.
+    pub shape: Vec<usize>,
+    /// `shape.iter().product() * dtype.size()` bytes.
+    pub data: Bytes,
+}
+
+impl Tensor {
+    /// Builds a tensor, checking that the byte length fits shape and dtype.
+    pub fn new(
+        name: impl Into<String>,
+        dtype: DType,
+        shape: Vec<usize>,
+        data: Bytes,
+    ) -> Result<Self, BackendError> {
+        let name = name.into();
+        let want = shape.iter().product::<usize>() * dtype.size();
+        if data.len() != want {
+            return Err(BackendError::BadInput(format!(
+                "tensor {name} has {} bytes but shape {shape:?} of {dtype} needs {want}",
+                data.len()
+            )));
+        }
+        Ok(Tensor {
+            name,
+            dtype,
+            shape,
+            data,
+        })
+    }
+
+    /// A float tensor from values.
+    pub fn from_f32(name: impl Into<String>, shape: Vec<usize>, values: &[f32]) -> Self {
+        let mut bytes = Vec::with_capacity(values.len() * 4);
+        for v in values {
+            bytes.extend_from_slice(&v.to_le_bytes());
+        }
+        Tensor::new(name, DType::F32, shape, bytes.into()).expect("length follows from values")
+    }
+
+    /// An int64 tensor from values.
+    pub fn from_i64(name: impl Into<String>, shape: Vec<usize>, values: &[i64]) -> Self {
+        let mut bytes = Vec::with_capacity(values.len() * 8);
+        for v in values {
+            bytes.extend_from_slice(&v.to_le_bytes());
+        }
+        Tensor::new(name, DType::I64, shape, bytes.into()).expect("length follows from values")
+    }
+
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    /// True when the tensor has no elements.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Size of the batch (first) dimension, 0 for a scalar.
+    pub fn batch(&self) -> usize {
+        self.shape.first().copied().unwrap_or(0)
+    }
+
+    /// The values as `f32`, or an error if the dtype differs.
+    pub fn to_f32(&self) -> Result<Vec<f32>, BackendError> {
+        self.expect(DType::F32)?;
+        Ok(self
+            .data
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().expect("chunk of 4")))
+            .collect())
+    }
+
+    /// The values as `i64`, or an error if the dtype differs.
+    pub fn to_i64(&self) -> Result<Vec<i64>, BackendError> {
+        self.expect(DType::I64)?;
+        Ok(self
+            .data
+            .chunks_exact(8)
+            .map(|c| i64::from_le_bytes(c.try_into().expect("chunk of 8")))
+            .collect())
+    }
+
+    fn expect(&self, dtype: DType) -> Result<(), BackendError> {
+        if self.dtype == dtype {
+            Ok(())
+        } else {
+            Err(BackendError::BadInput(format!(
+                "tensor {} is {} where {} was expected",
+                self.name, self.dtype, dtype
+            )))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_values() {
+        let t = Tensor::from_f32("x", vec![2, 2], &[1.0, -2.5, 3.0, 0.0]);
+        assert_eq!(t.to_f32().unwrap(), vec![1.0, -2.5, 3.0, 0.0]);
+        assert_eq!(t.batch(), 2);
+        let t = Tensor::from_i64("ids", vec![3], &[7, -1, 4999]);
+        assert_eq!(t.to_i64().unwrap(), vec![7, -1, 4999]);
+    }
+
+    #[test]
+    fn rejects_wrong_length_and_dtype() {
+        let err = Tensor::new("x", DType::F32, vec![2, 3], vec![0u8; 20].into()).unwrap_err();
+        assert!(err.to_string().contains("needs 24"), "{err}");
+        let t = Tensor::from_i64("ids", vec![1], &[1]);
+        assert_eq!(t.to_f32().unwrap_err().kind(), "bad_input");
+    }
+}
