@@ -33,8 +33,9 @@ impl fmt::Display for Protocol {
     }
 }
 
-/// Where the model runs.
+/// Where the model runs. Written as `cpu` or `cuda:N` in flags and files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(into = "String", try_from = "String")]
 pub enum Device {
     /// The host CPU.
     #[default]
@@ -67,6 +68,20 @@ impl FromStr for Device {
                 .map(Device::Cuda)
                 .ok_or_else(bad),
         }
+    }
+}
+
+impl From<Device> for String {
+    fn from(d: Device) -> String {
+        d.to_string()
+    }
+}
+
+impl TryFrom<String> for Device {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
     }
 }
 
@@ -227,7 +242,10 @@ mod tests {
         assert_eq!("cpu".parse::<Device>(), Ok(Device::Cpu));
         assert_eq!("cuda".parse::<Device>(), Ok(Device::Cuda(0)));
         assert_eq!("cuda:3".parse::<Device>(), Ok(Device::Cuda(3)));
-        assert!("gpu".parse::<Device>().unwrap_err().contains("cpu, cuda or cuda:N"));
+        assert!("gpu"
+            .parse::<Device>()
+            .unwrap_err()
+            .contains("cpu, cuda or cuda:N"));
         assert!("cuda:x".parse::<Device>().is_err());
     }
 

@@ -237,7 +237,10 @@ mod tests {
                 seen.insert(c.await.unwrap().unwrap()[0].name.clone());
             }
         }
-        assert!(seen.iter().all(|n| n == "exec-0" || n == "exec-1"), "{seen:?}");
+        assert!(
+            seen.iter().all(|n| n == "exec-0" || n == "exec-1"),
+            "{seen:?}"
+        );
 
         let err = pool.run("boom".into(), input()).await.unwrap_err();
         assert!(err.to_string().contains("asked to explode"), "{err}");

@@ -32,6 +32,7 @@
 mod backend;
 mod blocking;
 mod error;
+pub mod pyenv;
 mod tensor;
 
 pub use backend::{Backend, Description, Device, OpenOptions, Prepared, Protocol, ServerStats};
