@@ -1,0 +1,74 @@
+//! ONNX Runtime, embedded in the harness process through the `ort` crate.
+//!
+//! # Design
+//! - **No download at build time.** `ort` is built with `load-dynamic`: the shared
+//!   library is found at run time ([`library`]): `ORT_DYLIB_PATH`, else the
+//!   `onnxruntime` wheel in the project's Python environment. That is the very library
+//!   the Flask app and Triton's Python backend use, so the three run the same engine.
+//!   When it cannot be found the backend is *unavailable* with the reason and the
+//!   command that fixes it; it never fails the build and never falls back silently.
+//! - **One session per executor.** `Session::run` takes `&mut self`, so each of the N
+//!   executor threads of [`contract::BlockingPool`] owns its own sessions, one per model,
+//!   each limited to the configured intra-op threads (inter-op 1, sequential execution).
+//! - **Zero-copy inputs.** Input bytes are viewed in place as `f32`/`i64` when aligned
+//!   (they practically always are); outputs are copied once into host tensors.
+#![deny(missing_docs)]
+
+mod engine;
+mod library;
+
+pub use engine::build_session;
+pub use library::{find_library, load as load_library, Library};
+
+use std::sync::Arc;
+
+use contract::{
+    Backend, BackendError, BlockingPool, Description, Device, EngineBackend, OpenOptions, Protocol,
+};
+use fixtures::{ModelFiles, ModelId};
+
+/// Backend name in flags and results.
+pub const NAME: &str = "onnxruntime";
+
+/// Opens ONNX Runtime with `opts.workers` executors, each loading every requested model.
+pub fn open(opts: &OpenOptions) -> Result<Arc<dyn Backend>, BackendError> {
+    if let Device::Cuda(_) = opts.device {
+        return Err(BackendError::Unavailable {
+            backend: NAME.into(),
+            reason: "this build runs ONNX Runtime on the CPU execution provider only".into(),
+            fix: "use --device cpu; on a GPU host, compare ONNX Runtime on CUDA through Triton's onnxruntime backend".into(),
+        });
+    }
+    let lib = library::load()?;
+    let models: Vec<(ModelId, ModelFiles)> = opts
+        .models
+        .iter()
+        .map(|name| {
+            let id: ModelId = name
+                .parse()
+                .map_err(|_| BackendError::UnknownModel(name.clone()))?;
+            Ok((id, ModelFiles::new(&opts.fixtures_dir, id)))
+        })
+        .collect::<Result<_, BackendError>>()?;
+    let threads = opts.intra_threads.max(1);
+    let env = lib.environment.clone();
+    let pool = BlockingPool::start(NAME, opts.workers, move |_| {
+        engine::OrtEngine::load(&env, &models, threads)
+    })?;
+    let description = Description {
+        name: NAME.into(),
+        engine: format!("onnxruntime {}", lib.version),
+        protocol: Protocol::InProcess,
+        device: opts.device.to_string(),
+        workers: opts.workers,
+        intra_threads: Some(threads),
+        details: [
+            ("library".to_string(), lib.path.display().to_string()),
+            ("execution_provider".to_string(), "CPU".to_string()),
+            ("inter_op_threads".to_string(), "1".to_string()),
+        ]
+        .into_iter()
+        .collect(),
+    };
+    Ok(Arc::new(EngineBackend::new(pool, description)))
+}
