@@ -1,0 +1,606 @@
+//! Settings from flags and a TOML file, validated into one [`RunConfig`].
+//!
+//! Flags and the config file share one struct, [`Settings`]: every field is optional,
+//! flags win over the file, and [`Settings::validate`] fills in defaults and rejects bad
+//! values with one sentence naming the value and what is accepted. The validated
+//! [`RunConfig`] is what the run uses and what the results file repeats.
+
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use contract::Device;
+use fixtures::ModelId;
+use serde::{Deserialize, Serialize};
+
+use crate::HarnessError;
+
+/// Every setting of `compare`, as flags or as keys of a TOML file (`--config`).
+#[derive(Debug, Clone, Default, Args, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct Settings {
+    /// TOML file holding any of these settings (keys in snake_case); flags override it.
+    #[arg(long, value_name = "FILE")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+
+    /// Backends to compare, comma separated [default: every backend that can run here].
+    #[arg(long, value_delimiter = ',', value_name = "NAMES")]
+    pub backends: Option<Vec<String>>,
+
+    /// Backend the ratios are computed against [default: the first one compared].
+    #[arg(long, value_name = "NAME")]
+    pub baseline: Option<String>,
+
+    /// Backend whose outputs the others must agree with before timing [default: candle].
+    #[arg(long, value_name = "NAME")]
+    pub reference: Option<String>,
+
+    /// Models to run, comma separated: text-cnn, resnet18, resnet50
+    /// [default: text-cnn,resnet50; with --quick: text-cnn,resnet18].
+    #[arg(long, value_delimiter = ',', value_name = "NAMES")]
+    pub models: Option<Vec<String>>,
+
+    /// Matched worker count for every backend: in-process executors, server workers or
+    /// model instances [default: 1].
+    #[arg(long, value_name = "N")]
+    pub workers: Option<usize>,
+
+    /// Intra-op threads per worker [default: cores / workers, at least 1].
+    #[arg(long, value_name = "N")]
+    pub intra_threads: Option<usize>,
+
+    /// Requests in flight at once (closed loop) [default: the worker count].
+    #[arg(long, value_name = "N")]
+    pub concurrency: Option<usize>,
+
+    /// Device for in-process engines: cpu, cuda or cuda:N [default: cpu].
+    #[arg(long, value_name = "DEVICE")]
+    pub device: Option<String>,
+
+    /// Small-batch sizes, for every model [default: 1,2,4,8].
+    #[arg(long, value_delimiter = ',', value_name = "SIZES")]
+    pub small_batches: Option<Vec<usize>>,
+
+    /// Large-batch sizes for the text-CNN [default: 1,10,100,1000].
+    #[arg(long, value_delimiter = ',', value_name = "SIZES")]
+    pub large_batches: Option<Vec<usize>>,
+
+    /// Large-batch sizes for the ResNets [default: 1,8,32].
+    #[arg(long, value_delimiter = ',', value_name = "SIZES")]
+    pub large_batches_resnet: Option<Vec<usize>>,
+
+    /// Measurement window per point, in seconds [default: 1].
+    #[arg(long, value_name = "SECONDS")]
+    pub duration: Option<f64>,
+
+    /// Measure a fixed number of requests per point instead of a duration.
+    #[arg(long, value_name = "N")]
+    pub requests: Option<u64>,
+
+    /// Least number of requests a duration window measures, however slow [default: 3].
+    #[arg(long, value_name = "N")]
+    pub min_requests: Option<u64>,
+
+    /// Warm-up requests per point, never counted [default: the concurrency, at least 2].
+    #[arg(long, value_name = "N")]
+    pub warmup: Option<u64>,
+
+    /// Seed of the generated weights and inputs [default: the fixtures' default seed].
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+
+    /// Absolute tolerance of the agreement check [default: 1e-3].
+    #[arg(long, value_name = "X")]
+    pub atol: Option<f64>,
+
+    /// Tolerance relative to the largest reference output [default: 1e-3].
+    #[arg(long, value_name = "X")]
+    pub rtol: Option<f64>,
+
+    /// Fail, instead of excluding the backend, when a backend disagrees with the reference.
+    #[arg(long)]
+    #[serde(default)]
+    pub strict: bool,
+
+    /// A short run (about a minute): fewer models, batch sizes and shorter windows.
+    #[arg(long)]
+    #[serde(default)]
+    pub quick: bool,
+
+    /// Directory of the generated fixtures [default: fixtures/generated].
+    #[arg(long, value_name = "DIR")]
+    pub fixtures_dir: Option<PathBuf>,
+
+    /// Directory under which each run writes `<timestamp>/` [default: results].
+    #[arg(long, value_name = "DIR")]
+    pub results_dir: Option<PathBuf>,
+
+    /// Also write the JSON results to this file.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+
+    /// No progress output on stderr.
+    #[arg(long)]
+    #[serde(default)]
+    pub quiet: bool,
+}
+
+/// Small or large batches: the two tables of the classic TF Serving vs Flask study.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum BatchClass {
+    /// Latency-bound: 1, 2, 4, 8.
+    Small,
+    /// Throughput-bound: up to 1000 for the text-CNN.
+    Large,
+}
+
+impl std::fmt::Display for BatchClass {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            BatchClass::Small => "small",
+            BatchClass::Large => "large",
+        })
+    }
+}
+
+/// When a measurement window ends.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Window {
+    /// After this many seconds, but not before `min_requests` requests finished.
+    Duration {
+        /// Length in seconds.
+        seconds: f64,
+        /// Floor on the number of requests.
+        min_requests: u64,
+    },
+    /// After exactly this many requests.
+    Requests(u64),
+}
+
+/// The validated configuration of one `compare` run.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunConfig {
+    /// Backends requested, in order.
+    pub backends: Vec<String>,
+    /// True when the user named the backends (then an unavailable one is an error).
+    pub backends_explicit: bool,
+    /// Baseline backend for ratios (`None`: the first backend compared).
+    pub baseline: Option<String>,
+    /// Reference backend for the agreement check.
+    pub reference: String,
+    /// Models, in order.
+    #[serde(serialize_with = "model_names")]
+    pub models: Vec<ModelId>,
+    /// Matched worker count.
+    pub workers: usize,
+    /// Intra-op threads per worker.
+    pub intra_threads: usize,
+    /// Closed-loop concurrency.
+    pub concurrency: usize,
+    /// Device for in-process engines.
+    pub device: Device,
+    /// Small batch sizes.
+    pub small_batches: Vec<usize>,
+    /// Large batch sizes for the text-CNN.
+    pub large_batches: Vec<usize>,
+    /// Large batch sizes for the ResNets.
+    pub large_batches_resnet: Vec<usize>,
+    /// Measurement window.
+    pub window: Window,
+    /// Warm-up requests per point.
+    pub warmup: u64,
+    /// Seed of weights and inputs.
+    pub seed: u64,
+    /// Agreement tolerances.
+    pub atol: f64,
+    /// Agreement tolerance relative to the reference's largest output.
+    pub rtol: f64,
+    /// Disagreement is an error.
+    pub strict: bool,
+    /// Short run.
+    pub quick: bool,
+    /// Fixture directory.
+    pub fixtures_dir: PathBuf,
+    /// Results directory.
+    pub results_dir: PathBuf,
+    /// Extra JSON output path.
+    pub json: Option<PathBuf>,
+    /// No progress output.
+    #[serde(skip)]
+    pub quiet: bool,
+}
+
+fn model_names<S: serde::Serializer>(models: &[ModelId], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(models.iter().map(|m| m.name()))
+}
+
+impl RunConfig {
+    /// Batch sizes of `class` for `model`.
+    pub fn batches(&self, model: ModelId, class: BatchClass) -> &[usize] {
+        match (class, model) {
+            (BatchClass::Small, _) => &self.small_batches,
+            (BatchClass::Large, ModelId::TextCnn) => &self.large_batches,
+            (BatchClass::Large, _) => &self.large_batches_resnet,
+        }
+    }
+}
+
+impl Settings {
+    /// Reads the `--config` file, if any, and lets the flags override it.
+    pub fn with_file(self) -> Result<Settings, HarnessError> {
+        let Some(path) = self.config.clone() else {
+            return Ok(self);
+        };
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            HarnessError::Config(format!("cannot read config file {}: {e}", path.display()))
+        })?;
+        let file: Settings = toml::from_str(&text).map_err(|e| {
+            HarnessError::Config(format!(
+                "config file {} is not valid: {}",
+                path.display(),
+                e.message()
+            ))
+        })?;
+        Ok(self.over(file))
+    }
+
+    /// `self` where set, else `file`.
+    fn over(self, file: Settings) -> Settings {
+        Settings {
+            config: self.config,
+            backends: self.backends.or(file.backends),
+            baseline: self.baseline.or(file.baseline),
+            reference: self.reference.or(file.reference),
+            models: self.models.or(file.models),
+            workers: self.workers.or(file.workers),
+            intra_threads: self.intra_threads.or(file.intra_threads),
+            concurrency: self.concurrency.or(file.concurrency),
+            device: self.device.or(file.device),
+            small_batches: self.small_batches.or(file.small_batches),
+            large_batches: self.large_batches.or(file.large_batches),
+            large_batches_resnet: self.large_batches_resnet.or(file.large_batches_resnet),
+            duration: self.duration.or(file.duration),
+            requests: self.requests.or(file.requests),
+            min_requests: self.min_requests.or(file.min_requests),
+            warmup: self.warmup.or(file.warmup),
+            seed: self.seed.or(file.seed),
+            atol: self.atol.or(file.atol),
+            rtol: self.rtol.or(file.rtol),
+            strict: self.strict || file.strict,
+            quick: self.quick || file.quick,
+            fixtures_dir: self.fixtures_dir.or(file.fixtures_dir),
+            results_dir: self.results_dir.or(file.results_dir),
+            json: self.json.or(file.json),
+            quiet: self.quiet || file.quiet,
+        }
+    }
+
+    /// Fills in defaults and checks every value. `known` lists the backend names the
+    /// harness knows.
+    pub fn validate(self, known: &[&str]) -> Result<RunConfig, HarnessError> {
+        let quick = self.quick;
+        let bad = |msg: String| Err(HarnessError::Config(msg));
+
+        let check_backend = |name: &str, what: &str| -> Result<(), HarnessError> {
+            if known.contains(&name) {
+                Ok(())
+            } else {
+                Err(HarnessError::Config(format!(
+                    "unknown {what} {name:?}; known backends: {}",
+                    known.join(", ")
+                )))
+            }
+        };
+        let backends_explicit = self.backends.is_some();
+        let backends = match self.backends {
+            Some(list) => {
+                if list.is_empty() || list.iter().any(|b| b.trim().is_empty()) {
+                    return bad(format!(
+                        "--backends needs at least one name; known backends: {}",
+                        known.join(", ")
+                    ));
+                }
+                for b in &list {
+                    check_backend(b, "backend")?;
+                }
+                dedup(list)
+            }
+            None => known.iter().map(|s| s.to_string()).collect(),
+        };
+        if let Some(b) = &self.baseline {
+            check_backend(b, "baseline")?;
+            if !backends.contains(b) {
+                return bad(format!(
+                    "baseline {b:?} is not among the backends compared ({})",
+                    backends.join(", ")
+                ));
+            }
+        }
+        let reference = self.reference.unwrap_or_else(|| "candle".into());
+        check_backend(&reference, "reference backend")?;
+
+        let models = match self.models {
+            Some(list) if list.is_empty() => {
+                return bad("--models needs at least one of text-cnn, resnet18, resnet50".into())
+            }
+            Some(list) => dedup(
+                list.iter()
+                    .map(|m| m.parse::<ModelId>().map_err(HarnessError::Config))
+                    .collect::<Result<Vec<_>, _>>()?,
+            ),
+            None if quick => vec![ModelId::TextCnn, ModelId::Resnet18],
+            None => vec![ModelId::TextCnn, ModelId::Resnet50],
+        };
+
+        let workers = positive(self.workers.unwrap_or(1), "--workers")?;
+        let intra_threads = positive(
+            self.intra_threads
+                .unwrap_or_else(|| contract::default_intra_threads(workers)),
+            "--intra-threads",
+        )?;
+        let concurrency = positive(self.concurrency.unwrap_or(workers), "--concurrency")?;
+        let device = match self.device {
+            Some(d) => d.parse::<Device>().map_err(HarnessError::Config)?,
+            None => Device::Cpu,
+        };
+
+        let sizes = |v: Option<Vec<usize>>, flag: &str, normal: &[usize], short: &[usize]| {
+            let v = v.unwrap_or_else(|| if quick { short } else { normal }.to_vec());
+            batch_sizes(v, flag)
+        };
+        let small_batches = sizes(
+            self.small_batches,
+            "--small-batches",
+            &[1, 2, 4, 8],
+            &[1, 4],
+        )?;
+        let large_batches = sizes(
+            self.large_batches,
+            "--large-batches",
+            &[1, 10, 100, 1000],
+            &[1, 100],
+        )?;
+        let large_batches_resnet = sizes(
+            self.large_batches_resnet,
+            "--large-batches-resnet",
+            &[1, 8, 32],
+            &[1, 8],
+        )?;
+
+        let min_requests = self.min_requests.unwrap_or(if quick { 2 } else { 3 });
+        if min_requests == 0 {
+            return bad("--min-requests must be at least 1".into());
+        }
+        let window = match (self.requests, self.duration) {
+            (Some(_), Some(_)) => {
+                return bad("give either --requests or --duration, not both".into())
+            }
+            (Some(0), _) => return bad("--requests must be at least 1".into()),
+            (Some(n), None) => Window::Requests(n),
+            (None, d) => {
+                let seconds = d.unwrap_or(if quick { 0.3 } else { 1.0 });
+                if !(seconds.is_finite() && seconds > 0.0) {
+                    return bad(format!(
+                        "--duration {seconds} is not valid; give a positive number of seconds"
+                    ));
+                }
+                Window::Duration {
+                    seconds,
+                    min_requests,
+                }
+            }
+        };
+        let warmup = self.warmup.unwrap_or((concurrency as u64).max(2));
+
+        let atol = tolerance(self.atol.unwrap_or(1e-3), "--atol")?;
+        let rtol = tolerance(self.rtol.unwrap_or(1e-3), "--rtol")?;
+
+        Ok(RunConfig {
+            backends,
+            backends_explicit,
+            baseline: self.baseline,
+            reference,
+            models,
+            workers,
+            intra_threads,
+            concurrency,
+            device,
+            small_batches,
+            large_batches,
+            large_batches_resnet,
+            window,
+            warmup,
+            seed: self.seed.unwrap_or(fixtures::DEFAULT_SEED),
+            atol,
+            rtol,
+            strict: self.strict,
+            quick,
+            fixtures_dir: self.fixtures_dir.unwrap_or_else(fixtures::default_dir),
+            results_dir: self
+                .results_dir
+                .unwrap_or_else(|| Path::new("results").to_path_buf()),
+            json: self.json,
+            quiet: self.quiet,
+        })
+    }
+}
+
+fn dedup<T: PartialEq>(list: Vec<T>) -> Vec<T> {
+    let mut out = Vec::with_capacity(list.len());
+    for x in list {
+        if !out.contains(&x) {
+            out.push(x);
+        }
+    }
+    out
+}
+
+fn positive(n: usize, flag: &str) -> Result<usize, HarnessError> {
+    if n == 0 {
+        Err(HarnessError::Config(format!("{flag} must be at least 1")))
+    } else {
+        Ok(n)
+    }
+}
+
+fn batch_sizes(v: Vec<usize>, flag: &str) -> Result<Vec<usize>, HarnessError> {
+    if v.is_empty() {
+        return Err(HarnessError::Config(format!(
+            "{flag} needs at least one batch size (whole numbers from 1 to 4096)"
+        )));
+    }
+    if let Some(bad) = v.iter().find(|&&b| b == 0 || b > 4096) {
+        return Err(HarnessError::Config(format!(
+            "batch size {bad} in {flag} is not valid; use whole numbers from 1 to 4096"
+        )));
+    }
+    let mut v = dedup(v);
+    v.sort_unstable();
+    Ok(v)
+}
+
+fn tolerance(x: f64, flag: &str) -> Result<f64, HarnessError> {
+    if x.is_finite() && x >= 0.0 {
+        Ok(x)
+    } else {
+        Err(HarnessError::Config(format!(
+            "{flag} {x} is not valid; give a non-negative number"
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KNOWN: &[&str] = &["candle", "onnxruntime"];
+
+    fn err(s: Settings) -> String {
+        s.validate(KNOWN).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn defaults_are_filled_in() {
+        let c = Settings::default().validate(KNOWN).unwrap();
+        assert_eq!(c.backends, ["candle", "onnxruntime"]);
+        assert!(!c.backends_explicit);
+        assert_eq!(c.models, [ModelId::TextCnn, ModelId::Resnet50]);
+        assert_eq!(c.workers, 1);
+        assert_eq!(c.concurrency, 1);
+        assert_eq!(c.small_batches, [1, 2, 4, 8]);
+        assert_eq!(
+            c.batches(ModelId::TextCnn, BatchClass::Large),
+            [1, 10, 100, 1000]
+        );
+        assert_eq!(c.batches(ModelId::Resnet50, BatchClass::Large), [1, 8, 32]);
+        let q = Settings {
+            quick: true,
+            ..Default::default()
+        }
+        .validate(KNOWN)
+        .unwrap();
+        assert_eq!(q.models, [ModelId::TextCnn, ModelId::Resnet18]);
+    }
+
+    #[test]
+    fn bad_values_get_one_clear_sentence() {
+        let e = err(Settings {
+            backends: Some(vec!["tensorrt".into()]),
+            ..Default::default()
+        });
+        assert!(
+            e.contains("unknown backend \"tensorrt\"") && e.contains("candle, onnxruntime"),
+            "{e}"
+        );
+        let e = err(Settings {
+            small_batches: Some(vec![1, 0]),
+            ..Default::default()
+        });
+        assert!(e.contains("batch size 0 in --small-batches"), "{e}");
+        let e = err(Settings {
+            large_batches: Some(vec![]),
+            ..Default::default()
+        });
+        assert!(
+            e.contains("--large-batches needs at least one batch size"),
+            "{e}"
+        );
+        let e = err(Settings {
+            models: Some(vec!["bert".into()]),
+            ..Default::default()
+        });
+        assert!(e.contains("unknown model \"bert\""), "{e}");
+        let e = err(Settings {
+            workers: Some(0),
+            ..Default::default()
+        });
+        assert!(e.contains("--workers must be at least 1"), "{e}");
+        let e = err(Settings {
+            baseline: Some("onnxruntime".into()),
+            backends: Some(vec!["candle".into()]),
+            ..Default::default()
+        });
+        assert!(e.contains("not among the backends compared"), "{e}");
+        let e = err(Settings {
+            requests: Some(10),
+            duration: Some(1.0),
+            ..Default::default()
+        });
+        assert!(e.contains("either --requests or --duration"), "{e}");
+        let e = err(Settings {
+            device: Some("tpu".into()),
+            ..Default::default()
+        });
+        assert!(e.contains("cpu, cuda or cuda:N"), "{e}");
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "workers = 2\nmodels = [\"resnet18\"]\nquick = true\n",
+        )
+        .unwrap();
+        let s = Settings {
+            config: Some(path),
+            workers: Some(3),
+            ..Default::default()
+        }
+        .with_file()
+        .unwrap();
+        let c = s.validate(KNOWN).unwrap();
+        assert_eq!(c.workers, 3);
+        assert_eq!(c.models, [ModelId::Resnet18]);
+        assert!(c.quick);
+    }
+
+    #[test]
+    fn bad_config_files_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "wrokers = 2\n").unwrap();
+        let e = Settings {
+            config: Some(path.clone()),
+            ..Default::default()
+        }
+        .with_file()
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("c.toml is not valid") && e.contains("wrokers"),
+            "{e}"
+        );
+        let e = Settings {
+            config: Some(dir.path().join("missing.toml")),
+            ..Default::default()
+        }
+        .with_file()
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("cannot read config file"), "{e}");
+    }
+}

@@ -1,0 +1,206 @@
+//! Side-by-side tables: rows are batch sizes, columns are backends.
+//!
+//! The same tables go to the terminal and, in Markdown, to `report.md`. For each
+//! backend a table shows p50 and mean latency in milliseconds; every backend but the
+//! baseline also gets its p50 ratio to the baseline (`1.25×` = 25 % slower).
+
+use std::fmt::Write;
+
+use tabled::builder::Builder;
+use tabled::settings::Style;
+
+use crate::config::BatchClass;
+use crate::report::Results;
+
+/// Renders every model × batch class table, each under a title line.
+pub fn ratio_tables(results: &Results, markdown: bool) -> String {
+    let mut out = String::new();
+    for model in &results.config.models {
+        for class in [BatchClass::Small, BatchClass::Large] {
+            let rows: Vec<_> = results
+                .results
+                .iter()
+                .filter(|r| r.model == model.name() && r.batch_class == class)
+                .collect();
+            if rows.is_empty() {
+                continue;
+            }
+            let title = format!(
+                "{model}, {class} batches: latency in ms (p50, mean) and p50 ratio to {}",
+                results.baseline
+            );
+            if markdown {
+                let _ = writeln!(out, "### {title}\n");
+            } else {
+                let _ = writeln!(out, "{title}");
+            }
+            let table = one_table(results, model.name(), class, markdown);
+            let _ = writeln!(out, "{table}\n");
+        }
+    }
+    out
+}
+
+fn one_table(results: &Results, model: &str, class: BatchClass, markdown: bool) -> String {
+    let backends: Vec<&str> = results
+        .backends
+        .iter()
+        .map(|b| b.description.name.as_str())
+        .collect();
+    let mut header = vec!["batch".to_string()];
+    for b in &backends {
+        header.push(format!("{b} p50"));
+        header.push(format!("{b} mean"));
+        if *b != results.baseline {
+            header.push(format!("{b} ratio"));
+        }
+    }
+    let mut builder = Builder::default();
+    builder.push_record(header);
+    for &batch in results
+        .config
+        .batches(model.parse().expect("known model"), class)
+    {
+        let mut row = vec![batch.to_string()];
+        for b in &backends {
+            let point = results.results.iter().find(|r| {
+                r.model == model
+                    && r.batch_class == class
+                    && r.batch_size == batch
+                    && r.backend == *b
+            });
+            let (p50, mean) = match point.and_then(|p| p.latency_ms) {
+                Some(l) => (ms(l.p50), ms(l.mean)),
+                None if point.is_some() => ("failed".into(), "failed".into()),
+                None => ("-".into(), "-".into()),
+            };
+            row.push(p50);
+            row.push(mean);
+            if *b != results.baseline {
+                let ratio = results.ratios.iter().find(|r| {
+                    r.model == model
+                        && r.batch_class == class
+                        && r.batch_size == batch
+                        && r.backend == *b
+                });
+                row.push(ratio.map_or("-".into(), |r| format!("{:.2}x", r.p50_ratio)));
+            }
+        }
+        builder.push_record(row);
+    }
+    let mut table = builder.build();
+    if markdown {
+        table.with(Style::markdown());
+    } else {
+        table.with(Style::rounded());
+    }
+    table.to_string()
+}
+
+/// Milliseconds with about three significant digits.
+pub fn ms(x: f64) -> String {
+    if x >= 100.0 {
+        format!("{x:.0}")
+    } else if x >= 10.0 {
+        format!("{x:.1}")
+    } else if x >= 1.0 {
+        format!("{x:.2}")
+    } else {
+        format!("{x:.3}")
+    }
+}
+
+/// The agreement rows as a table.
+pub fn agreement_table(results: &Results, markdown: bool) -> String {
+    let mut builder = Builder::default();
+    builder.push_record([
+        "model",
+        "backend",
+        "reference",
+        "max abs diff",
+        "max rel diff",
+        "top-1 agreement",
+        "verdict",
+    ]);
+    for a in &results.agreement {
+        builder.push_record([
+            a.model.clone(),
+            a.backend.clone(),
+            a.reference.clone(),
+            format!("{:.2e}", a.max_abs_diff),
+            format!("{:.2e}", a.max_rel_diff),
+            format!("{:.0}%", a.top1_agreement * 100.0),
+            if a.passed { "agrees" } else { "EXCLUDED" }.to_string(),
+        ]);
+    }
+    let mut table = builder.build();
+    if markdown {
+        table.with(Style::markdown());
+    } else {
+        table.with(Style::rounded());
+    }
+    table.to_string()
+}
+
+/// One line per backend that could not run.
+pub fn unavailable_lines(results: &Results) -> String {
+    results
+        .unavailable
+        .iter()
+        .map(|u| format!("- {}: {}\n", u.backend, u.reason))
+        .collect()
+}
+
+/// The whole Markdown report.
+pub fn markdown(results: &Results) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "# servebench compare, {}\n", results.started_at);
+    let s = &results.system;
+    let _ = writeln!(
+        out,
+        "Machine: {} ({} cores, {} GiB), {}. Workers {}, intra-op threads {}, concurrency {}.\n",
+        s.cpu,
+        s.cores,
+        s.memory_gib,
+        s.os,
+        results.config.workers,
+        results.config.intra_threads,
+        results.config.concurrency
+    );
+    let _ = writeln!(out, "## Backends\n");
+    for b in &results.backends {
+        let d = &b.description;
+        let _ = writeln!(
+            out,
+            "- **{}**: {} ({}, {}), {} workers, {} intra-op threads, ready in {:.0} ms",
+            d.name,
+            d.engine,
+            d.protocol,
+            d.device,
+            d.workers,
+            d.intra_threads.map_or("?".to_string(), |t| t.to_string()),
+            b.cold_start_ms
+        );
+    }
+    if !results.unavailable.is_empty() {
+        let _ = writeln!(out, "\nNot measured:\n\n{}", unavailable_lines(results));
+    }
+    let _ = writeln!(out, "\n## Agreement with {}\n", results.config.reference);
+    let _ = writeln!(out, "{}\n", agreement_table(results, true));
+    let _ = writeln!(out, "## Latency\n");
+    out.push_str(&ratio_tables(results, true));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn milliseconds_keep_three_digits() {
+        assert_eq!(ms(1234.5), "1234");
+        assert_eq!(ms(12.345), "12.3");
+        assert_eq!(ms(1.2345), "1.23");
+        assert_eq!(ms(0.12345), "0.123");
+    }
+}

@@ -1,0 +1,157 @@
+//! Bad input from a user gets one clear sentence, a non-zero exit, no panic and no
+//! results file that looks complete.
+
+mod common;
+
+use std::path::Path;
+
+use common::{harness, result_files, text};
+use fixtures::{ModelFiles, ModelId};
+
+/// Runs `compare` with `args` (plus a private results dir) and checks that it failed
+/// cleanly; returns stderr.
+fn fails(args: &[&str]) -> String {
+    let results = tempfile::tempdir().unwrap();
+    let mut all = vec![
+        "compare",
+        "--quiet",
+        "--results-dir",
+        results.path().to_str().unwrap(),
+    ];
+    all.extend_from_slice(args);
+    let out = harness(&all);
+    let (stdout, stderr) = text(&out);
+    assert!(
+        !out.status.success(),
+        "{args:?} succeeded:\n{stdout}\n{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{args:?} panicked:\n{stderr}");
+    assert!(!stderr.contains("RUST_BACKTRACE"), "{stderr}");
+    let error_lines: Vec<_> = stderr.lines().filter(|l| l.starts_with("error")).collect();
+    assert_eq!(error_lines.len(), 1, "{args:?} stderr:\n{stderr}");
+    assert!(
+        result_files(results.path()).is_empty(),
+        "{args:?} left a results file"
+    );
+    stderr
+}
+
+#[test]
+fn unknown_backend() {
+    let e = fails(&["--backends", "tensorrt"]);
+    assert!(
+        e.contains("unknown backend \"tensorrt\"") && e.contains("candle"),
+        "{e}"
+    );
+}
+
+#[test]
+fn batch_size_zero_and_empty_batch_lists() {
+    let e = fails(&["--small-batches", "1,0"]);
+    assert!(e.contains("batch size 0 in --small-batches"), "{e}");
+    let e = fails(&["--large-batches", ""]);
+    assert!(e.contains("--large-batches"), "{e}");
+}
+
+#[test]
+fn unknown_model() {
+    let e = fails(&["--models", "bert"]);
+    assert!(e.contains("unknown model \"bert\""), "{e}");
+    assert!(e.contains("text-cnn, resnet18, resnet50"), "{e}");
+}
+
+#[test]
+fn unreadable_and_invalid_config_files() {
+    let e = fails(&["--config", "/nonexistent/servebench.toml"]);
+    assert!(
+        e.contains("cannot read config file /nonexistent/servebench.toml"),
+        "{e}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "workers = \"two\"\n").unwrap();
+    let e = fails(&["--config", bad.to_str().unwrap()]);
+    assert!(e.contains("bad.toml is not valid"), "{e}");
+}
+
+#[test]
+fn unknown_flag_is_rejected_by_the_parser() {
+    let out = harness(&["compare", "--wrokers", "2"]);
+    assert_eq!(out.status.code(), Some(2));
+    let (_, stderr) = text(&out);
+    assert!(stderr.contains("--wrokers"), "{stderr}");
+}
+
+/// A private copy of the text-CNN fixtures, to damage.
+fn private_fixtures() -> (tempfile::TempDir, ModelFiles) {
+    let dir = tempfile::tempdir().unwrap();
+    fixtures::ensure(dir.path(), &[ModelId::TextCnn], fixtures::DEFAULT_SEED).unwrap();
+    let files = ModelFiles::new(dir.path(), ModelId::TextCnn);
+    (dir, files)
+}
+
+fn truncate(path: &Path) {
+    let bytes = std::fs::read(path).unwrap();
+    std::fs::write(path, &bytes[..bytes.len() / 3]).unwrap();
+}
+
+/// Overwrites the start of the file, keeping its size: only the engine can tell.
+fn garble(path: &Path) {
+    let mut bytes = std::fs::read(path).unwrap();
+    for (i, b) in bytes.iter_mut().take(64).enumerate() {
+        *b = 0xA5 ^ i as u8;
+    }
+    std::fs::write(path, &bytes).unwrap();
+}
+
+fn damaged(model_file: fn(&ModelFiles) -> &Path, damage: fn(&Path), backend: &str) -> String {
+    let (dir, files) = private_fixtures();
+    damage(model_file(&files));
+    fails(&[
+        "--fixtures-dir",
+        dir.path().to_str().unwrap(),
+        "--models",
+        "text-cnn",
+        "--backends",
+        backend,
+        "--reference",
+        backend,
+    ])
+}
+
+#[test]
+fn missing_safetensors() {
+    let (dir, files) = private_fixtures();
+    std::fs::remove_file(&files.safetensors).unwrap();
+    let e = fails(&[
+        "--fixtures-dir",
+        dir.path().to_str().unwrap(),
+        "--models",
+        "text-cnn",
+        "--backends",
+        "candle",
+    ]);
+    assert!(e.contains("model.safetensors"), "{e}");
+}
+
+#[test]
+fn truncated_model_files() {
+    let e = damaged(|f| &f.safetensors, truncate, "candle");
+    assert!(
+        e.contains("model.safetensors") && e.contains("bytes"),
+        "{e}"
+    );
+    let e = damaged(|f| &f.onnx, truncate, "onnxruntime");
+    assert!(e.contains("model.onnx") && e.contains("bytes"), "{e}");
+}
+
+#[test]
+fn garbled_model_files_are_reported_by_the_engine() {
+    let e = damaged(|f| &f.safetensors, garble, "candle");
+    assert!(
+        e.contains("candle") && e.contains("model.safetensors"),
+        "{e}"
+    );
+    let e = damaged(|f| &f.onnx, garble, "onnxruntime");
+    assert!(e.contains("onnxruntime") && e.contains("model.onnx"), "{e}");
+}

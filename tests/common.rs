@@ -1,0 +1,54 @@
+//! Helpers shared by the end-to-end tests: run the real binary, read its outputs.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// Runs the `harness` binary built for these tests with `args`.
+pub fn harness(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_harness"))
+        .args(args)
+        .output()
+        .expect("the harness binary runs")
+}
+
+/// The fixtures directory the tests share: generated once, on demand, by the harness.
+pub fn fixtures_dir() -> PathBuf {
+    fixtures::default_dir()
+}
+
+/// Stdout and stderr as text, for assertion messages.
+pub fn text(out: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Every `results.json` below `dir`.
+pub fn result_files(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                found.extend(result_files(&p));
+            } else if p.file_name().is_some_and(|n| n == "results.json") {
+                found.push(p);
+            }
+        }
+    }
+    found
+}
+
+/// Validates `doc` against the published schema, returning every violation.
+pub fn schema_errors(doc: &serde_json::Value) -> Vec<String> {
+    let schema_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../results/schema.json");
+    let schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(schema_path).unwrap()).unwrap();
+    let validator = jsonschema::validator_for(&schema).expect("the schema compiles");
+    validator
+        .iter_errors(doc)
+        .map(|e| format!("{} at {}", e, e.instance_path))
+        .collect()
+}
