@@ -45,7 +45,7 @@ pub struct Cli {
 pub enum Command {
     /// Run identical text-CNN and ResNet workloads on every backend and print
     /// side-by-side latency tables with ratios, for small and large batches.
-    Compare(config::Settings),
+    Compare(Box<config::Settings>),
     /// List the backends and whether each can run on this machine.
     Backends,
 }
