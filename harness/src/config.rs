@@ -125,6 +125,11 @@ pub struct Settings {
     pub quiet: bool,
 }
 
+/// Default absolute tolerance of the agreement check.
+pub const DEFAULT_ATOL: f64 = 1e-3;
+/// Default tolerance of the agreement check, relative to the largest reference output.
+pub const DEFAULT_RTOL: f64 = 1e-3;
+
 /// Small or large batches: the two tables of the classic TF Serving vs Flask study.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, PartialOrd, Ord)]
 #[serde(rename_all = "lowercase")]
@@ -394,8 +399,8 @@ impl Settings {
         };
         let warmup = self.warmup.unwrap_or((concurrency as u64).max(2));
 
-        let atol = tolerance(self.atol.unwrap_or(1e-3), "--atol")?;
-        let rtol = tolerance(self.rtol.unwrap_or(1e-3), "--rtol")?;
+        let atol = tolerance(self.atol.unwrap_or(DEFAULT_ATOL), "--atol")?;
+        let rtol = tolerance(self.rtol.unwrap_or(DEFAULT_RTOL), "--rtol")?;
 
         Ok(RunConfig {
             backends,
