@@ -88,6 +88,11 @@ fn one_table(results: &Results, model: &str, class: BatchClass, markdown: bool) 
         }
         builder.push_record(row);
     }
+    render(builder, markdown)
+}
+
+/// A finished table in Markdown or, for the terminal, with rounded borders.
+fn render(builder: Builder, markdown: bool) -> String {
     let mut table = builder.build();
     if markdown {
         table.with(Style::markdown());
@@ -133,13 +138,7 @@ pub fn agreement_table(results: &Results, markdown: bool) -> String {
             if a.passed { "agrees" } else { "EXCLUDED" }.to_string(),
         ]);
     }
-    let mut table = builder.build();
-    if markdown {
-        table.with(Style::markdown());
-    } else {
-        table.with(Style::rounded());
-    }
-    table.to_string()
+    render(builder, markdown)
 }
 
 /// One line per backend that could not run.
