@@ -151,6 +151,7 @@ fn list_backends() {
         workers: 1,
         intra_threads: 1,
         device: contract::Device::Cpu,
+        server_urls: Default::default(),
     };
     for entry in registry::entries() {
         match (entry.open)(&opts) {
