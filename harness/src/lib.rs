@@ -41,6 +41,8 @@ pub struct Cli {
 }
 
 /// The subcommands.
+// Parsed once per process: the size of `Settings` does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run identical text-CNN and ResNet workloads on every backend and print
