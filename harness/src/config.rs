@@ -623,4 +623,26 @@ mod tests {
         .to_string();
         assert!(e.contains("cannot read config file"), "{e}");
     }
+
+    #[test]
+    fn flask_url_must_be_http() {
+        let with = |url: &str| {
+            Settings {
+                flask_url: Some(url.into()),
+                ..Settings::default()
+            }
+            .validate(KNOWN)
+        };
+        assert_eq!(
+            with("http://127.0.0.1:8000/").unwrap().flask_url.as_deref(),
+            Some("http://127.0.0.1:8000")
+        );
+        for bad in ["127.0.0.1:8000", "https://x", "http://", "http:// x"] {
+            let e = with(bad).unwrap_err().to_string();
+            assert!(
+                e.contains("--flask-url") && e.contains("http://"),
+                "{bad}: {e}"
+            );
+        }
+    }
 }

@@ -47,6 +47,12 @@ fn open_flask(_: &OpenOptions) -> Result<Arc<dyn Backend>, BackendError> {
     Err(not_compiled_in("flask", "flask"))
 }
 
+/// Makes managed servers that are still starting give up and stop (on Ctrl-C).
+pub fn cancel_starts() {
+    #[cfg(feature = "flask")]
+    adapter_flask::server::cancel_starts();
+}
+
 /// Names of the known backends.
 pub fn names() -> Vec<&'static str> {
     entries().iter().map(|e| e.name).collect()

@@ -14,6 +14,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use contract::BackendError;
@@ -26,6 +27,16 @@ pub const READY_TIMEOUT: Duration = Duration::from_secs(120);
 const STOP_GRACE: Duration = Duration::from_secs(8);
 /// Log lines quoted when the server fails to start.
 const LOG_LINES: usize = 4;
+
+static CANCELLED: AtomicBool = AtomicBool::new(false);
+
+/// Makes every start still waiting for readiness give up and stop what it started.
+///
+/// The harness calls this on Ctrl-C: a start runs on a blocking thread that the async
+/// runtime's shutdown does not interrupt, and may otherwise wait for its whole deadline.
+pub fn cancel_starts() {
+    CANCELLED.store(true, Ordering::SeqCst);
+}
 
 /// What to start.
 #[derive(Debug, Clone)]
@@ -128,6 +139,9 @@ impl ManagedServer {
     fn wait_ready(&mut self, cfg: &ServerConfig) -> Result<(), StartError> {
         let deadline = Instant::now() + cfg.ready_timeout;
         loop {
+            if CANCELLED.load(Ordering::SeqCst) {
+                return Err(StartError::Other(failed("the start was cancelled".into())));
+            }
             let log = self.log_tail();
             if log.contains("Connection in use") || log.contains("Address already in use") {
                 return Err(StartError::PortTaken(failed(format!(
