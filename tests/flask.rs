@@ -422,3 +422,28 @@ fn unreachable_flask_url_is_one_clear_error() {
     assert!(lines[0].to_lowercase().contains("refused"), "{stderr}");
     assert!(!pid_file.exists(), "a server was started");
 }
+
+#[test]
+fn an_app_that_cannot_start_is_one_sentence_with_its_log() {
+    let _turn = serial();
+    let dir = tempfile::tempdir().unwrap(); // holds no model.onnx
+    let err = ManagedServer::start(&ServerConfig {
+        gunicorn: server::gunicorn().expect("gunicorn in .venv: run scripts/setup"),
+        app_dir: server::app_dir(),
+        fixtures_dir: dir.path().to_path_buf(),
+        models: vec!["text-cnn".into()],
+        workers: 2,
+        intra_threads: 1,
+        ready_timeout: server::READY_TIMEOUT,
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(!err.contains('\n'), "{err}");
+    assert!(
+        err.starts_with("flask is unavailable: gunicorn exited"),
+        "{err}"
+    );
+    assert!(err.contains("last log lines: "), "{err}");
+    assert!(err.contains("NO_SUCHFILE"), "{err}");
+    assert!(err.contains("scripts/setup"), "{err}");
+}

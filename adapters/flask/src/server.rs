@@ -142,12 +142,12 @@ impl ManagedServer {
             if CANCELLED.load(Ordering::SeqCst) {
                 return Err(StartError::Other(failed("the start was cancelled".into())));
             }
-            let log = self.log_tail();
+            let log = self.log();
             if log.contains("Connection in use") || log.contains("Address already in use") {
                 return Err(StartError::PortTaken(failed(format!(
                     "gunicorn could not bind 127.0.0.1:{}{}",
                     self.port,
-                    quote(&log)
+                    quote(&summary(&log))
                 ))));
             }
             if let Ok(Some(status)) = self.child.try_wait() {
@@ -192,12 +192,14 @@ impl ManagedServer {
         pids
     }
 
-    /// The last lines of the server's log.
+    /// The server's log so far.
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.state.path().join("gunicorn.log")).unwrap_or_default()
+    }
+
+    /// The last lines of the server's log, led by the first exception message.
     fn log_tail(&self) -> String {
-        let text =
-            std::fs::read_to_string(self.state.path().join("gunicorn.log")).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-        lines[lines.len().saturating_sub(LOG_LINES)..].join(" | ")
+        summary(&self.log())
     }
 
     /// Port on 127.0.0.1.
@@ -267,6 +269,31 @@ fn failed(reason: String) -> BackendError {
     }
 }
 
+/// One line from a Gunicorn log: the first exception message (the cause: a worker that
+/// could not load a model, an import error), then the last lines. Traceback frames are
+/// left out.
+fn summary(log: &str) -> String {
+    let lines: Vec<&str> = log
+        .lines()
+        .map(str::trim_end)
+        .filter(|l| !l.is_empty() && !l.starts_with(char::is_whitespace))
+        .filter(|l| !l.starts_with("Traceback"))
+        .collect();
+    // Gunicorn's own lines start with `[timestamp]`; Python's exception lines do not.
+    let mut picked: Vec<&str> = lines
+        .iter()
+        .copied()
+        .find(|l| !l.starts_with('['))
+        .into_iter()
+        .collect();
+    for l in &lines[lines.len().saturating_sub(LOG_LINES)..] {
+        if !picked.contains(l) {
+            picked.push(l);
+        }
+    }
+    picked.join(" | ")
+}
+
 fn quote(log: &str) -> String {
     if log.is_empty() {
         "; its log is empty".into()
@@ -315,4 +342,25 @@ pub fn gunicorn() -> Option<PathBuf> {
 
 fn is_file(p: &Path) -> bool {
     p.is_file()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_leads_with_the_cause() {
+        let log = "[t] [1] [INFO] Booting worker\n\
+                   [t] [2] [ERROR] Exception in worker process\n\
+                   Traceback (most recent call last):\n  File \"app.py\", line 1\n\
+                   NoSuchFile: model.onnx failed\n\
+                   [t] [1] [ERROR] Worker exited\n\
+                   [t] [1] [ERROR] Reason: Worker failed to boot.\n";
+        assert_eq!(
+            summary(log),
+            "NoSuchFile: model.onnx failed | [t] [2] [ERROR] Exception in worker process | \
+             [t] [1] [ERROR] Worker exited | [t] [1] [ERROR] Reason: Worker failed to boot."
+        );
+        assert_eq!(summary(""), "");
+    }
 }
