@@ -4,7 +4,8 @@
 //! Backends are taken from the harness's registry, so a new adapter joins this suite
 //! by its registration line. A backend that is unavailable on this machine is named in
 //! the output and skipped, except the two this repository's set-up always provides
-//! (candle and ONNX Runtime): for those, unavailability fails the test.
+//! (candle, ONNX Runtime, and Flask/Gunicorn, which starts its own server on loopback):
+//! for those, unavailability fails the test.
 
 use std::sync::Arc;
 
@@ -14,7 +15,7 @@ use harness::config::{DEFAULT_ATOL, DEFAULT_RTOL};
 use harness::{agreement, registry};
 
 const REFERENCE: &str = "candle";
-const ALWAYS_AVAILABLE: [&str; 2] = ["candle", "onnxruntime"];
+const ALWAYS_AVAILABLE: [&str; 3] = ["candle", "onnxruntime", "flask"];
 const BATCH: usize = 3;
 
 fn open(name: &str) -> Result<Arc<dyn Backend>, contract::BackendError> {
@@ -27,6 +28,7 @@ fn open(name: &str) -> Result<Arc<dyn Backend>, contract::BackendError> {
         workers: 1,
         intra_threads: contract::default_intra_threads(1),
         device: Device::Cpu,
+        server_urls: Default::default(),
     })
 }
 

@@ -56,6 +56,7 @@ fn overhead(c: &mut Criterion) {
         workers: 1,
         intra_threads: threads,
         device: Device::Cpu,
+        server_urls: Default::default(),
     })
     .unwrap();
     let request = Arc::new(

@@ -58,6 +58,11 @@ pub async fn compare(cfg: RunConfig) -> Result<Results, HarnessError> {
         workers: cfg.workers,
         intra_threads: cfg.intra_threads,
         device: cfg.device,
+        server_urls: cfg
+            .flask_url
+            .iter()
+            .map(|u| (registry::FLASK.to_string(), u.clone()))
+            .collect(),
     };
     let (opened, unavailable) = open_all(&cfg, &opts, &progress).await?;
     if opened.is_empty() {

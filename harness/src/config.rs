@@ -123,6 +123,11 @@ pub struct Settings {
     #[arg(long)]
     #[serde(default)]
     pub quiet: bool,
+
+    /// Use the Flask app already serving at this URL (such as http://127.0.0.1:8000)
+    /// instead of starting Gunicorn [default: start one with --workers workers].
+    #[arg(long, value_name = "URL")]
+    pub flask_url: Option<String>,
 }
 
 /// Default absolute tolerance of the agreement check.
@@ -215,6 +220,8 @@ pub struct RunConfig {
     /// No progress output.
     #[serde(skip)]
     pub quiet: bool,
+    /// Existing Flask server (`None`: the harness starts Gunicorn).
+    pub flask_url: Option<String>,
 }
 
 fn model_names<S: serde::Serializer>(models: &[ModelId], s: S) -> Result<S::Ok, S::Error> {
@@ -279,6 +286,7 @@ impl Settings {
             results_dir: self.results_dir.or(file.results_dir),
             json: self.json.or(file.json),
             quiet: self.quiet || file.quiet,
+            flask_url: self.flask_url.or(file.flask_url),
         }
     }
 
@@ -428,8 +436,20 @@ impl Settings {
                 .unwrap_or_else(|| Path::new("results").to_path_buf()),
             json: self.json,
             quiet: self.quiet,
+            flask_url: self.flask_url.map(server_url).transpose()?,
         })
     }
+}
+
+/// An `http://` URL, without a trailing slash.
+fn server_url(url: String) -> Result<String, HarnessError> {
+    let rest = url.strip_prefix("http://").unwrap_or("");
+    if rest.is_empty() || rest.starts_with('/') || rest.contains(char::is_whitespace) {
+        return Err(HarnessError::Config(format!(
+            "--flask-url {url:?} is not valid; give an http:// URL such as http://127.0.0.1:8000"
+        )));
+    }
+    Ok(url.trim_end_matches('/').to_string())
 }
 
 fn dedup<T: PartialEq>(list: Vec<T>) -> Vec<T> {
@@ -607,5 +627,27 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("cannot read config file"), "{e}");
+    }
+
+    #[test]
+    fn flask_url_must_be_http() {
+        let with = |url: &str| {
+            Settings {
+                flask_url: Some(url.into()),
+                ..Settings::default()
+            }
+            .validate(KNOWN)
+        };
+        assert_eq!(
+            with("http://127.0.0.1:8000/").unwrap().flask_url.as_deref(),
+            Some("http://127.0.0.1:8000")
+        );
+        for bad in ["127.0.0.1:8000", "https://x", "http://", "http:// x"] {
+            let e = with(bad).unwrap_err().to_string();
+            assert!(
+                e.contains("--flask-url") && e.contains("http://"),
+                "{bad}: {e}"
+            );
+        }
     }
 }

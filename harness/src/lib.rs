@@ -84,7 +84,11 @@ where
     let outcome = runtime.block_on(async {
         tokio::select! {
             r = dispatch(cli.command) => r,
-            _ = tokio::signal::ctrl_c() => Err(HarnessError::Interrupted),
+            _ = tokio::signal::ctrl_c() => {
+                // A server still starting on a blocking thread gives up and stops.
+                registry::cancel_starts();
+                Err(HarnessError::Interrupted)
+            }
         }
     });
     // Dropping the runtime drops every task and, with them, every backend: executor
@@ -151,6 +155,7 @@ fn list_backends() {
         workers: 1,
         intra_threads: 1,
         device: contract::Device::Cpu,
+        server_urls: Default::default(),
     };
     for entry in registry::entries() {
         match (entry.open)(&opts) {

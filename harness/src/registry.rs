@@ -16,6 +16,9 @@ pub struct Entry {
     pub open: fn(&OpenOptions) -> Result<Arc<dyn Backend>, BackendError>,
 }
 
+/// Name of the Flask/Gunicorn backend, known with its feature on or off.
+pub const FLASK: &str = "flask";
+
 /// The known backends, in the order they are compared by default.
 pub fn entries() -> Vec<Entry> {
     vec![
@@ -27,7 +30,27 @@ pub fn entries() -> Vec<Entry> {
             name: adapter_onnxruntime::NAME,
             open: adapter_onnxruntime::open,
         },
+        Entry {
+            name: FLASK,
+            open: open_flask,
+        },
     ]
+}
+
+#[cfg(feature = "flask")]
+fn open_flask(opts: &OpenOptions) -> Result<Arc<dyn Backend>, BackendError> {
+    adapter_flask::open(opts)
+}
+
+#[cfg(not(feature = "flask"))]
+fn open_flask(_: &OpenOptions) -> Result<Arc<dyn Backend>, BackendError> {
+    Err(not_compiled_in("flask", "flask"))
+}
+
+/// Makes managed servers that are still starting give up and stop (on Ctrl-C).
+pub fn cancel_starts() {
+    #[cfg(feature = "flask")]
+    adapter_flask::server::cancel_starts();
 }
 
 /// Names of the known backends.

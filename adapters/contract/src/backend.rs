@@ -98,6 +98,9 @@ pub struct OpenOptions {
     pub intra_threads: usize,
     /// Device to run on.
     pub device: Device,
+    /// URL of an already running server, by backend name (`flask` ->
+    /// `http://host:port`). A server backend with an entry here starts nothing.
+    pub server_urls: BTreeMap<String, String>,
 }
 
 /// What a backend says about itself. Goes verbatim into the results file.

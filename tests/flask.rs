@@ -1,0 +1,449 @@
+//! End to end: the Flask app behind a real Gunicorn (2 workers) on loopback.
+//!
+//! Checks that `compare` measures `flask` next to the in-process engines with the
+//! agreement check passing, that the server and every worker are gone (by pid) after a
+//! normal run, a run that fails half-way and SIGINT to the harness, that bad requests get
+//! 4xx JSON errors, and that an unreachable `--flask-url` is one clear error.
+//! The tests take turns: each starts its own Gunicorn and the machine has few cores.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use adapter_flask::server::{self, ManagedServer, ServerConfig};
+use common::{result_files, schema_errors, text};
+use fixtures::ModelId;
+
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The harness with the pid file hook pointed at `pid_file`.
+fn harness_cmd(args: &[&str], pid_file: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_harness"));
+    cmd.args(args).env(adapter_flask::PID_FILE_ENV, pid_file);
+    cmd
+}
+
+/// Master and worker pids the adapter wrote (master first).
+fn read_pids(pid_file: &Path) -> Vec<u32> {
+    let text = std::fs::read_to_string(pid_file).unwrap_or_default();
+    text.split_whitespace()
+        .map(|p| p.parse().unwrap())
+        .collect()
+}
+
+/// True if `pid` is a live process (a zombie is dead: it only waits to be reaped).
+fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => {
+            let state = stat
+                .rsplit(')')
+                .next()
+                .unwrap_or("")
+                .split_whitespace()
+                .next();
+            state != Some("Z")
+        }
+        Err(_) => false,
+    }
+}
+
+/// Live processes whose process group is `group`.
+fn group_members(group: u32) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| {
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                return false;
+            };
+            let fields: Vec<&str> = stat
+                .rsplit(')')
+                .next()
+                .unwrap_or("")
+                .split_whitespace()
+                .collect();
+            // After the command: state, ppid, pgrp.
+            fields.first() != Some(&"Z") && fields.get(2) == Some(&group.to_string().as_str())
+        })
+        .collect()
+}
+
+fn assert_all_gone(pids: &[u32]) {
+    assert_eq!(
+        pids.len(),
+        3,
+        "expected a master and 2 workers, got {pids:?}"
+    );
+    let left: Vec<u32> = pids.iter().copied().filter(|&p| alive(p)).collect();
+    assert!(
+        left.is_empty(),
+        "processes left behind: {left:?} of {pids:?}"
+    );
+    assert!(
+        group_members(pids[0]).is_empty(),
+        "group {} still has members",
+        pids[0]
+    );
+}
+
+#[test]
+fn compare_measures_flask_with_agreement_and_stops_every_process() {
+    let _turn = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("pids");
+    let out = harness_cmd(
+        &[
+            "compare",
+            "--quick",
+            "--quiet",
+            "--backends",
+            "candle,onnxruntime,flask",
+            "--models",
+            "text-cnn,resnet18",
+            "--workers",
+            "2",
+            "--results-dir",
+            dir.path().to_str().unwrap(),
+        ],
+        &pid_file,
+    )
+    .output()
+    .unwrap();
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(stdout.contains("flask ratio"), "{stdout}");
+
+    let files = result_files(dir.path());
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&files[0]).unwrap()).unwrap();
+    let errors = schema_errors(&doc);
+    assert!(errors.is_empty(), "schema violations: {errors:#?}");
+    let flask_agreement: Vec<_> = doc["agreement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["backend"] == "flask")
+        .collect();
+    assert_eq!(flask_agreement.len(), 2, "{:#}", doc["agreement"]);
+    for a in flask_agreement {
+        assert_eq!(a["passed"], true, "{a}");
+        assert_eq!(a["top1_agreement"], 1.0, "{a}");
+    }
+    for r in doc["results"].as_array().unwrap() {
+        if r["backend"] == "flask" {
+            assert_eq!(r["errors"], 0, "{r}");
+        }
+    }
+    let flask = doc["backends"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["name"] == "flask")
+        .unwrap();
+    assert_eq!(flask["workers"], 2, "{flask}");
+    assert_eq!(flask["intra_threads"], 1, "{flask}");
+    assert_eq!(flask["protocol"], "http", "{flask}");
+    assert!(flask["cold_start_ms"].as_f64().unwrap() > 0.0, "{flask}");
+
+    assert_all_gone(&read_pids(&pid_file));
+}
+
+#[test]
+fn a_run_failing_half_way_stops_every_process() {
+    let _turn = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("pids");
+    // The server starts and answers, then the agreement check fails under --strict.
+    let out = harness_cmd(
+        &[
+            "compare",
+            "--quick",
+            "--quiet",
+            "--strict",
+            "--atol",
+            "0",
+            "--rtol",
+            "0",
+            "--backends",
+            "flask",
+            "--models",
+            "text-cnn",
+            "--workers",
+            "2",
+            "--results-dir",
+            dir.path().to_str().unwrap(),
+        ],
+        &pid_file,
+    )
+    .output()
+    .unwrap();
+    let (stdout, stderr) = text(&out);
+    assert!(
+        !out.status.success(),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert_all_gone(&read_pids(&pid_file));
+}
+
+#[test]
+fn sigint_to_the_harness_stops_every_process() {
+    let _turn = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("pids");
+    let mut child = harness_cmd(
+        &[
+            "compare",
+            "--quiet",
+            "--backends",
+            "flask",
+            "--models",
+            "text-cnn",
+            "--workers",
+            "2",
+            "--small-batches",
+            "1",
+            "--large-batches",
+            "1",
+            "--duration",
+            "60",
+            "--results-dir",
+            dir.path().to_str().unwrap(),
+        ],
+        &pid_file,
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let pids = loop {
+        let pids = read_pids(&pid_file);
+        if pids.len() == 3 {
+            break pids;
+        }
+        assert!(Instant::now() < deadline, "the server never became ready");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the harness ended early"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    std::thread::sleep(Duration::from_millis(1500)); // into the measurement
+    assert!(pids.iter().all(|&p| alive(p)), "{pids:?}");
+    // SAFETY: sending a signal to our own child process.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, libc::SIGINT);
+    }
+    let status = child.wait().unwrap();
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    assert_all_gone(&pids);
+}
+
+/// One HTTP/1.0 request; returns the status and the body parsed as JSON.
+fn request(port: u16, method: &str, path: &str, body: &str) -> (u16, serde_json::Value) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    assert!(!body.contains("Traceback"), "{body}");
+    let json = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body:?}"));
+    (status, json)
+}
+
+#[test]
+fn bad_requests_get_4xx_json_errors() {
+    let _turn = serial();
+    let fixtures_dir = common::fixtures_dir();
+    fixtures::ensure(&fixtures_dir, &[ModelId::TextCnn], fixtures::DEFAULT_SEED).unwrap();
+    let mut srv = ManagedServer::start(&ServerConfig {
+        gunicorn: server::gunicorn().expect("gunicorn in .venv: run scripts/setup"),
+        app_dir: server::app_dir(),
+        fixtures_dir,
+        models: vec!["text-cnn".into()],
+        workers: 2,
+        intra_threads: 1,
+        ready_timeout: server::READY_TIMEOUT,
+    })
+    .unwrap();
+    let port = srv.port();
+    let row = |v: &str| format!("[{}]", vec![v; 600].join(","));
+    let ok = format!(r#"{{"instances": [{}]}}"#, row("3"));
+
+    let (status, good) = request(port, "POST", "/v1/models/text-cnn:predict", &ok);
+    assert_eq!(status, 200, "{good}");
+    assert_eq!(good["predictions"].as_array().unwrap().len(), 1);
+    let (status, meta) = request(port, "GET", "/v1/models/text-cnn/metadata", "");
+    assert_eq!(status, 200);
+    assert_eq!(meta["metadata"]["inputs"][0]["shape"][1], 600, "{meta}");
+
+    let cases = [
+        (
+            "malformed JSON",
+            "POST",
+            "/v1/models/text-cnn:predict",
+            "{\"instances\": [".to_string(),
+            400,
+        ),
+        (
+            "no instances",
+            "POST",
+            "/v1/models/text-cnn:predict",
+            r#"{"inputs": []}"#.to_string(),
+            400,
+        ),
+        (
+            "wrong shape",
+            "POST",
+            "/v1/models/text-cnn:predict",
+            r#"{"instances": [[1, 2, 3]]}"#.to_string(),
+            400,
+        ),
+        (
+            "ragged",
+            "POST",
+            "/v1/models/text-cnn:predict",
+            format!(r#"{{"instances": [{}, [1]]}}"#, row("1")),
+            400,
+        ),
+        (
+            "wrong dtype",
+            "POST",
+            "/v1/models/text-cnn:predict",
+            format!(r#"{{"instances": [{}]}}"#, row("0.5")),
+            400,
+        ),
+        (
+            "strings",
+            "POST",
+            "/v1/models/text-cnn:predict",
+            format!(r#"{{"instances": [{}]}}"#, row("\"a\"")),
+            400,
+        ),
+        (
+            "id out of range",
+            "POST",
+            "/v1/models/text-cnn:predict",
+            format!(r#"{{"instances": [{}]}}"#, row("99999999")),
+            400,
+        ),
+        (
+            "unknown model",
+            "POST",
+            "/v1/models/resnet9:predict",
+            ok.clone(),
+            404,
+        ),
+        ("unknown path", "GET", "/v2/nothing", String::new(), 404),
+        (
+            "GET on predict",
+            "GET",
+            "/v1/models/text-cnn:predict",
+            String::new(),
+            404,
+        ),
+        ("wrong method", "DELETE", "/health", String::new(), 405),
+    ];
+    for (what, method, path, body, want) in cases {
+        let (status, json) = request(port, method, path, &body);
+        assert_eq!(status, want, "{what}: {json}");
+        let msg = json["error"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{what}: {json}"));
+        assert!(!msg.is_empty(), "{what}");
+    }
+
+    let mut pids = vec![srv.pid()];
+    pids.extend_from_slice(srv.worker_pids());
+    srv.stop();
+    assert_all_gone(&pids);
+}
+
+#[test]
+fn unreachable_flask_url_is_one_clear_error() {
+    let _turn = serial();
+    // A port nobody listens on: bound, then released.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    let pid_file = dir.path().join("pids");
+    let out = harness_cmd(
+        &[
+            "compare",
+            "--quick",
+            "--quiet",
+            "--backends",
+            "flask",
+            "--models",
+            "text-cnn",
+            "--flask-url",
+            &url,
+            "--results-dir",
+            dir.path().to_str().unwrap(),
+        ],
+        &pid_file,
+    )
+    .output()
+    .unwrap();
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(lines[0].starts_with("error: flask: "), "{stderr}");
+    assert!(lines[0].contains(&url), "{stderr}");
+    assert!(lines[0].to_lowercase().contains("refused"), "{stderr}");
+    assert!(!pid_file.exists(), "a server was started");
+}
+
+#[test]
+fn an_app_that_cannot_start_is_one_sentence_with_its_log() {
+    let _turn = serial();
+    let dir = tempfile::tempdir().unwrap(); // holds no model.onnx
+    let err = ManagedServer::start(&ServerConfig {
+        gunicorn: server::gunicorn().expect("gunicorn in .venv: run scripts/setup"),
+        app_dir: server::app_dir(),
+        fixtures_dir: dir.path().to_path_buf(),
+        models: vec!["text-cnn".into()],
+        workers: 2,
+        intra_threads: 1,
+        ready_timeout: server::READY_TIMEOUT,
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(!err.contains('\n'), "{err}");
+    assert!(
+        err.starts_with("flask is unavailable: gunicorn exited"),
+        "{err}"
+    );
+    assert!(err.contains("last log lines: "), "{err}");
+    assert!(err.contains("NO_SUCHFILE"), "{err}");
+    assert!(err.contains("scripts/setup"), "{err}");
+}
