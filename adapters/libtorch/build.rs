@@ -4,7 +4,8 @@
 //!   adapter check at run time that the libtorch actually loaded is this one, and report
 //!   its version;
 //! - `SERVEBENCH_TCH_VERSION`: the exact `tch` version, read from `Cargo.lock`;
-//! - an rpath to the library directory for this crate's own tests, and the `libdir`
+//! - an rpath to the library directory (and `libtorch_cuda.so` kept as a needed
+//!   library) for this crate's own tests, and the `libdir`
 //!   link metadata (`DEP_SERVEBENCH_LIBTORCH_LIBDIR`) from which the harness's build
 //!   script gives its binaries, tests and benches the same rpath. Without it a binary
 //!   would need `LD_LIBRARY_PATH`, or pick up another libtorch on the system.
@@ -40,6 +41,13 @@ fn main() {
     println!("cargo:rustc-env=SERVEBENCH_LIBTORCH_LIB={}", lib.display());
     println!("cargo:rustc-env=SERVEBENCH_LIBTORCH_VERSION={version}");
     println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib.display());
+    // Keep libtorch_cuda loaded (see harness/build.rs): without it, no CUDA device.
+    let cuda = lib.join("libtorch_cuda.so");
+    if cuda.is_file() {
+        println!("cargo:rustc-link-arg=-Wl,--no-as-needed");
+        println!("cargo:rustc-link-arg={}", cuda.display());
+        println!("cargo:rustc-link-arg=-Wl,--as-needed");
+    }
     println!("cargo:libdir={}", lib.display());
     let tch = lock_version("tch").unwrap_or_else(|| "unknown".into());
     println!("cargo:rustc-env=SERVEBENCH_TCH_VERSION={tch}");

@@ -81,7 +81,8 @@ impl Module for Resnet {
         for block in &self.blocks {
             x = block.forward(&x);
         }
-        x.mean_dim(&[2i64, 3][..], false, tch::Kind::Float).apply(&self.fc)
+        x.mean_dim(&[2i64, 3][..], false, tch::Kind::Float)
+            .apply(&self.fc)
     }
 }
 
