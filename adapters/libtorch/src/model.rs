@@ -21,7 +21,7 @@ pub struct Model {
 #[derive(Debug)]
 enum Net {
     TextCnn(TextCnn),
-    Resnet(Resnet),
+    Resnet(Box<Resnet>),
 }
 
 impl Model {
@@ -36,7 +36,7 @@ impl Model {
             let root = store.root();
             match id.resnet() {
                 None => Net::TextCnn(TextCnn::new(&root, &TEXT_CNN)),
-                Some(depth) => Net::Resnet(Resnet::new(&root, depth)),
+                Some(depth) => Net::Resnet(Box::new(Resnet::new(&root, depth))),
             }
         };
         crate::load::load(
