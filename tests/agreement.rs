@@ -3,9 +3,9 @@
 //!
 //! Backends are taken from the harness's registry, so a new adapter joins this suite
 //! by its registration line. A backend that is unavailable on this machine is named in
-//! the output and skipped, except the two this repository's set-up always provides
-//! (candle, ONNX Runtime, and Flask/Gunicorn, which starts its own server on loopback):
-//! for those, unavailability fails the test.
+//! the output and skipped, except those this repository's set-up always provides
+//! (candle, ONNX Runtime, Flask/Gunicorn, which starts its own server on loopback, and
+//! libtorch in a build with its feature): for those, unavailability fails the test.
 
 use std::sync::Arc;
 
@@ -15,7 +15,10 @@ use harness::config::{DEFAULT_ATOL, DEFAULT_RTOL};
 use harness::{agreement, registry};
 
 const REFERENCE: &str = "candle";
-const ALWAYS_AVAILABLE: [&str; 3] = ["candle", "onnxruntime", "flask"];
+#[cfg(not(feature = "libtorch"))]
+const ALWAYS_AVAILABLE: &[&str] = &["candle", "onnxruntime", "flask"];
+#[cfg(feature = "libtorch")]
+const ALWAYS_AVAILABLE: &[&str] = &["candle", "onnxruntime", "flask", "libtorch"];
 const BATCH: usize = 3;
 
 fn open(name: &str) -> Result<Arc<dyn Backend>, contract::BackendError> {
@@ -65,8 +68,8 @@ async fn every_available_backend_agrees_with_the_reference_on_every_model() {
             checked.push((name, model));
         }
     }
-    assert!(
-        checked.iter().any(|(n, _)| *n == "onnxruntime"),
-        "{checked:?}"
-    );
+    for name in ALWAYS_AVAILABLE.iter().filter(|&&n| n != REFERENCE) {
+        let models = checked.iter().filter(|(n, _)| n == name).count();
+        assert_eq!(models, ModelId::ALL.len(), "{name}: {checked:?}");
+    }
 }

@@ -155,3 +155,25 @@ fn garbled_model_files_are_reported_by_the_engine() {
     let e = damaged(|f| &f.onnx, garble, "onnxruntime");
     assert!(e.contains("onnxruntime") && e.contains("model.onnx"), "{e}");
 }
+
+/// A harness built without the `libtorch` feature (the default build) names libtorch
+/// as not compiled in, with the command that builds it in, and exits non-zero.
+#[cfg(not(feature = "libtorch"))]
+#[test]
+fn libtorch_without_its_feature_is_not_compiled_in() {
+    let e = fails(&["--backends", "libtorch", "--models", "text-cnn"]);
+    assert!(
+        e.contains("libtorch is unavailable: not compiled in")
+            && e.contains("LIBTORCH_USE_PYTORCH=1")
+            && e.contains("cargo run --release -p harness --features libtorch -- compare"),
+        "{e}"
+    );
+    let out = harness(&["backends"]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("libtorch"))
+        .unwrap_or_default();
+    assert!(line.contains("not compiled in"), "{stdout}");
+}

@@ -31,6 +31,10 @@ pub fn entries() -> Vec<Entry> {
             open: adapter_onnxruntime::open,
         },
         Entry {
+            name: LIBTORCH,
+            open: open_libtorch,
+        },
+        Entry {
             name: FLASK,
             open: open_flask,
         },
@@ -53,6 +57,27 @@ pub fn cancel_starts() {
     adapter_flask::server::cancel_starts();
 }
 
+/// Name of the libtorch backend, known with or without its feature.
+pub const LIBTORCH: &str = "libtorch";
+
+#[cfg(feature = "libtorch")]
+fn open_libtorch(opts: &OpenOptions) -> Result<Arc<dyn Backend>, BackendError> {
+    adapter_libtorch::open(opts)
+}
+
+#[cfg(not(feature = "libtorch"))]
+fn open_libtorch(_: &OpenOptions) -> Result<Arc<dyn Backend>, BackendError> {
+    Err(not_compiled_in_with_env(
+        LIBTORCH,
+        "libtorch",
+        LIBTORCH_BUILD_ENV,
+    ))
+}
+
+/// What building with the `libtorch` feature needs in the environment: tch's build finds
+/// libtorch in the torch wheel of `.venv` (which `scripts/setup` installs).
+pub const LIBTORCH_BUILD_ENV: &str = "LIBTORCH_USE_PYTORCH=1 PATH=\"$PWD/.venv/bin:$PATH\" ";
+
 /// Names of the known backends.
 pub fn names() -> Vec<&'static str> {
     entries().iter().map(|e| e.name).collect()
@@ -64,11 +89,69 @@ pub fn find(name: &str) -> Option<Entry> {
 }
 
 /// What `open` says for a backend whose cargo feature is off.
-#[allow(dead_code)]
-pub(crate) fn not_compiled_in(backend: &str, feature: &str) -> BackendError {
+pub fn not_compiled_in(backend: &str, feature: &str) -> BackendError {
+    not_compiled_in_with_env(backend, feature, "")
+}
+
+/// [`not_compiled_in`] for a feature whose build needs environment variables `env`
+/// (written as a shell prefix, such as `A=1 `).
+pub fn not_compiled_in_with_env(backend: &str, feature: &str, env: &str) -> BackendError {
     BackendError::Unavailable {
         backend: backend.into(),
         reason: "not compiled in".into(),
-        fix: format!("build with `cargo run --release -p harness --features {feature} -- compare`"),
+        fix: format!(
+            "build with `{env}cargo run --release -p harness --features {feature} -- compare`"
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_backend_without_its_feature_says_how_to_build_it_in() {
+        let e = not_compiled_in("tensorrt", "tensorrt");
+        assert_eq!(e.kind(), "unavailable");
+        assert_eq!(
+            e.to_string(),
+            "tensorrt is unavailable: not compiled in; to enable it: build with \
+             `cargo run --release -p harness --features tensorrt -- compare`"
+        );
+        let e = not_compiled_in_with_env(LIBTORCH, "libtorch", LIBTORCH_BUILD_ENV);
+        assert_eq!(
+            e.to_string(),
+            "libtorch is unavailable: not compiled in; to enable it: build with \
+             `LIBTORCH_USE_PYTORCH=1 PATH=\"$PWD/.venv/bin:$PATH\" \
+             cargo run --release -p harness --features libtorch -- compare`"
+        );
+    }
+
+    #[test]
+    fn libtorch_is_registered_with_or_without_its_feature() {
+        assert!(names().contains(&LIBTORCH));
+        let opts = OpenOptions {
+            models: vec![],
+            fixtures_dir: fixtures::default_dir(),
+            workers: 1,
+            intra_threads: 1,
+            device: contract::Device::Cpu,
+            server_urls: Default::default(),
+        };
+        let opened = (find(LIBTORCH).unwrap().open)(&opts);
+        if cfg!(feature = "libtorch") {
+            let b = opened.unwrap();
+            assert!(
+                b.describe().engine.starts_with("libtorch 2.13.0"),
+                "{:?}",
+                b.describe()
+            );
+        } else {
+            let e = opened.err().unwrap().to_string();
+            assert!(
+                e.contains("not compiled in") && e.contains("--features libtorch"),
+                "{e}"
+            );
+        }
     }
 }
