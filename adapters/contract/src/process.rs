@@ -270,15 +270,17 @@ mod tests {
 
     #[test]
     fn an_early_exit_and_a_failed_probe_are_reported() {
-        let mut p =
-            ManagedProcess::spawn("servebench-test-", Command::new("sh"), |c, _| {
-                c.args(["-c", "exit 3"]);
-            })
-            .unwrap();
+        let mut p = ManagedProcess::spawn("servebench-test-", Command::new("sh"), |c, _| {
+            c.args(["-c", "exit 3"]);
+        })
+        .unwrap();
         let e = p
             .wait_ready(Duration::from_secs(10), |_| Probe::Waiting)
             .unwrap_err();
-        assert!(matches!(e, NotReady::Exited(ref s) if s.contains('3')), "{e:?}");
+        assert!(
+            matches!(e, NotReady::Exited(ref s) if s.contains('3')),
+            "{e:?}"
+        );
         let mut p = ManagedProcess::spawn("servebench-test-", Command::new("sleep"), |c, _| {
             c.arg("60");
         })

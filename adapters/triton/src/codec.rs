@@ -45,9 +45,7 @@ impl std::str::FromStr for HttpBody {
         match s {
             "json" => Ok(HttpBody::Json),
             "binary" => Ok(HttpBody::Binary),
-            _ => Err(format!(
-                "HTTP body {s:?} is not valid; use json or binary"
-            )),
+            _ => Err(format!("HTTP body {s:?} is not valid; use json or binary")),
         }
     }
 }
@@ -148,8 +146,9 @@ pub fn decode(body: &[u8], header_len: Option<usize>) -> Result<Vec<Tensor>, Bac
         )));
     }
     let (head, mut rest) = body.split_at(split);
-    let resp: Response = serde_json::from_slice(head)
-        .map_err(|e| BackendError::Protocol(format!("infer response is not KServe v2 JSON: {e}")))?;
+    let resp: Response = serde_json::from_slice(head).map_err(|e| {
+        BackendError::Protocol(format!("infer response is not KServe v2 JSON: {e}"))
+    })?;
     let mut out = Vec::with_capacity(resp.outputs.len());
     for o in resp.outputs {
         let dt = dtype(&o.datatype)?;
@@ -186,9 +185,11 @@ pub fn decode(body: &[u8], header_len: Option<usize>) -> Result<Vec<Tensor>, Bac
                 )))
             }
         };
-        out.push(Tensor::new(o.name, dt, o.shape, data).map_err(|e| {
-            BackendError::Protocol(format!("output does not fit its shape: {e}"))
-        })?);
+        out.push(
+            Tensor::new(o.name, dt, o.shape, data).map_err(|e| {
+                BackendError::Protocol(format!("output does not fit its shape: {e}"))
+            })?,
+        );
     }
     Ok(out)
 }

@@ -3,7 +3,6 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
-use bytes::Bytes;
 use contract::{Backend, BackendError, Description, Prepared, ServerStats, Tensor};
 use tonic::transport::{Channel, Endpoint};
 
@@ -18,9 +17,7 @@ pub mod proto {
 
 use proto::grpc_inference_service_client::GrpcInferenceServiceClient;
 use proto::model_infer_request::{InferInputTensor, InferRequestedOutputTensor};
-use proto::{
-    ModelInferRequest, ModelMetadataRequest, ModelStatisticsRequest, ServerReadyRequest,
-};
+use proto::{ModelInferRequest, ModelMetadataRequest, ModelStatisticsRequest, ServerReadyRequest};
 
 /// How long one request may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
@@ -125,10 +122,11 @@ pub fn decode(resp: proto::ModelInferResponse) -> Result<Vec<Tensor>, BackendErr
                 .iter()
                 .map(|&d| usize::try_from(d))
                 .collect::<Result<Vec<_>, _>>()
-                .map_err(|_| BackendError::Protocol(format!("output {} has a negative dimension", o.name)))?;
-            Tensor::new(o.name, codec::dtype(&o.datatype)?, shape, data).map_err(|e| {
-                BackendError::Protocol(format!("output does not fit its shape: {e}"))
-            })
+                .map_err(|_| {
+                    BackendError::Protocol(format!("output {} has a negative dimension", o.name))
+                })?;
+            Tensor::new(o.name, codec::dtype(&o.datatype)?, shape, data)
+                .map_err(|e| BackendError::Protocol(format!("output does not fit its shape: {e}")))
         })
         .collect()
 }
@@ -157,7 +155,12 @@ impl Backend for GrpcBackend {
                 message: format!("{} says it is not ready", self.url),
             });
         }
-        let models = self.describe().details.get("models").cloned().unwrap_or_default();
+        let models = self
+            .describe()
+            .details
+            .get("models")
+            .cloned()
+            .unwrap_or_default();
         for m in models.split(',').filter(|m| !m.is_empty()) {
             let meta = c
                 .model_metadata(ModelMetadataRequest {
@@ -208,7 +211,9 @@ impl Backend for GrpcBackend {
             .into_inner();
         let mut s = ServerStats::default();
         for m in resp.model_stats.iter().filter(|m| m.name == model) {
-            let Some(i) = &m.inference_stats else { continue };
+            let Some(i) = &m.inference_stats else {
+                continue;
+            };
             let ns = |d: &Option<proto::StatisticDuration>| d.as_ref().map_or(0, |d| d.ns);
             s.requests += i.success.as_ref().map_or(0, |d| d.count);
             s.queue_ns += ns(&i.queue);
@@ -223,6 +228,7 @@ impl Backend for GrpcBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
 
     #[test]
     fn requests_carry_raw_bytes_and_responses_decode() {
@@ -255,7 +261,10 @@ mod tests {
     fn statuses_become_counted_errors() {
         let e = status_error("u", tonic::Status::invalid_argument("unexpected shape"));
         assert_eq!(e.kind(), "server");
-        assert!(e.to_string().contains("InvalidArgument: unexpected shape"), "{e}");
+        assert!(
+            e.to_string().contains("InvalidArgument: unexpected shape"),
+            "{e}"
+        );
         let e = status_error("u", tonic::Status::unavailable("tcp connect error"));
         assert_eq!(e.kind(), "transport");
     }

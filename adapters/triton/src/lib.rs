@@ -78,7 +78,8 @@ fn settings() -> Settings {
 /// Opens `triton-http`: the server at `opts.server_urls["triton-http"]`, else a managed one.
 pub fn open_http(opts: &OpenOptions) -> Result<Arc<dyn Backend>, BackendError> {
     let s = settings();
-    let (url, server, mut description) = connect(opts, HTTP_NAME, Protocol::Http, |t| t.http_url())?;
+    let (url, server, mut description) =
+        connect(opts, HTTP_NAME, Protocol::Http, |t| t.http_url())?;
     description
         .details
         .insert("http_body".into(), s.http_body.name().into());
@@ -107,7 +108,10 @@ fn connect(
     let models = opts
         .models
         .iter()
-        .map(|m| m.parse::<ModelId>().map_err(|_| BackendError::UnknownModel(m.clone())))
+        .map(|m| {
+            m.parse::<ModelId>()
+                .map_err(|_| BackendError::UnknownModel(m.clone()))
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let mut details = BTreeMap::new();
     details.insert("api".to_string(), "KServe v2".to_string());
@@ -160,7 +164,10 @@ fn connect(
     );
     let description = Description {
         name: name.into(),
-        engine: format!("triton 2.51 (nvidia-pytriton {})", wheel_version(&cfg.install)),
+        engine: format!(
+            "triton 2.51 (nvidia-pytriton {})",
+            wheel_version(&cfg.install)
+        ),
         protocol,
         device: opts.device.to_string(),
         workers: cfg.instances,

@@ -54,13 +54,15 @@ impl Install {
     /// Finds the wheel in [`venv`], or says how to install it.
     pub fn find() -> Result<Install, BackendError> {
         let venv = venv();
-        let missing = |what: &str| BackendError::Unavailable {
+        let missing = |what: &str| {
+            BackendError::Unavailable {
             backend: "triton".into(),
             reason: format!("{what} is not installed in {}", venv.display()),
             fix: format!(
                 "{} (it installs nvidia-pytriton==0.7.0 from requirements-triton.txt into .venv-triton)",
                 contract::pyenv::SETUP_HINT
             ),
+        }
         };
         let lib = venv.join("lib");
         let mut found: Vec<(String, PathBuf)> = std::fs::read_dir(&lib)
@@ -96,7 +98,10 @@ impl Install {
         let python = dir.join("python");
         let wheel = self.site_packages.join("pytriton/tritonserver");
         let files = [
-            (wheel.join("backends/python/libtriton_python.so"), "libtriton_python.so"),
+            (
+                wheel.join("backends/python/libtriton_python.so"),
+                "libtriton_python.so",
+            ),
             (
                 wheel.join("backends/python/triton_python_backend_utils.py"),
                 "triton_python_backend_utils.py",
@@ -195,8 +200,9 @@ impl ManagedTriton {
                     intra_threads: cfg.intra_threads,
                     dynamic_batching: cfg.dynamic_batching,
                 };
-                if let Err(e) = std::fs::create_dir_all(&repo).map_err(|e| e.to_string()).and_then(
-                    |()| {
+                if let Err(e) = std::fs::create_dir_all(&repo)
+                    .map_err(|e| e.to_string())
+                    .and_then(|()| {
                         fixtures::triton::write_repository(
                             &repo,
                             &cfg.fixtures_dir,
@@ -204,8 +210,8 @@ impl ManagedTriton {
                             &opts,
                         )
                         .map_err(|e| e.to_string())
-                    },
-                ) {
+                    })
+                {
                     repo_error = Some(e);
                 }
                 c.arg("--model-repository")
@@ -328,6 +334,8 @@ fn summary(log: &str) -> String {
             (l.starts_with('E') && l.chars().nth(1).is_some_and(|c| c.is_ascii_digit()))
                 || l.starts_with("error:")
         })
+        // Said at every start on a machine without a GPU; harmless.
+        .filter(|l| !l.contains("CudaDriverHelper"))
         .take(LOG_LINES)
         .collect();
     if let Some(last) = lines.last() {
@@ -345,6 +353,7 @@ mod tests {
     #[test]
     fn summary_quotes_triton_errors() {
         let log = "I1123 server.cc] starting\n\
+                   E1123 server.cc:241] \"CudaDriverHelper has not been initialized.\"\n\
                    E1123 model_lifecycle.cc:642] \"failed to load 'm'\"\n\
                    W1123 metrics.cc] DCGM\n\
                    error: creating server: Internal - failed to load all models\n";
