@@ -12,7 +12,7 @@
 
 use bytes::Bytes;
 use contract::{BackendError, DType, ServerStats, Tensor};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 /// The HTTP header carrying the length of the JSON part of a binary body.
@@ -59,31 +59,71 @@ pub struct Encoded {
     pub header_len: Option<usize>,
 }
 
+/// One input of the JSON header.
+#[derive(Serialize)]
+struct Input<'a> {
+    name: &'a str,
+    shape: &'a [usize],
+    datatype: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<Data>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parameters: Option<BinarySize>,
+}
+
+/// Values in their own width: an `f32` is written with the fewest digits that read back
+/// as the same `f32` (through a JSON value it would be widened to 17 `f64` digits).
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Data {
+    F32(Vec<f32>),
+    I64(Vec<i64>),
+}
+
+#[derive(Serialize)]
+struct BinarySize {
+    binary_data_size: usize,
+}
+
+#[derive(Serialize)]
+struct Request<'a> {
+    inputs: Vec<Input<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parameters: Option<Value>,
+}
+
 /// Encodes `inputs` as an infer request body.
 pub fn encode(inputs: &[Tensor], body: HttpBody) -> Result<Encoded, BackendError> {
     let mut tensors = Vec::with_capacity(inputs.len());
     for t in inputs {
-        let mut o = json!({
-            "name": t.name,
-            "shape": t.shape,
-            "datatype": t.dtype.kserve_name(),
+        let (data, parameters) = match body {
+            HttpBody::Json => (
+                Some(match t.dtype {
+                    DType::F32 => Data::F32(t.to_f32()?),
+                    DType::I64 => Data::I64(t.to_i64()?),
+                }),
+                None,
+            ),
+            HttpBody::Binary => (
+                None,
+                Some(BinarySize {
+                    binary_data_size: t.data.len(),
+                }),
+            ),
+        };
+        tensors.push(Input {
+            name: &t.name,
+            shape: &t.shape,
+            datatype: t.dtype.kserve_name(),
+            data,
+            parameters,
         });
-        match body {
-            HttpBody::Json => {
-                o["data"] = match t.dtype {
-                    DType::F32 => json!(t.to_f32()?),
-                    DType::I64 => json!(t.to_i64()?),
-                }
-            }
-            HttpBody::Binary => o["parameters"] = json!({"binary_data_size": t.data.len()}),
-        }
-        tensors.push(o);
     }
-    let mut doc = json!({ "inputs": tensors });
-    if body == HttpBody::Binary {
-        doc["parameters"] = json!({"binary_data_output": true});
-    }
-    let mut bytes = serde_json::to_vec(&doc).expect("a JSON value serialises");
+    let doc = Request {
+        inputs: tensors,
+        parameters: (body == HttpBody::Binary).then(|| json!({"binary_data_output": true})),
+    };
+    let mut bytes = serde_json::to_vec(&doc).expect("plain data serialises");
     match body {
         HttpBody::Json => Ok(Encoded {
             body: bytes.into(),
@@ -259,6 +299,20 @@ mod tests {
             v,
             json!({"inputs": [{"name": "input", "shape": [1, 3], "datatype": "INT64", "data": [1, 2, 3]}]})
         );
+    }
+
+    #[test]
+    fn json_floats_keep_their_own_width() {
+        let t = Tensor::from_f32("input", vec![1], &[0.1]);
+        let e = encode(std::slice::from_ref(&t), HttpBody::Json).unwrap();
+        let text = String::from_utf8(e.body.to_vec()).unwrap();
+        assert!(text.contains("\"data\":[0.1]"), "{text}");
+        let back = decode(
+            br#"{"outputs":[{"name":"x","datatype":"FP32","shape":[1],"data":[0.1]}]}"#,
+            None,
+        )
+        .unwrap();
+        assert_eq!(back[0].to_f32().unwrap(), vec![0.1f32]);
     }
 
     #[test]
