@@ -317,66 +317,73 @@ fn sigint_to_the_harness_stops_every_process() {
     assert_all_gone(&servers, 1);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_wrong_shape_is_a_counted_server_error_with_tritons_message() {
+#[test]
+fn a_wrong_shape_is_a_counted_server_error_with_tritons_message() {
     let _turn = serial();
-    let fixtures_dir = common::fixtures_dir();
-    fixtures::ensure(&fixtures_dir, &[ModelId::TextCnn], fixtures::DEFAULT_SEED).unwrap();
-    let cfg = ServerConfig {
-        install: Install::find().expect("nvidia-pytriton in .venv-triton: run scripts/setup"),
-        fixtures_dir: fixtures_dir.clone(),
-        models: vec![ModelId::TextCnn],
-        instances: 1,
-        intra_threads: 1,
-        dynamic_batching: false,
-        ready_timeout: READY_TIMEOUT,
-    };
-    let server = tokio::task::spawn_blocking(move || ManagedTriton::start(&cfg))
-        .await
-        .unwrap()
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
         .unwrap();
-    let mut server_urls = std::collections::BTreeMap::new();
-    server_urls.insert(adapter_triton::HTTP_NAME.to_string(), server.http_url());
-    server_urls.insert(adapter_triton::GRPC_NAME.to_string(), server.grpc_url());
-    let opts = OpenOptions {
-        models: vec!["text-cnn".into()],
-        fixtures_dir,
-        workers: 1,
-        intra_threads: 1,
-        device: Device::Cpu,
-        server_urls,
-    };
-    let http = adapter_triton::open_http(&opts).unwrap();
-    let grpc = adapter_triton::open_grpc(&opts).unwrap();
-    // 599 tokens where the model takes 600.
-    let bad = Tensor::from_i64("input", vec![1, 599], &[1; 599]);
-    for backend in [&http, &grpc] {
-        backend.health().await.unwrap();
-        let name = backend.describe().name;
-        assert_eq!(backend.describe().details["server"], "existing");
-        let before = backend.server_stats("text-cnn").await.unwrap().unwrap();
-        let request = backend.prepare("text-cnn", vec![bad.clone()]).unwrap();
-        let err = backend.infer(&request).await.unwrap_err();
-        assert_eq!(err.kind(), "server", "{name}: {err}");
-        let msg = err.to_string();
-        assert!(
-            msg.contains("unexpected shape for input 'input'") && msg.contains("599"),
-            "{name}: {msg}"
-        );
-        // A good request still works, and the statistics count it.
-        let good = fixtures::inputs::batch(ModelId::TextCnn, 2, 1);
-        let out = backend
-            .infer(&backend.prepare("text-cnn", vec![good]).unwrap())
+    rt.block_on(async {
+        let fixtures_dir = common::fixtures_dir();
+        fixtures::ensure(&fixtures_dir, &[ModelId::TextCnn], fixtures::DEFAULT_SEED).unwrap();
+        let cfg = ServerConfig {
+            install: Install::find().expect("nvidia-pytriton in .venv-triton: run scripts/setup"),
+            fixtures_dir: fixtures_dir.clone(),
+            models: vec![ModelId::TextCnn],
+            instances: 1,
+            intra_threads: 1,
+            dynamic_batching: false,
+            ready_timeout: READY_TIMEOUT,
+        };
+        let server = tokio::task::spawn_blocking(move || ManagedTriton::start(&cfg))
             .await
+            .unwrap()
             .unwrap();
-        assert_eq!(out[0].shape, vec![2, 10], "{name}");
-        let after = backend.server_stats("text-cnn").await.unwrap().unwrap();
-        assert_eq!(after.requests, before.requests + 1, "{name}");
-        assert!(after.compute_infer_ns > before.compute_infer_ns, "{name}");
-    }
-    let pids = server.group_pids();
-    drop((http, grpc, server));
-    assert_all_gone(&[pids], 1);
+        let mut server_urls = std::collections::BTreeMap::new();
+        server_urls.insert(adapter_triton::HTTP_NAME.to_string(), server.http_url());
+        server_urls.insert(adapter_triton::GRPC_NAME.to_string(), server.grpc_url());
+        let opts = OpenOptions {
+            models: vec!["text-cnn".into()],
+            fixtures_dir,
+            workers: 1,
+            intra_threads: 1,
+            device: Device::Cpu,
+            server_urls,
+        };
+        let http = adapter_triton::open_http(&opts).unwrap();
+        let grpc = adapter_triton::open_grpc(&opts).unwrap();
+        // 599 tokens where the model takes 600.
+        let bad = Tensor::from_i64("input", vec![1, 599], &[1; 599]);
+        for backend in [&http, &grpc] {
+            backend.health().await.unwrap();
+            let name = backend.describe().name;
+            assert_eq!(backend.describe().details["server"], "existing");
+            let before = backend.server_stats("text-cnn").await.unwrap().unwrap();
+            let request = backend.prepare("text-cnn", vec![bad.clone()]).unwrap();
+            let err = backend.infer(&request).await.unwrap_err();
+            assert_eq!(err.kind(), "server", "{name}: {err}");
+            let msg = err.to_string();
+            assert!(
+                msg.contains("unexpected shape for input 'input'") && msg.contains("599"),
+                "{name}: {msg}"
+            );
+            // A good request still works, and the statistics count it.
+            let good = fixtures::inputs::batch(ModelId::TextCnn, 2, 1);
+            let out = backend
+                .infer(&backend.prepare("text-cnn", vec![good]).unwrap())
+                .await
+                .unwrap();
+            assert_eq!(out[0].shape, vec![2, 10], "{name}");
+            let after = backend.server_stats("text-cnn").await.unwrap().unwrap();
+            assert_eq!(after.requests, before.requests + 1, "{name}");
+            assert!(after.compute_infer_ns > before.compute_infer_ns, "{name}");
+        }
+        let pids = server.group_pids();
+        drop((http, grpc, server));
+        assert_all_gone(&[pids], 1);
+    });
 }
 
 #[test]

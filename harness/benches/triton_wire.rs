@@ -203,8 +203,7 @@ fn main() {
         ]
     });
     println!(
-        "\nResNet-50, batch {BATCH}, Triton {} (managed, Python backend), {REQUESTS} sequential requests",
-        "2.51"
+        "\nResNet-50, batch {BATCH}, Triton 2.51 (managed, Python backend), {REQUESTS} sequential requests"
     );
     println!("| protocol | bytes on the wire per request | client CPU ms per request | mean latency ms |");
     println!("|---|---:|---:|---:|");
