@@ -4,8 +4,9 @@
 //! Backends are taken from the harness's registry, so a new adapter joins this suite
 //! by its registration line. A backend that is unavailable on this machine is named in
 //! the output and skipped, except those this repository's set-up always provides
-//! (candle, ONNX Runtime, Flask/Gunicorn, which starts its own server on loopback, and
-//! libtorch in a build with its feature): for those, unavailability fails the test.
+//! (candle, ONNX Runtime, Flask/Gunicorn and Triton over HTTP and gRPC, which start their
+//! own servers on loopback, and libtorch in a build with its feature): for those,
+//! unavailability fails the test.
 
 use std::sync::Arc;
 
@@ -16,9 +17,22 @@ use harness::{agreement, registry};
 
 const REFERENCE: &str = "candle";
 #[cfg(not(feature = "libtorch"))]
-const ALWAYS_AVAILABLE: &[&str] = &["candle", "onnxruntime", "flask"];
+const ALWAYS_AVAILABLE: &[&str] = &[
+    "candle",
+    "onnxruntime",
+    "flask",
+    "triton-http",
+    "triton-grpc",
+];
 #[cfg(feature = "libtorch")]
-const ALWAYS_AVAILABLE: &[&str] = &["candle", "onnxruntime", "flask", "libtorch"];
+const ALWAYS_AVAILABLE: &[&str] = &[
+    "candle",
+    "onnxruntime",
+    "flask",
+    "triton-http",
+    "triton-grpc",
+    "libtorch",
+];
 const BATCH: usize = 3;
 
 fn open(name: &str) -> Result<Arc<dyn Backend>, contract::BackendError> {

@@ -58,11 +58,7 @@ pub async fn compare(cfg: RunConfig) -> Result<Results, HarnessError> {
         workers: cfg.workers,
         intra_threads: cfg.intra_threads,
         device: cfg.device,
-        server_urls: cfg
-            .flask_url
-            .iter()
-            .map(|u| (registry::FLASK.to_string(), u.clone()))
-            .collect(),
+        server_urls: cfg.server_urls(),
     };
     let (opened, unavailable) = open_all(&cfg, &opts, &progress).await?;
     if opened.is_empty() {

@@ -128,6 +128,26 @@ pub struct Settings {
     /// instead of starting Gunicorn [default: start one with --workers workers].
     #[arg(long, value_name = "URL")]
     pub flask_url: Option<String>,
+
+    /// Use the Triton server already serving KServe v2 HTTP at this URL (such as
+    /// http://127.0.0.1:8000) for triton-http instead of starting one.
+    #[arg(long, value_name = "URL")]
+    pub triton_url: Option<String>,
+
+    /// Use the Triton server already serving gRPC at this URL (such as
+    /// http://127.0.0.1:8001) for triton-grpc instead of starting one.
+    #[arg(long, value_name = "URL")]
+    pub triton_grpc_url: Option<String>,
+
+    /// Tensor encoding of triton-http bodies: json, or binary (Triton's binary tensor
+    /// data extension) [default: binary].
+    #[arg(long, value_name = "json|binary")]
+    pub triton_http_body: Option<String>,
+
+    /// Turn on Triton's dynamic batcher in the managed server's model configuration.
+    #[arg(long)]
+    #[serde(default)]
+    pub dynamic_batching: bool,
 }
 
 /// Default absolute tolerance of the agreement check.
@@ -222,6 +242,14 @@ pub struct RunConfig {
     pub quiet: bool,
     /// Existing Flask server (`None`: the harness starts Gunicorn).
     pub flask_url: Option<String>,
+    /// Existing Triton HTTP endpoint (`None`: the harness starts Triton).
+    pub triton_url: Option<String>,
+    /// Existing Triton gRPC endpoint (`None`: the harness starts Triton).
+    pub triton_grpc_url: Option<String>,
+    /// `json` or `binary` bodies for triton-http.
+    pub triton_http_body: String,
+    /// Triton's dynamic batcher on.
+    pub dynamic_batching: bool,
 }
 
 fn model_names<S: serde::Serializer>(models: &[ModelId], s: S) -> Result<S::Ok, S::Error> {
@@ -229,6 +257,18 @@ fn model_names<S: serde::Serializer>(models: &[ModelId], s: S) -> Result<S::Ok, 
 }
 
 impl RunConfig {
+    /// URLs of existing servers by backend name (`OpenOptions::server_urls`).
+    pub fn server_urls(&self) -> std::collections::BTreeMap<String, String> {
+        [
+            ("flask", &self.flask_url),
+            ("triton-http", &self.triton_url),
+            ("triton-grpc", &self.triton_grpc_url),
+        ]
+        .into_iter()
+        .filter_map(|(name, url)| Some((name.to_string(), url.clone()?)))
+        .collect()
+    }
+
     /// Batch sizes of `class` for `model`.
     pub fn batches(&self, model: ModelId, class: BatchClass) -> &[usize] {
         match (class, model) {
@@ -287,6 +327,10 @@ impl Settings {
             json: self.json.or(file.json),
             quiet: self.quiet || file.quiet,
             flask_url: self.flask_url.or(file.flask_url),
+            triton_url: self.triton_url.or(file.triton_url),
+            triton_grpc_url: self.triton_grpc_url.or(file.triton_grpc_url),
+            triton_http_body: self.triton_http_body.or(file.triton_http_body),
+            dynamic_batching: self.dynamic_batching || file.dynamic_batching,
         }
     }
 
@@ -436,17 +480,38 @@ impl Settings {
                 .unwrap_or_else(|| Path::new("results").to_path_buf()),
             json: self.json,
             quiet: self.quiet,
-            flask_url: self.flask_url.map(server_url).transpose()?,
+            flask_url: self
+                .flask_url
+                .map(|u| server_url(u, "--flask-url", "8000"))
+                .transpose()?,
+            triton_url: self
+                .triton_url
+                .map(|u| server_url(u, "--triton-url", "8000"))
+                .transpose()?,
+            triton_grpc_url: self
+                .triton_grpc_url
+                .map(|u| server_url(u, "--triton-grpc-url", "8001"))
+                .transpose()?,
+            triton_http_body: match self.triton_http_body.as_deref() {
+                None | Some("binary") => "binary".into(),
+                Some("json") => "json".into(),
+                Some(other) => {
+                    return bad(format!(
+                        "--triton-http-body {other:?} is not valid; use json or binary"
+                    ))
+                }
+            },
+            dynamic_batching: self.dynamic_batching,
         })
     }
 }
 
 /// An `http://` URL, without a trailing slash.
-fn server_url(url: String) -> Result<String, HarnessError> {
+fn server_url(url: String, flag: &str, port: &str) -> Result<String, HarnessError> {
     let rest = url.strip_prefix("http://").unwrap_or("");
     if rest.is_empty() || rest.starts_with('/') || rest.contains(char::is_whitespace) {
         return Err(HarnessError::Config(format!(
-            "--flask-url {url:?} is not valid; give an http:// URL such as http://127.0.0.1:8000"
+            "{flag} {url:?} is not valid; give an http:// URL such as http://127.0.0.1:{port}"
         )));
     }
     Ok(url.trim_end_matches('/').to_string())
@@ -627,6 +692,39 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("cannot read config file"), "{e}");
+    }
+
+    #[test]
+    fn triton_settings_are_checked() {
+        let c = Settings {
+            triton_url: Some("http://127.0.0.1:8000/".into()),
+            triton_grpc_url: Some("http://127.0.0.1:8001".into()),
+            ..Default::default()
+        }
+        .validate(KNOWN)
+        .unwrap();
+        assert_eq!(c.triton_http_body, "binary");
+        assert!(!c.dynamic_batching);
+        let urls = c.server_urls();
+        assert_eq!(urls["triton-http"], "http://127.0.0.1:8000");
+        assert_eq!(urls["triton-grpc"], "http://127.0.0.1:8001");
+        assert!(!urls.contains_key("flask"));
+        let e = err(Settings {
+            triton_http_body: Some("xml".into()),
+            ..Default::default()
+        });
+        assert!(
+            e.contains("--triton-http-body \"xml\"") && e.contains("json or binary"),
+            "{e}"
+        );
+        let e = err(Settings {
+            triton_grpc_url: Some("127.0.0.1:8001".into()),
+            ..Default::default()
+        });
+        assert!(
+            e.contains("--triton-grpc-url") && e.contains("http://127.0.0.1:8001"),
+            "{e}"
+        );
     }
 
     #[test]

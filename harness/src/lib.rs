@@ -111,6 +111,7 @@ async fn dispatch(command: Command) -> Result<(), HarnessError> {
     match command {
         Command::Compare(settings) => {
             let cfg = settings.with_file()?.validate(&registry::names())?;
+            registry::configure(&cfg);
             let results = compare::compare(cfg).await?;
             let written = report::write_outputs(&results)?;
             print_report(&results, &written);
@@ -135,6 +136,7 @@ fn print_report(results: &report::Results, written: &report::Written) {
         );
     }
     print!("{}", report::ratio_tables(results, false));
+    print!("{}", report::breakdown_table(results, false));
     println!(
         "Results: {} (JSON), {} (Markdown)",
         written

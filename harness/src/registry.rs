@@ -38,7 +38,56 @@ pub fn entries() -> Vec<Entry> {
             name: FLASK,
             open: open_flask,
         },
+        Entry {
+            name: TRITON_HTTP,
+            open: open_triton_http,
+        },
+        Entry {
+            name: TRITON_GRPC,
+            open: open_triton_grpc,
+        },
     ]
+}
+
+/// Name of Triton over HTTP, known with its feature on or off.
+pub const TRITON_HTTP: &str = "triton-http";
+/// Name of Triton over gRPC, known with its feature on or off.
+pub const TRITON_GRPC: &str = "triton-grpc";
+
+#[cfg(feature = "triton")]
+fn open_triton_http(opts: &OpenOptions) -> Result<Arc<dyn Backend>, BackendError> {
+    adapter_triton::open_http(opts)
+}
+
+#[cfg(feature = "triton")]
+fn open_triton_grpc(opts: &OpenOptions) -> Result<Arc<dyn Backend>, BackendError> {
+    adapter_triton::open_grpc(opts)
+}
+
+#[cfg(not(feature = "triton"))]
+fn open_triton_http(_: &OpenOptions) -> Result<Arc<dyn Backend>, BackendError> {
+    Err(not_compiled_in(TRITON_HTTP, "triton"))
+}
+
+#[cfg(not(feature = "triton"))]
+fn open_triton_grpc(_: &OpenOptions) -> Result<Arc<dyn Backend>, BackendError> {
+    Err(not_compiled_in(TRITON_GRPC, "triton"))
+}
+
+/// Passes the run's backend-specific settings to the adapters that read them (Triton's
+/// HTTP body encoding and dynamic batching), before any backend is opened.
+pub fn configure(cfg: &crate::config::RunConfig) {
+    #[cfg(feature = "triton")]
+    adapter_triton::configure(adapter_triton::Settings {
+        http_body: if cfg.triton_http_body == "json" {
+            adapter_triton::HttpBody::Json
+        } else {
+            adapter_triton::HttpBody::Binary
+        },
+        dynamic_batching: cfg.dynamic_batching,
+    });
+    #[cfg(not(feature = "triton"))]
+    let _ = cfg;
 }
 
 #[cfg(feature = "flask")]
@@ -51,10 +100,10 @@ fn open_flask(_: &OpenOptions) -> Result<Arc<dyn Backend>, BackendError> {
     Err(not_compiled_in("flask", "flask"))
 }
 
-/// Makes managed servers that are still starting give up and stop (on Ctrl-C).
+/// Makes managed servers that are still starting give up and stop (on Ctrl-C): every
+/// managed server (Flask, Triton) waits on the shared flag of [`contract::process`].
 pub fn cancel_starts() {
-    #[cfg(feature = "flask")]
-    adapter_flask::server::cancel_starts();
+    contract::process::cancel_starts();
 }
 
 /// Name of the libtorch backend, known with or without its feature.

@@ -24,6 +24,10 @@
 //! the matched worker count) and feeds them through a channel. Adapters for such engines
 //! implement the small synchronous [`Engine`] trait and let [`EngineBackend`] do the rest.
 //!
+//! # Managed servers
+//! Server backends that start their own server share [`process`]: own process group,
+//! free loopback port, readiness with a deadline and a cancel flag, stop on drop.
+//!
 //! # Errors
 //! A failed request is data: [`BackendError::kind`] names the kind of failure so the
 //! harness can count it, and the message says what went wrong in one sentence.
@@ -32,6 +36,7 @@
 mod backend;
 mod blocking;
 mod error;
+pub mod process;
 pub mod pyenv;
 mod tensor;
 

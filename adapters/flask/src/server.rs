@@ -1,4 +1,5 @@
-//! A Gunicorn server started, watched and stopped by the harness.
+//! A Gunicorn server started, watched and stopped by the harness, on the shared
+//! managed-server machinery ([`contract::process`]).
 //!
 //! Gunicorn runs in its own process group (its master is the group leader, every worker
 //! it forks joins the group), so stopping it is one signal to the group: `SIGTERM`,
@@ -8,34 +9,24 @@
 //! and every backend with it). Being in its own group also keeps a terminal's Ctrl-C
 //! away from Gunicorn: the harness alone decides when it stops.
 
-use std::fs::File;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
+use contract::process::{self, ManagedProcess, NotReady, Probe};
 use contract::BackendError;
 
 use crate::NAME;
 
 /// How long Gunicorn may take to load every model in every worker.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(120);
-/// How long Gunicorn may take to stop after `SIGTERM` before the group is killed.
-const STOP_GRACE: Duration = Duration::from_secs(8);
 /// Log lines quoted when the server fails to start.
 const LOG_LINES: usize = 4;
 
-static CANCELLED: AtomicBool = AtomicBool::new(false);
-
-/// Makes every start still waiting for readiness give up and stop what it started.
-///
-/// The harness calls this on Ctrl-C: a start runs on a blocking thread that the async
-/// runtime's shutdown does not interrupt, and may otherwise wait for its whole deadline.
+/// Makes every start still waiting for readiness give up and stop what it started
+/// (shared by every managed server: [`contract::process::cancel_starts`]).
 pub fn cancel_starts() {
-    CANCELLED.store(true, Ordering::SeqCst);
+    process::cancel_starts();
 }
 
 /// What to start.
@@ -60,12 +51,9 @@ pub struct ServerConfig {
 /// A running Gunicorn, stopped with all its workers when dropped.
 #[derive(Debug)]
 pub struct ManagedServer {
-    child: Child,
+    process: ManagedProcess,
     port: u16,
     worker_pids: Vec<u32>,
-    // Holds the log and the workers' ready files; removed after the server stops.
-    state: tempfile::TempDir,
-    stopped: bool,
 }
 
 enum StartError {
@@ -81,7 +69,7 @@ impl ManagedServer {
         let mut attempts = 3;
         loop {
             attempts -= 1;
-            match Self::start_on(cfg, free_port()?) {
+            match Self::start_on(cfg, process::free_port().map_err(failed)?) {
                 Ok(s) => return Ok(s),
                 Err(StartError::PortTaken(_)) if attempts > 0 => continue,
                 Err(StartError::PortTaken(e) | StartError::Other(e)) => return Err(e),
@@ -90,116 +78,74 @@ impl ManagedServer {
     }
 
     fn start_on(cfg: &ServerConfig, port: u16) -> Result<ManagedServer, StartError> {
-        let other = |reason: String| StartError::Other(failed(reason));
-        let state = tempfile::Builder::new()
-            .prefix("servebench-flask-")
-            .tempdir()
-            .map_err(|e| other(format!("cannot create a temporary directory: {e}")))?;
-        let log_path = state.path().join("gunicorn.log");
-        let log = File::create(&log_path)
-            .map_err(|e| other(format!("cannot create {}: {e}", log_path.display())))?;
-        let log2 = log
-            .try_clone()
-            .map_err(|e| other(format!("cannot open the log twice: {e}")))?;
-        let child = Command::new(&cfg.gunicorn)
-            .arg("--config")
-            .arg(cfg.app_dir.join("gunicorn.conf.py"))
-            .arg("--chdir")
-            .arg(&cfg.app_dir)
-            .args(["--workers", &cfg.workers.to_string()])
-            .args(["--bind", &format!("127.0.0.1:{port}")])
-            .arg("app:app")
-            .env("SERVEBENCH_FIXTURES_DIR", &cfg.fixtures_dir)
-            .env("SERVEBENCH_MODELS", cfg.models.join(","))
-            .env("SERVEBENCH_INTRA_THREADS", cfg.intra_threads.to_string())
-            .env("SERVEBENCH_FLASK_STATE_DIR", state.path())
-            // One onnxruntime session per worker, limited to its intra-op threads; keep
-            // numpy's own thread pools from adding more.
-            .env("OMP_NUM_THREADS", "1")
-            .env("OPENBLAS_NUM_THREADS", "1")
-            .env("PYTHONUNBUFFERED", "1")
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log2)
-            .process_group(0)
-            .spawn()
-            .map_err(|e| other(format!("cannot start {}: {e}", cfg.gunicorn.display())))?;
-        let mut server = ManagedServer {
-            child,
-            port,
-            worker_pids: Vec::new(),
-            state,
-            stopped: false,
-        };
-        // On any failure below, dropping `server` stops whatever did start.
-        server.wait_ready(cfg)?;
-        Ok(server)
-    }
-
-    fn wait_ready(&mut self, cfg: &ServerConfig) -> Result<(), StartError> {
-        let deadline = Instant::now() + cfg.ready_timeout;
-        loop {
-            if CANCELLED.load(Ordering::SeqCst) {
-                return Err(StartError::Other(failed("the start was cancelled".into())));
-            }
-            let log = self.log();
+        let mut process = ManagedProcess::spawn(
+            "servebench-flask-",
+            Command::new(&cfg.gunicorn),
+            |c, state| {
+                c.arg("--config")
+                    .arg(cfg.app_dir.join("gunicorn.conf.py"))
+                    .arg("--chdir")
+                    .arg(&cfg.app_dir)
+                    .args(["--workers", &cfg.workers.to_string()])
+                    .args(["--bind", &format!("127.0.0.1:{port}")])
+                    .arg("app:app")
+                    .env("SERVEBENCH_FIXTURES_DIR", &cfg.fixtures_dir)
+                    .env("SERVEBENCH_MODELS", cfg.models.join(","))
+                    .env("SERVEBENCH_INTRA_THREADS", cfg.intra_threads.to_string())
+                    .env("SERVEBENCH_FLASK_STATE_DIR", state)
+                    // One onnxruntime session per worker, limited to its intra-op
+                    // threads; keep numpy's own thread pools from adding more.
+                    .env("OMP_NUM_THREADS", "1")
+                    .env("OPENBLAS_NUM_THREADS", "1")
+                    .env("PYTHONUNBUFFERED", "1");
+            },
+        )
+        .map_err(|e| StartError::Other(failed(e)))?;
+        // On any failure below, dropping `process` stops whatever did start.
+        let mut ready = Vec::new();
+        let waited = process.wait_ready(cfg.ready_timeout, |p| {
+            let log = p.log();
             if log.contains("Connection in use") || log.contains("Address already in use") {
-                return Err(StartError::PortTaken(failed(format!(
-                    "gunicorn could not bind 127.0.0.1:{}{}",
-                    self.port,
-                    quote(&summary(&log))
-                ))));
+                return Probe::Failed(format!(
+                    "gunicorn could not bind 127.0.0.1:{port}{}",
+                    process::quote_log(&summary(&log))
+                ));
             }
-            if let Ok(Some(status)) = self.child.try_wait() {
+            ready = ready_workers(p.state_dir());
+            if ready.len() >= cfg.workers && process::http_get_ok(port, "/health") {
+                Probe::Ready
+            } else {
+                Probe::Waiting
+            }
+        });
+        let tail = || process::quote_log(&summary(&process.log()));
+        match waited {
+            Ok(()) => {}
+            Err(NotReady::Failed(reason)) => return Err(StartError::PortTaken(failed(reason))),
+            Err(NotReady::Cancelled) => {
+                return Err(StartError::Other(failed("the start was cancelled".into())))
+            }
+            Err(NotReady::Exited(status)) => {
                 return Err(StartError::Other(failed(format!(
                     "gunicorn exited ({status}) before it was ready{}",
-                    quote(&self.log_tail())
-                ))));
+                    tail()
+                ))))
             }
-            let ready = self.ready_workers();
-            if ready.len() >= cfg.workers && probe_health(self.port) {
-                self.worker_pids = ready;
-                return Ok(());
-            }
-            if Instant::now() > deadline {
+            Err(NotReady::TimedOut(t)) => {
                 return Err(StartError::Other(failed(format!(
                     "gunicorn was not ready within {} s ({} of {} workers loaded){}",
-                    cfg.ready_timeout.as_secs(),
+                    t.as_secs(),
                     ready.len(),
                     cfg.workers,
-                    quote(&self.log_tail())
-                ))));
+                    tail()
+                ))))
             }
-            std::thread::sleep(Duration::from_millis(50));
         }
-    }
-
-    /// Pids of the workers that have loaded every model (from their ready files).
-    fn ready_workers(&self) -> Vec<u32> {
-        let mut pids: Vec<u32> = std::fs::read_dir(self.state.path())
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter_map(|e| {
-                let name = e.file_name().into_string().ok()?;
-                name.strip_prefix("worker-")?
-                    .strip_suffix(".ready")?
-                    .parse()
-                    .ok()
-            })
-            .collect();
-        pids.sort_unstable();
-        pids
-    }
-
-    /// The server's log so far.
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.state.path().join("gunicorn.log")).unwrap_or_default()
-    }
-
-    /// The last lines of the server's log, led by the first exception message.
-    fn log_tail(&self) -> String {
-        summary(&self.log())
+        Ok(ManagedServer {
+            process,
+            port,
+            worker_pids: ready,
+        })
     }
 
     /// Port on 127.0.0.1.
@@ -209,7 +155,7 @@ impl ManagedServer {
 
     /// Pid of the Gunicorn master (also the id of its process group).
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.process.pid()
     }
 
     /// Pids of the workers that were ready when the server became ready.
@@ -220,42 +166,26 @@ impl ManagedServer {
     /// Stops the master and every worker: `SIGTERM` to the group, then `SIGKILL` to
     /// whatever is left after the grace period. Idempotent.
     pub fn stop(&mut self) {
-        if self.stopped {
-            return;
-        }
-        self.stopped = true;
-        let group = self.child.id() as libc::pid_t;
-        signal_group(group, libc::SIGTERM);
-        let deadline = Instant::now() + STOP_GRACE;
-        while Instant::now() < deadline {
-            let master_gone = matches!(self.child.try_wait(), Ok(Some(_)));
-            if master_gone && !group_alive(group) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        signal_group(group, libc::SIGKILL);
-        let _ = self.child.wait();
+        self.process.stop();
     }
 }
 
-impl Drop for ManagedServer {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-fn signal_group(group: libc::pid_t, signal: libc::c_int) {
-    // SAFETY: kill(2) with a negative pid signals a process group; no memory is shared.
-    unsafe {
-        libc::kill(-group, signal);
-    }
-}
-
-/// True while some process of the group exists (zombies count until reaped).
-fn group_alive(group: libc::pid_t) -> bool {
-    // SAFETY: signal 0 only checks for existence and permission.
-    unsafe { libc::kill(-group, 0) == 0 }
+/// Pids of the workers that have loaded every model (from their ready files).
+fn ready_workers(state: &Path) -> Vec<u32> {
+    let mut pids: Vec<u32> = std::fs::read_dir(state)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            name.strip_prefix("worker-")?
+                .strip_suffix(".ready")?
+                .parse()
+                .ok()
+        })
+        .collect();
+    pids.sort_unstable();
+    pids
 }
 
 fn failed(reason: String) -> BackendError {
@@ -292,39 +222,6 @@ fn summary(log: &str) -> String {
         }
     }
     picked.join(" | ")
-}
-
-fn quote(log: &str) -> String {
-    if log.is_empty() {
-        "; its log is empty".into()
-    } else {
-        format!("; its last log lines: {log}")
-    }
-}
-
-/// A port the kernel says is free right now on 127.0.0.1.
-fn free_port() -> Result<u16, BackendError> {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(|e| failed(format!("cannot find a free port on 127.0.0.1: {e}")))
-}
-
-/// One plain `GET /health`; true on a 200.
-fn probe_health(port: u16) -> bool {
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
-        return false;
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-    if s.write_all(b"GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
-        .is_err()
-    {
-        return false;
-    }
-    let mut head = [0u8; 12];
-    s.read_exact(&mut head).is_ok()
-        && (head.starts_with(b"HTTP/1.1 200") || head.starts_with(b"HTTP/1.0 200"))
 }
 
 /// `fixtures/flask_app` in this repository.

@@ -1,10 +1,12 @@
 //! What a run produces: the JSON results document, the tables, and writing them.
 
+mod breakdown;
 mod results;
 mod system;
 mod table;
 mod write;
 
+pub use breakdown::breakdown_table;
 pub use results::{
     BackendInfo, Breakdown, ErrorCount, PointResult, Ratio, Results, Unavailable, SCHEMA_VERSION,
 };

@@ -188,6 +188,7 @@ pub fn markdown(results: &Results) -> String {
     let _ = writeln!(out, "{}\n", agreement_table(results, true));
     let _ = writeln!(out, "## Latency\n");
     out.push_str(&ratio_tables(results, true));
+    out.push_str(&crate::report::breakdown_table(results, true));
     out
 }
 

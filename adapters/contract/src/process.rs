@@ -1,0 +1,299 @@
+//! Managed server processes: the machinery every server backend shares.
+//!
+//! A backend that starts its own server (Gunicorn for Flask, `tritonserver` for Triton)
+//! needs the same five things, and they are written once, here:
+//! - **its own process group** ([`ManagedProcess::spawn`]): the server and everything it
+//!   forks are one group, so stopping it is one signal to the group, and a terminal's
+//!   Ctrl-C reaches the harness only (the harness alone decides when servers stop);
+//! - **a free loopback port** ([`free_port`]), chosen just before the start;
+//! - **readiness with a deadline and a cancel flag** ([`ManagedProcess::wait_ready`]):
+//!   a start runs on a blocking thread that the async runtime's shutdown cannot
+//!   interrupt, so Ctrl-C sets a flag ([`cancel_starts`]) that every waiting start
+//!   checks between probes;
+//! - **stop on drop** ([`ManagedProcess::stop`]): `SIGTERM` to the group, a grace period,
+//!   then `SIGKILL` to whatever is left. The server goes away with its backend however the
+//!   run ends: normally, by an error, by a panic that unwinds, or on Ctrl-C;
+//! - **the log** in a private temporary directory, quoted when the start fails.
+//!
+//! What "ready" means is the caller's business: it passes a probe closure.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+static CANCELLED: AtomicBool = AtomicBool::new(false);
+
+/// Makes every start still waiting for readiness give up and stop what it started.
+///
+/// The harness calls this on Ctrl-C.
+pub fn cancel_starts() {
+    CANCELLED.store(true, Ordering::SeqCst);
+}
+
+/// True once [`cancel_starts`] was called.
+pub fn starts_cancelled() -> bool {
+    CANCELLED.load(Ordering::SeqCst)
+}
+
+/// How long a server may take to stop after `SIGTERM` before its group is killed.
+pub const STOP_GRACE: Duration = Duration::from_secs(8);
+
+/// What the readiness probe says about the server right now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Probe {
+    /// Ready to serve.
+    Ready,
+    /// Not yet; ask again.
+    Waiting,
+    /// It will never be ready; the reason (the port was taken, a model failed).
+    Failed(String),
+}
+
+/// Why a start did not become ready. The caller turns it into its own error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotReady {
+    /// [`cancel_starts`] was called.
+    Cancelled,
+    /// The server process exited; its exit status.
+    Exited(String),
+    /// The deadline passed.
+    TimedOut(Duration),
+    /// The probe gave up with this reason.
+    Failed(String),
+}
+
+/// A server process in its own process group, stopped with its whole group on drop.
+#[derive(Debug)]
+pub struct ManagedProcess {
+    child: Child,
+    log_path: PathBuf,
+    // Holds the log and whatever the caller keeps there; removed after the stop.
+    state: tempfile::TempDir,
+    stopped: bool,
+}
+
+impl ManagedProcess {
+    /// Creates a private state directory (`<prefix>XXXX` under the system's temporary
+    /// directory), lets `build` finish the command with it (arguments, environment),
+    /// and spawns the command in its own process group with stdout and stderr going to
+    /// `<state>/server.log`.
+    pub fn spawn(
+        prefix: &str,
+        mut command: Command,
+        build: impl FnOnce(&mut Command, &Path),
+    ) -> Result<ManagedProcess, String> {
+        let state = tempfile::Builder::new()
+            .prefix(prefix)
+            .tempdir()
+            .map_err(|e| format!("cannot create a temporary directory: {e}"))?;
+        let log_path = state.path().join("server.log");
+        let log = File::create(&log_path)
+            .map_err(|e| format!("cannot create {}: {e}", log_path.display()))?;
+        let log2 = log
+            .try_clone()
+            .map_err(|e| format!("cannot open the log twice: {e}"))?;
+        build(&mut command, state.path());
+        let program = command.get_program().to_string_lossy().into_owned();
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log2)
+            .process_group(0)
+            .spawn()
+            .map_err(|e| format!("cannot start {program}: {e}"))?;
+        Ok(ManagedProcess {
+            child,
+            log_path,
+            state,
+            stopped: false,
+        })
+    }
+
+    /// Polls `probe` every 50 ms until it says ready, the process exits, the deadline
+    /// passes or the start is cancelled. On failure the process keeps running until
+    /// it is dropped (which stops it).
+    pub fn wait_ready(
+        &mut self,
+        timeout: Duration,
+        mut probe: impl FnMut(&ManagedProcess) -> Probe,
+    ) -> Result<(), NotReady> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if starts_cancelled() {
+                return Err(NotReady::Cancelled);
+            }
+            match probe(self) {
+                Probe::Ready => return Ok(()),
+                Probe::Failed(reason) => return Err(NotReady::Failed(reason)),
+                Probe::Waiting => {}
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(NotReady::Exited(status.to_string()));
+            }
+            if Instant::now() > deadline {
+                return Err(NotReady::TimedOut(timeout));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The private state directory (holds the log).
+    pub fn state_dir(&self) -> &Path {
+        self.state.path()
+    }
+
+    /// The server's output so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// Pid of the process started (also the id of its process group).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Stops the whole group: `SIGTERM`, then `SIGKILL` to whatever is left after
+    /// [`STOP_GRACE`]. Idempotent.
+    pub fn stop(&mut self) {
+        if self.stopped {
+            return;
+        }
+        self.stopped = true;
+        let group = self.child.id() as libc::pid_t;
+        signal_group(group, libc::SIGTERM);
+        let deadline = Instant::now() + STOP_GRACE;
+        while Instant::now() < deadline {
+            let leader_gone = matches!(self.child.try_wait(), Ok(Some(_)));
+            if leader_gone && !group_alive(group) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        signal_group(group, libc::SIGKILL);
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ManagedProcess {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn signal_group(group: libc::pid_t, signal: libc::c_int) {
+    // SAFETY: kill(2) with a negative pid signals a process group; no memory is shared.
+    unsafe {
+        libc::kill(-group, signal);
+    }
+}
+
+/// True while some process of the group exists (zombies count until reaped).
+fn group_alive(group: libc::pid_t) -> bool {
+    // SAFETY: signal 0 only checks for existence and permission.
+    unsafe { libc::kill(-group, 0) == 0 }
+}
+
+/// A port the kernel says is free right now on 127.0.0.1.
+pub fn free_port() -> Result<u16, String> {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| format!("cannot find a free port on 127.0.0.1: {e}"))
+}
+
+/// `n` distinct free ports on 127.0.0.1 (all held open while choosing, so no two are
+/// the same).
+pub fn free_ports(n: usize) -> Result<Vec<u16>, String> {
+    let listeners = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0"))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("cannot find a free port on 127.0.0.1: {e}"))?;
+    listeners
+        .iter()
+        .map(|l| l.local_addr().map(|a| a.port()))
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("cannot find a free port on 127.0.0.1: {e}"))
+}
+
+/// One plain `GET path` to 127.0.0.1:`port` over HTTP/1.0; true on a 200.
+pub fn http_get_ok(port: u16, path: &str) -> bool {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    let request = format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
+    if s.write_all(request.as_bytes()).is_err() {
+        return false;
+    }
+    let mut head = [0u8; 12];
+    s.read_exact(&mut head).is_ok()
+        && (head.starts_with(b"HTTP/1.1 200") || head.starts_with(b"HTTP/1.0 200"))
+}
+
+/// `"; its last log lines: <tail>"`, or `"; its log is empty"`, for error messages.
+pub fn quote_log(tail: &str) -> String {
+    if tail.is_empty() {
+        "; its log is empty".into()
+    } else {
+        format!("; its last log lines: {tail}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_process_group_is_stopped_on_drop() {
+        let mut p = ManagedProcess::spawn("servebench-test-", Command::new("sh"), |c, _| {
+            c.args(["-c", "sleep 60 & echo started; wait"]);
+        })
+        .unwrap();
+        let pid = p.pid();
+        p.wait_ready(Duration::from_secs(10), |p| {
+            if p.log().contains("started") {
+                Probe::Ready
+            } else {
+                Probe::Waiting
+            }
+        })
+        .unwrap();
+        drop(p);
+        assert!(!group_alive(pid as libc::pid_t), "group {pid} survived");
+    }
+
+    #[test]
+    fn an_early_exit_and_a_failed_probe_are_reported() {
+        let mut p = ManagedProcess::spawn("servebench-test-", Command::new("sh"), |c, _| {
+            c.args(["-c", "exit 3"]);
+        })
+        .unwrap();
+        let e = p
+            .wait_ready(Duration::from_secs(10), |_| Probe::Waiting)
+            .unwrap_err();
+        assert!(
+            matches!(e, NotReady::Exited(ref s) if s.contains('3')),
+            "{e:?}"
+        );
+        let mut p = ManagedProcess::spawn("servebench-test-", Command::new("sleep"), |c, _| {
+            c.arg("60");
+        })
+        .unwrap();
+        let e = p
+            .wait_ready(Duration::from_secs(10), |_| Probe::Failed("port".into()))
+            .unwrap_err();
+        assert_eq!(e, NotReady::Failed("port".into()));
+    }
+
+    #[test]
+    fn free_ports_are_distinct() {
+        let ports = free_ports(3).unwrap();
+        assert!(ports[0] != ports[1] && ports[1] != ports[2] && ports[0] != ports[2]);
+    }
+}
