@@ -177,3 +177,47 @@ fn libtorch_without_its_feature_is_not_compiled_in() {
         .unwrap_or_default();
     assert!(line.contains("not compiled in"), "{stdout}");
 }
+
+#[test]
+fn bad_tfserving_format_url_and_stack() {
+    let e = fails(&["--tfserving-format", "csv"]);
+    assert!(
+        e.contains("--tfserving-format \"csv\" is not valid") && e.contains("row or columnar"),
+        "{e}"
+    );
+    let e = fails(&["--tfserving-url", "localhost:8501"]);
+    assert!(
+        e.contains("--tfserving-url \"localhost:8501\" is not valid")
+            && e.contains("http://127.0.0.1:8501"),
+        "{e}"
+    );
+    let e = fails(&["--tfserving-grpc-url", "grpc://127.0.0.1:8500"]);
+    assert!(
+        e.contains("--tfserving-grpc-url") && e.contains("http://127.0.0.1:8500"),
+        "{e}"
+    );
+    let e = fails(&["--stack", "swarm"]);
+    assert!(
+        e.contains("--stack \"swarm\"") && e.contains("local or compose"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_named_tfserving_backend_without_a_server_is_one_clear_error() {
+    let port = contract::process::free_port().unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    let e = fails(&[
+        "--backends",
+        "candle,tfserving-rest",
+        "--models",
+        "text-cnn",
+        "--tfserving-url",
+        &url,
+    ]);
+    assert!(
+        e.contains(&format!("TF Serving is not reachable at {url}"))
+            && e.contains("docker compose up -d tfserving"),
+        "{e}"
+    );
+}

@@ -148,7 +148,38 @@ pub struct Settings {
     #[arg(long)]
     #[serde(default)]
     pub dynamic_batching: bool,
+
+    /// Use TF Serving's REST API at this URL for tfserving-rest
+    /// [default: http://127.0.0.1:8501, TF Serving's own default].
+    #[arg(long, value_name = "URL")]
+    pub tfserving_url: Option<String>,
+
+    /// Use TF Serving's gRPC API at this URL for tfserving-grpc
+    /// [default: http://127.0.0.1:8500, TF Serving's own default].
+    #[arg(long, value_name = "URL")]
+    pub tfserving_grpc_url: Option<String>,
+
+    /// JSON format of tfserving-rest requests: row ({"instances": ...}) or columnar
+    /// ({"inputs": ...}) [default: row].
+    #[arg(long, value_name = "row|columnar")]
+    pub tfserving_format: Option<String>,
+
+    /// Where the server backends run: local (the harness starts Flask and Triton itself)
+    /// or compose (the services of docker-compose.yml, on their published ports:
+    /// flask 8080, triton 8000/8001, tfserving 8501/8500; URL flags still win)
+    /// [default: local].
+    #[arg(long, value_name = "local|compose")]
+    pub stack: Option<String>,
 }
+
+/// Published ports of docker-compose.yml's services, as `--stack compose` uses them.
+pub const COMPOSE_URLS: [(&str, &str); 5] = [
+    ("flask", "http://127.0.0.1:8080"),
+    ("triton-http", "http://127.0.0.1:8000"),
+    ("triton-grpc", "http://127.0.0.1:8001"),
+    ("tfserving-rest", "http://127.0.0.1:8501"),
+    ("tfserving-grpc", "http://127.0.0.1:8500"),
+];
 
 /// Default absolute tolerance of the agreement check.
 pub const DEFAULT_ATOL: f64 = 1e-3;
@@ -250,6 +281,14 @@ pub struct RunConfig {
     pub triton_http_body: String,
     /// Triton's dynamic batcher on.
     pub dynamic_batching: bool,
+    /// Existing TF Serving REST endpoint (`None`: TF Serving's default port).
+    pub tfserving_url: Option<String>,
+    /// Existing TF Serving gRPC endpoint (`None`: TF Serving's default port).
+    pub tfserving_grpc_url: Option<String>,
+    /// `row` or `columnar` bodies for tfserving-rest.
+    pub tfserving_format: String,
+    /// `local` or `compose`: where the server backends run.
+    pub stack: String,
 }
 
 fn model_names<S: serde::Serializer>(models: &[ModelId], s: S) -> Result<S::Ok, S::Error> {
@@ -263,6 +302,8 @@ impl RunConfig {
             ("flask", &self.flask_url),
             ("triton-http", &self.triton_url),
             ("triton-grpc", &self.triton_grpc_url),
+            ("tfserving-rest", &self.tfserving_url),
+            ("tfserving-grpc", &self.tfserving_grpc_url),
         ]
         .into_iter()
         .filter_map(|(name, url)| Some((name.to_string(), url.clone()?)))
@@ -331,13 +372,42 @@ impl Settings {
             triton_grpc_url: self.triton_grpc_url.or(file.triton_grpc_url),
             triton_http_body: self.triton_http_body.or(file.triton_http_body),
             dynamic_batching: self.dynamic_batching || file.dynamic_batching,
+            tfserving_url: self.tfserving_url.or(file.tfserving_url),
+            tfserving_grpc_url: self.tfserving_grpc_url.or(file.tfserving_grpc_url),
+            tfserving_format: self.tfserving_format.or(file.tfserving_format),
+            stack: self.stack.or(file.stack),
         }
     }
 
     /// Fills in defaults and checks every value. `known` lists the backend names the
     /// harness knows.
-    pub fn validate(self, known: &[&str]) -> Result<RunConfig, HarnessError> {
+    pub fn validate(mut self, known: &[&str]) -> Result<RunConfig, HarnessError> {
         let quick = self.quick;
+        let stack = match self.stack.as_deref() {
+            None | Some("local") => "local",
+            Some("compose") => {
+                // The compose services' published ports, unless a URL flag says otherwise.
+                let compose = |name: &str| {
+                    COMPOSE_URLS
+                        .iter()
+                        .find(|(n, _)| *n == name)
+                        .map(|(_, u)| u.to_string())
+                };
+                self.flask_url = self.flask_url.or_else(|| compose("flask"));
+                self.triton_url = self.triton_url.or_else(|| compose("triton-http"));
+                self.triton_grpc_url = self.triton_grpc_url.or_else(|| compose("triton-grpc"));
+                self.tfserving_url = self.tfserving_url.or_else(|| compose("tfserving-rest"));
+                self.tfserving_grpc_url = self
+                    .tfserving_grpc_url
+                    .or_else(|| compose("tfserving-grpc"));
+                "compose"
+            }
+            Some(other) => {
+                return Err(HarnessError::Config(format!(
+                    "--stack {other:?} is not valid; use local or compose"
+                )))
+            }
+        };
         let bad = |msg: String| Err(HarnessError::Config(msg));
 
         let check_backend = |name: &str, what: &str| -> Result<(), HarnessError> {
@@ -502,6 +572,24 @@ impl Settings {
                 }
             },
             dynamic_batching: self.dynamic_batching,
+            tfserving_url: self
+                .tfserving_url
+                .map(|u| server_url(u, "--tfserving-url", "8501"))
+                .transpose()?,
+            tfserving_grpc_url: self
+                .tfserving_grpc_url
+                .map(|u| server_url(u, "--tfserving-grpc-url", "8500"))
+                .transpose()?,
+            tfserving_format: match self.tfserving_format.as_deref() {
+                None | Some("row") => "row".into(),
+                Some("columnar") => "columnar".into(),
+                Some(other) => {
+                    return bad(format!(
+                        "--tfserving-format {other:?} is not valid; use row or columnar"
+                    ))
+                }
+            },
+            stack: stack.into(),
         })
     }
 }
@@ -725,6 +813,58 @@ mod tests {
             e.contains("--triton-grpc-url") && e.contains("http://127.0.0.1:8001"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn tfserving_settings_and_the_compose_stack_are_checked() {
+        let c = Settings {
+            tfserving_url: Some("http://127.0.0.1:9501/".into()),
+            ..Default::default()
+        }
+        .validate(&["candle"])
+        .unwrap();
+        assert_eq!(c.tfserving_format, "row");
+        assert_eq!(c.stack, "local");
+        let urls = c.server_urls();
+        assert_eq!(urls["tfserving-rest"], "http://127.0.0.1:9501");
+        assert!(!urls.contains_key("tfserving-grpc") && !urls.contains_key("flask"));
+        let e = err(Settings {
+            tfserving_format: Some("csv".into()),
+            ..Default::default()
+        });
+        assert!(
+            e.contains("--tfserving-format \"csv\"") && e.contains("row or columnar"),
+            "{e}"
+        );
+        let e = err(Settings {
+            tfserving_grpc_url: Some("grpc://x".into()),
+            ..Default::default()
+        });
+        assert!(e.contains("--tfserving-grpc-url"), "{e}");
+        let e = err(Settings {
+            stack: Some("k8s".into()),
+            ..Default::default()
+        });
+        assert!(
+            e.contains("--stack \"k8s\"") && e.contains("local or compose"),
+            "{e}"
+        );
+
+        // compose: every server backend on its published port; a URL flag still wins.
+        let c = Settings {
+            stack: Some("compose".into()),
+            triton_url: Some("http://127.0.0.1:9000".into()),
+            ..Default::default()
+        }
+        .validate(&["candle"])
+        .unwrap();
+        assert_eq!(c.stack, "compose");
+        let urls = c.server_urls();
+        assert_eq!(urls["flask"], "http://127.0.0.1:8080");
+        assert_eq!(urls["triton-http"], "http://127.0.0.1:9000");
+        assert_eq!(urls["triton-grpc"], "http://127.0.0.1:8001");
+        assert_eq!(urls["tfserving-rest"], "http://127.0.0.1:8501");
+        assert_eq!(urls["tfserving-grpc"], "http://127.0.0.1:8500");
     }
 
     #[test]

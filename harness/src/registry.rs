@@ -46,7 +46,40 @@ pub fn entries() -> Vec<Entry> {
             name: TRITON_GRPC,
             open: open_triton_grpc,
         },
+        Entry {
+            name: TFSERVING_REST,
+            open: open_tfserving_rest,
+        },
+        Entry {
+            name: TFSERVING_GRPC,
+            open: open_tfserving_grpc,
+        },
     ]
+}
+
+/// Name of TF Serving over REST, known with its feature on or off.
+pub const TFSERVING_REST: &str = "tfserving-rest";
+/// Name of TF Serving over gRPC, known with its feature on or off.
+pub const TFSERVING_GRPC: &str = "tfserving-grpc";
+
+#[cfg(feature = "tfserving")]
+fn open_tfserving_rest(opts: &OpenOptions) -> Result<Arc<dyn Backend>, BackendError> {
+    adapter_tfserving::open_rest(opts)
+}
+
+#[cfg(feature = "tfserving")]
+fn open_tfserving_grpc(opts: &OpenOptions) -> Result<Arc<dyn Backend>, BackendError> {
+    adapter_tfserving::open_grpc(opts)
+}
+
+#[cfg(not(feature = "tfserving"))]
+fn open_tfserving_rest(_: &OpenOptions) -> Result<Arc<dyn Backend>, BackendError> {
+    Err(not_compiled_in(TFSERVING_REST, "tfserving"))
+}
+
+#[cfg(not(feature = "tfserving"))]
+fn open_tfserving_grpc(_: &OpenOptions) -> Result<Arc<dyn Backend>, BackendError> {
+    Err(not_compiled_in(TFSERVING_GRPC, "tfserving"))
 }
 
 /// Name of Triton over HTTP, known with its feature on or off.
@@ -75,7 +108,8 @@ fn open_triton_grpc(_: &OpenOptions) -> Result<Arc<dyn Backend>, BackendError> {
 }
 
 /// Passes the run's backend-specific settings to the adapters that read them (Triton's
-/// HTTP body encoding and dynamic batching), before any backend is opened.
+/// HTTP body encoding and dynamic batching, TF Serving's REST format), before any
+/// backend is opened.
 pub fn configure(cfg: &crate::config::RunConfig) {
     #[cfg(feature = "triton")]
     adapter_triton::configure(adapter_triton::Settings {
@@ -86,7 +120,15 @@ pub fn configure(cfg: &crate::config::RunConfig) {
         },
         dynamic_batching: cfg.dynamic_batching,
     });
-    #[cfg(not(feature = "triton"))]
+    #[cfg(feature = "tfserving")]
+    adapter_tfserving::configure(adapter_tfserving::Settings {
+        rest_format: if cfg.tfserving_format == "columnar" {
+            adapter_tfserving::RestFormat::Columnar
+        } else {
+            adapter_tfserving::RestFormat::Row
+        },
+    });
+    #[cfg(not(any(feature = "triton", feature = "tfserving")))]
     let _ = cfg;
 }
 

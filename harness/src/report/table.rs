@@ -166,6 +166,12 @@ pub fn markdown(results: &Results) -> String {
         results.config.intra_threads,
         results.config.concurrency
     );
+    if results.config.stack == "compose" {
+        let _ = writeln!(
+            out,
+            "Stack: compose (the services of docker-compose.yml).\n"
+        );
+    }
     let _ = writeln!(out, "## Backends\n");
     for b in &results.backends {
         let d = &b.description;

@@ -1,0 +1,107 @@
+//! docker-compose.yml validates offline, and the matched worker count reaches all three
+//! servers.
+//!
+//! No Docker engine runs here: Debian's `docker-compose` (1.29, installed by
+//! `scripts/setup`) checks the file and prints it resolved (`config`), which needs no
+//! engine. The resolved text is read per service.
+
+use std::path::Path;
+use std::process::Command;
+
+fn compose(args: &[&str], workers: Option<&str>) -> (bool, String, String) {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docker-compose.yml");
+    let mut cmd = Command::new("docker-compose");
+    cmd.arg("-f").arg(&file).args(args);
+    cmd.env_remove("SERVEBENCH_WORKERS");
+    if let Some(w) = workers {
+        cmd.env("SERVEBENCH_WORKERS", w);
+    }
+    let out = cmd
+        .output()
+        .expect("docker-compose runs (scripts/setup installs Debian's docker-compose)");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The lines of one service in `docker-compose config` output (two-space indented
+/// `name:` up to the next service).
+fn service<'a>(config: &'a str, name: &str) -> Vec<&'a str> {
+    let head = format!("  {name}:");
+    let mut lines = config.lines().skip_while(|l| *l != head);
+    let first = lines
+        .next()
+        .unwrap_or_else(|| panic!("no service {name} in:\n{config}"));
+    std::iter::once(first)
+        .chain(lines.take_while(|l| l.starts_with("    ") || l.is_empty()))
+        .collect()
+}
+
+#[test]
+fn the_compose_file_validates() {
+    let (ok, so, se) = compose(&["config", "-q"], None);
+    assert!(ok, "docker-compose config -q failed:\n{so}\n{se}");
+}
+
+#[test]
+fn the_worker_count_reaches_all_three_servers() {
+    for workers in ["3", "5"] {
+        let (ok, config, se) = compose(&["config"], Some(workers));
+        assert!(ok, "{se}");
+        let tfs = service(&config, "tfserving").join("\n");
+        assert!(
+            tfs.contains(&format!("--rest_api_num_threads={workers}"))
+                && tfs.contains(&format!("--tensorflow_session_parallelism={workers}")),
+            "tfserving:\n{tfs}"
+        );
+        for name in ["triton", "flask"] {
+            let s = service(&config, name).join("\n");
+            assert!(
+                s.contains(&format!("SERVEBENCH_WORKERS: '{workers}'")),
+                "{name}:\n{s}"
+            );
+        }
+        // Each server turns the variable into its own setting.
+        let triton = service(&config, "triton").join(" ");
+        assert!(
+            triton.contains("count: $${SERVEBENCH_WORKERS} kind: KIND_GPU"),
+            "{triton}"
+        );
+        let flask = service(&config, "flask").join(" ");
+        assert!(
+            flask.contains("--workers $${SERVEBENCH_WORKERS}"),
+            "{flask}"
+        );
+    }
+    // Unset, it is 1.
+    let (_, config, _) = compose(&["config"], None);
+    assert!(config.contains("--rest_api_num_threads=1"), "{config}");
+}
+
+#[test]
+fn gpu_servers_reserve_a_gpu_and_every_port_is_on_loopback() {
+    let (ok, config, se) = compose(&["config"], None);
+    assert!(ok, "{se}");
+    for name in ["tfserving", "triton"] {
+        let s = service(&config, name).join("\n");
+        assert!(
+            s.contains("driver: nvidia") && s.contains("- gpu"),
+            "{name}:\n{s}"
+        );
+    }
+    let mut ports = 0;
+    let mut in_ports = false;
+    for l in config.lines() {
+        if l.trim_start() == "ports:" {
+            in_ports = true;
+        } else if in_ports && l.trim_start().starts_with("- ") {
+            ports += 1;
+            assert!(l.contains("- 127.0.0.1:"), "published beyond loopback: {l}");
+        } else {
+            in_ports = false;
+        }
+    }
+    assert_eq!(ports, 6, "{config}");
+}
