@@ -394,6 +394,11 @@ fn compare_measures_both_protocols_and_labels_the_peer() {
             .unwrap();
     assert!(report.contains(adapter_tfserving::PEER_ENGINE), "{report}");
     assert!(!report.contains("tfserving (existing server)"), "{report}");
+    assert!(
+        report.contains("**tfserving-grpc** answered from servebench's test peer, not TF Serving")
+            && so.contains("tfserving-rest answered from servebench's test peer, not TF Serving"),
+        "{so}\n{report}"
+    );
     drop(peer);
 }
 

@@ -125,6 +125,11 @@ async fn dispatch(command: Command) -> Result<(), HarnessError> {
 }
 
 fn print_report(results: &report::Results, written: &report::Written) {
+    for d in results.backends.iter().map(|b| &b.description) {
+        if d.details.contains_key("test_peer") {
+            println!("{} answered from servebench's test peer, not TF Serving: its timings say nothing about TF Serving.\n", d.name);
+        }
+    }
     if !results.unavailable.is_empty() {
         println!("Not measured:\n{}", report::unavailable_lines(results));
     }

@@ -48,6 +48,12 @@ impl GrpcBackend {
     /// A backend talking to `url` (such as `http://127.0.0.1:8500`). The connection is
     /// made on first use.
     pub fn new(url: &str, description: Description) -> Result<GrpcBackend, BackendError> {
+        // tonic's lazy channel spawns its connection task on the current runtime.
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(BackendError::Transport(format!(
+                "{url}: a gRPC backend must be opened inside a tokio runtime"
+            )));
+        }
         let endpoint = Endpoint::from_shared(url.to_string())
             .map_err(|e| BackendError::Transport(format!("{url} is not a gRPC URL: {e}")))?
             .timeout(REQUEST_TIMEOUT)
@@ -350,6 +356,21 @@ mod tests {
             ..tensor_proto(&logits)
         };
         assert_eq!(from_proto("logits", short).unwrap_err().kind(), "protocol");
+    }
+
+    #[test]
+    fn opening_outside_a_runtime_is_an_error_not_a_panic() {
+        let d = Description {
+            name: "tfserving-grpc".into(),
+            engine: String::new(),
+            protocol: contract::Protocol::Grpc,
+            device: "cpu".into(),
+            workers: 1,
+            intra_threads: None,
+            details: Default::default(),
+        };
+        let e = GrpcBackend::new("http://127.0.0.1:1", d).err().unwrap();
+        assert!(e.to_string().contains("inside a tokio runtime"), "{e}");
     }
 
     #[test]

@@ -187,6 +187,11 @@ pub fn markdown(results: &Results) -> String {
             b.cold_start_ms
         );
     }
+    for d in results.backends.iter().map(|b| &b.description) {
+        if d.details.contains_key("test_peer") {
+            let _ = writeln!(out, "\n**{}** answered from servebench's test peer, not TF Serving: its timings say nothing about TF Serving.", d.name);
+        }
+    }
     if !results.unavailable.is_empty() {
         let _ = writeln!(out, "\nNot measured:\n\n{}", unavailable_lines(results));
     }
