@@ -177,3 +177,55 @@ fn libtorch_without_its_feature_is_not_compiled_in() {
         .unwrap_or_default();
     assert!(line.contains("not compiled in"), "{stdout}");
 }
+
+#[test]
+fn bad_load_settings() {
+    let e = fails(&["--request-rate", "0"]);
+    assert!(e.contains("--request-rate 0 is not valid"), "{e}");
+    let e = fails(&["--request-rate", "10", "--arrival", "foo"]);
+    assert!(
+        e.contains("--arrival \"foo\"") && e.contains("constant or poisson"),
+        "{e}"
+    );
+    let e = fails(&["--concurrency", "1,2", "--request-rate", "5"]);
+    assert!(
+        e.contains("either --concurrency") && e.contains("not both"),
+        "{e}"
+    );
+    let e = fails(&["--concurrency", "0"]);
+    assert!(e.contains("--concurrency must be at least 1"), "{e}");
+}
+
+#[test]
+fn bad_measurement_settings() {
+    let e = fails(&["--percentile", "120"]);
+    assert!(
+        e.contains("--percentile 120 is not valid") && e.contains("below 100"),
+        "{e}"
+    );
+    let e = fails(&["--trials", "0"]);
+    assert!(e.contains("--trials must be at least 1"), "{e}");
+    let e = fails(&["--max-windows", "2"]);
+    assert!(
+        e.contains("--max-windows 2") && e.contains("at least 3"),
+        "{e}"
+    );
+    let e = fails(&["--format", "xml"]);
+    assert!(
+        e.contains("--format \"xml\"") && e.contains("table or csv"),
+        "{e}"
+    );
+}
+
+#[test]
+fn bad_backend_labels() {
+    let e = fails(&["--backends", "candle@"]);
+    assert!(
+        e.contains("\"candle@\" is not valid") && e.contains("NAME@LABEL"),
+        "{e}"
+    );
+    let e = fails(&["--backends", "candle@a,candle@a"]);
+    assert!(e.contains("\"candle@a\" is given twice"), "{e}");
+    let e = fails(&["--backends", "tensorrt@a"]);
+    assert!(e.contains("unknown backend \"tensorrt\""), "{e}");
+}
