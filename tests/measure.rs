@@ -79,7 +79,9 @@ fn concurrency_sweep_on_two_engines() {
             );
             assert!(p50 > 0.0 && p50 <= p80 && p80 <= p99, "{r}");
             assert_eq!(l["samples"], r["requests"], "{r}");
-            assert!(l["slowest"]["n1"].as_f64().unwrap() >= p99, "{r}");
+            // Exact slowest vs the histogram's 3 significant digits.
+            assert!(l["slowest"]["n1"].as_f64().unwrap() >= p99 * 0.998, "{r}");
+            assert_eq!(l["slowest"]["n1"], l["max"], "{r}");
         }
     }
     // Every onnxruntime point has a ratio with an interval around it.

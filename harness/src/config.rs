@@ -586,9 +586,11 @@ impl Settings {
             (None, Window::Requests(_)) => 3600.0,
         };
         let stability = match self.stability_percent {
-            Some(p) if !(p.is_finite() && p > 0.0 && p <= 100.0) => return bad(format!(
+            Some(p) if !(p.is_finite() && p > 0.0 && p <= 100.0) => {
+                return bad(format!(
                 "--stability-percent {p} is not valid; give a percentage above 0 and at most 100"
-            )),
+            ))
+            }
             Some(p) => p / 100.0,
             None => 0.10,
         };

@@ -21,7 +21,7 @@ pub struct Latency {
     pub p95: f64,
     /// 99th percentile.
     pub p99: f64,
-    /// Slowest request.
+    /// Slowest request (exact; the other figures have 3 significant digits).
     pub max: f64,
     /// The 1st, 10th, 20th and 50th slowest requests (`None` with fewer requests).
     pub slowest: Slowest,
@@ -77,7 +77,8 @@ impl Latency {
             p90: ms(h.value_at_quantile(0.90)),
             p95: ms(h.value_at_quantile(0.95)),
             p99: ms(h.value_at_quantile(0.99)),
-            max: ms(h.max()),
+            // Exact where the window kept its slowest requests.
+            max: slowest.first().map_or(ms(h.max()), |&us| ms(us)),
             slowest: Slowest {
                 n1: rank(1),
                 n10: rank(10),
