@@ -82,12 +82,8 @@ pub fn tails_tables(results: &Results, markdown: bool) -> String {
             continue;
         }
         let title = format!(
-            "{model}: latency tails in ms; requests = in the reported windows of {} of every window",
-            if results.config.trials == 1 {
-                "1 trial".to_string()
-            } else {
-                format!("{} trials", results.config.trials)
-            }
+            "{model}: latency tails in ms over {} trial(s); requests: in the reported windows (the last 3 of each trial) of all measured",
+            results.config.trials
         );
         if markdown {
             let _ = writeln!(out, "### {title}\n");
