@@ -171,12 +171,12 @@ pub struct Settings {
     pub trials: Option<usize>,
 
     /// Windows per point and trial before giving up on stability (the result is then
-    /// flagged unstable) [default: 6; with --quick: 4].
+    /// flagged unstable) [default: 6; with --quick: 3].
     #[arg(long, value_name = "N")]
     pub max_windows: Option<usize>,
 
     /// Seconds after which a point's trial starts no new window [default: 1.5, with
-    /// --quick 0.5, at least 3 windows' length].
+    /// --quick 0.3, at least 3 windows' length].
     #[arg(long, value_name = "SECONDS")]
     pub point_budget: Option<f64>,
 
@@ -565,7 +565,7 @@ impl Settings {
         if trials == 0 {
             return bad("--trials must be at least 1".into());
         }
-        let max_windows = self.max_windows.unwrap_or(if quick { 4 } else { 6 });
+        let max_windows = self.max_windows.unwrap_or(if quick { 3 } else { 6 });
         if max_windows < crate::stats::stability::WINDOWS {
             return bad(format!(
                 "--max-windows {max_windows} is too few; give at least {} (stability compares the last {} windows)",
@@ -581,7 +581,7 @@ impl Settings {
             }
             (Some(b), _) => b,
             (None, Window::Duration { seconds, .. }) => {
-                (if quick { 0.5f64 } else { 1.5 }).max(3.0 * seconds)
+                (if quick { 0.3f64 } else { 1.5 }).max(3.0 * seconds)
             }
             (None, Window::Requests(_)) => 3600.0,
         };
