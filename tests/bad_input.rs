@@ -204,6 +204,45 @@ fn bad_tfserving_format_url_and_stack() {
 }
 
 #[test]
+fn bad_load_settings() {
+    let e = fails(&["--request-rate", "0"]);
+    assert!(e.contains("--request-rate 0 is not valid"), "{e}");
+    let e = fails(&["--request-rate", "10", "--arrival", "foo"]);
+    assert!(
+        e.contains("--arrival \"foo\"") && e.contains("constant or poisson"),
+        "{e}"
+    );
+    let e = fails(&["--concurrency", "1,2", "--request-rate", "5"]);
+    assert!(
+        e.contains("either --concurrency") && e.contains("not both"),
+        "{e}"
+    );
+    let e = fails(&["--concurrency", "0"]);
+    assert!(e.contains("--concurrency must be at least 1"), "{e}");
+}
+
+#[test]
+fn bad_measurement_settings() {
+    let e = fails(&["--percentile", "120"]);
+    assert!(
+        e.contains("--percentile 120 is not valid") && e.contains("below 100"),
+        "{e}"
+    );
+    let e = fails(&["--trials", "0"]);
+    assert!(e.contains("--trials must be at least 1"), "{e}");
+    let e = fails(&["--max-windows", "2"]);
+    assert!(
+        e.contains("--max-windows 2") && e.contains("at least 3"),
+        "{e}"
+    );
+    let e = fails(&["--format", "xml"]);
+    assert!(
+        e.contains("--format \"xml\"") && e.contains("table or csv"),
+        "{e}"
+    );
+}
+
+#[test]
 fn a_named_tfserving_backend_without_a_server_is_one_clear_error() {
     let port = contract::process::free_port().unwrap();
     let url = format!("http://127.0.0.1:{port}");
@@ -220,4 +259,17 @@ fn a_named_tfserving_backend_without_a_server_is_one_clear_error() {
             && e.contains("docker compose up -d tfserving"),
         "{e}"
     );
+}
+
+#[test]
+fn bad_backend_labels() {
+    let e = fails(&["--backends", "candle@"]);
+    assert!(
+        e.contains("\"candle@\" is not valid") && e.contains("NAME@LABEL"),
+        "{e}"
+    );
+    let e = fails(&["--backends", "candle@a,candle@a"]);
+    assert!(e.contains("\"candle@a\" is given twice"), "{e}");
+    let e = fails(&["--backends", "tensorrt@a"]);
+    assert!(e.contains("unknown backend \"tensorrt\""), "{e}");
 }

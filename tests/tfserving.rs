@@ -323,6 +323,8 @@ fn compare_args<'a>(dir: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {
         "32",
         "--duration",
         "0.3",
+        "--trials",
+        "1",
         "--results-dir",
         dir.to_str().unwrap(),
     ];

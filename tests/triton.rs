@@ -78,6 +78,8 @@ fn compare_args<'a>(dir: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {
     let mut args = vec![
         "compare",
         "--quiet",
+        "--trials",
+        "1",
         "--small-batches",
         "1,4",
         "--large-batches",
@@ -266,6 +268,8 @@ fn sigint_to_the_harness_stops_every_process() {
         &[
             "compare",
             "--quiet",
+            "--trials",
+            "1",
             "--backends",
             "triton-http",
             "--models",

@@ -12,6 +12,7 @@ use contract::Device;
 use fixtures::ModelId;
 use serde::{Deserialize, Serialize};
 
+use crate::load::{Arrival, Load};
 use crate::HarnessError;
 
 /// Every setting of `compare`, as flags or as keys of a TOML file (`--config`).
@@ -49,9 +50,11 @@ pub struct Settings {
     #[arg(long, value_name = "N")]
     pub intra_threads: Option<usize>,
 
-    /// Requests in flight at once (closed loop) [default: the worker count].
-    #[arg(long, value_name = "N")]
-    pub concurrency: Option<usize>,
+    /// Closed loop: requests in flight at once; a list sweeps, such as 1,2,4,8
+    /// [default: the worker count].
+    #[arg(long, value_delimiter = ',', value_name = "N[,N...]")]
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub concurrency: Option<Vec<usize>>,
 
     /// Device for in-process engines: cpu, cuda or cuda:N [default: cpu].
     #[arg(long, value_name = "DEVICE")]
@@ -69,7 +72,8 @@ pub struct Settings {
     #[arg(long, value_delimiter = ',', value_name = "SIZES")]
     pub large_batches_resnet: Option<Vec<usize>>,
 
-    /// Measurement window per point, in seconds [default: 1].
+    /// Length of one measurement window, in seconds; a point is a series of windows
+    /// [default: 0.25; with --quick: 0.1].
     #[arg(long, value_name = "SECONDS")]
     pub duration: Option<f64>,
 
@@ -77,11 +81,12 @@ pub struct Settings {
     #[arg(long, value_name = "N")]
     pub requests: Option<u64>,
 
-    /// Least number of requests a duration window measures, however slow [default: 3].
+    /// Least number of requests a duration window measures, however slow [default: 1].
     #[arg(long, value_name = "N")]
     pub min_requests: Option<u64>,
 
-    /// Warm-up requests per point, never counted [default: the concurrency, at least 2].
+    /// Warm-up requests per point and trial, never counted [default: the concurrency
+    /// or a tenth of a second of the request rate, at least 2, cut short after 1 s].
     #[arg(long, value_name = "N")]
     pub warmup: Option<u64>,
 
@@ -170,6 +175,78 @@ pub struct Settings {
     /// [default: local].
     #[arg(long, value_name = "local|compose")]
     pub stack: Option<String>,
+    // Measurement: load modes, windows, trials (issue 7).
+    /// Open loop: scheduled requests per second; a list sweeps, such as 10,50,100.
+    /// Latency counts from the scheduled send time. Not with --concurrency.
+    #[arg(long, value_delimiter = ',', value_name = "R[,R...]")]
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub request_rate: Option<Vec<f64>>,
+
+    /// Open loop: spacing of the sends, constant or poisson [default: poisson].
+    #[arg(long, value_name = "constant|poisson")]
+    pub arrival: Option<String>,
+
+    /// Times the whole backend set is measured, in a shuffled, interleaved order
+    /// [default: 3].
+    #[arg(long, value_name = "K")]
+    pub trials: Option<usize>,
+
+    /// Windows per point and trial before giving up on stability (the result is then
+    /// flagged unstable) [default: 6; with --quick: 3].
+    #[arg(long, value_name = "N")]
+    pub max_windows: Option<usize>,
+
+    /// Seconds after which a point's trial starts no new window [default: 1.5, with
+    /// --quick 0.3, at least 3 windows' length].
+    #[arg(long, value_name = "SECONDS")]
+    pub point_budget: Option<f64>,
+
+    /// Stability tolerance: the last 3 windows agree within this many percent
+    /// [default: 10].
+    #[arg(long, value_name = "PERCENT")]
+    pub stability_percent: Option<f64>,
+
+    /// Latency percentile the stability rule watches, above 0 and below 100
+    /// [default: 50].
+    #[arg(long, value_name = "P")]
+    pub percentile: Option<f64>,
+
+    /// Output on the terminal: table, or csv (perf_analyzer's columns) [default: table].
+    #[arg(long, value_name = "table|csv")]
+    pub format: Option<String>,
+}
+
+/// A TOML value that is one item or a list of them (`concurrency = 2` or `[1, 2]`).
+fn one_or_many<'de, D, T>(d: D) -> Result<Option<Vec<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany<T> {
+        One(T),
+        Many(Vec<T>),
+    }
+    Ok(Some(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(x) => vec![x],
+        OneOrMany::Many(v) => v,
+    }))
+}
+
+/// The backend type of a `NAME@LABEL` entry (`candle@a` is a `candle`).
+pub fn backend_type(label: &str) -> &str {
+    label.split_once('@').map_or(label, |(name, _)| name)
+}
+
+/// Terminal output of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// Side-by-side tables.
+    Table,
+    /// perf_analyzer-compatible CSV.
+    Csv,
 }
 
 /// Published ports of docker-compose.yml's services, as `--stack compose` uses them.
@@ -238,8 +315,6 @@ pub struct RunConfig {
     pub workers: usize,
     /// Intra-op threads per worker.
     pub intra_threads: usize,
-    /// Closed-loop concurrency.
-    pub concurrency: usize,
     /// Device for in-process engines.
     pub device: Device,
     /// Small batch sizes.
@@ -250,8 +325,8 @@ pub struct RunConfig {
     pub large_batches_resnet: Vec<usize>,
     /// Measurement window.
     pub window: Window,
-    /// Warm-up requests per point.
-    pub warmup: u64,
+    /// Warm-up requests per point and trial (`None`: from the load).
+    pub warmup: Option<u64>,
     /// Seed of weights and inputs.
     pub seed: u64,
     /// Agreement tolerances.
@@ -289,6 +364,25 @@ pub struct RunConfig {
     pub tfserving_format: String,
     /// `local` or `compose`: where the server backends run.
     pub stack: String,
+
+    // Measurement (issue 7).
+    /// Load levels, each measured at every point.
+    pub loads: Vec<Load>,
+    /// Times the backend set is measured.
+    pub trials: usize,
+    /// Windows per point and trial at most.
+    pub max_windows: usize,
+    /// Seconds after which a point's trial starts no new window.
+    pub point_budget_s: f64,
+    /// Stability tolerance, a fraction (0.1 = ±10 %).
+    pub stability: f64,
+    /// Stabilising latency percentile.
+    pub percentile: f64,
+    /// Terminal output.
+    pub format: Format,
+    /// `harness run`: one backend, one model, one batch size, one table.
+    #[serde(skip)]
+    pub single: bool,
 }
 
 fn model_names<S: serde::Serializer>(models: &[ModelId], s: S) -> Result<S::Ok, S::Error> {
@@ -350,6 +444,14 @@ impl Settings {
             workers: self.workers.or(file.workers),
             intra_threads: self.intra_threads.or(file.intra_threads),
             concurrency: self.concurrency.or(file.concurrency),
+            request_rate: self.request_rate.or(file.request_rate),
+            arrival: self.arrival.or(file.arrival),
+            trials: self.trials.or(file.trials),
+            max_windows: self.max_windows.or(file.max_windows),
+            point_budget: self.point_budget.or(file.point_budget),
+            stability_percent: self.stability_percent.or(file.stability_percent),
+            percentile: self.percentile.or(file.percentile),
+            format: self.format.or(file.format),
             device: self.device.or(file.device),
             small_batches: self.small_batches.or(file.small_batches),
             large_batches: self.large_batches.or(file.large_batches),
@@ -430,14 +532,23 @@ impl Settings {
                     ));
                 }
                 for b in &list {
-                    check_backend(b, "backend")?;
+                    check_label(b, known)?;
                 }
-                dedup(list)
+                if let Some(twice) = list
+                    .iter()
+                    .find(|b| list.iter().filter(|x| x == b).count() > 1)
+                {
+                    return bad(format!(
+                        "backend {twice:?} is given twice in --backends; to measure one backend twice give it two labels, such as {0}@a,{0}@b",
+                        backend_type(twice)
+                    ));
+                }
+                list
             }
             None => known.iter().map(|s| s.to_string()).collect(),
         };
         if let Some(b) = &self.baseline {
-            check_backend(b, "baseline")?;
+            check_backend(backend_type(b), "baseline")?;
             if !backends.contains(b) {
                 return bad(format!(
                     "baseline {b:?} is not among the backends compared ({})",
@@ -446,7 +557,7 @@ impl Settings {
             }
         }
         let reference = self.reference.unwrap_or_else(|| "candle".into());
-        check_backend(&reference, "reference backend")?;
+        check_backend(backend_type(&reference), "reference backend")?;
 
         let models = match self.models {
             Some(list) if list.is_empty() => {
@@ -467,7 +578,6 @@ impl Settings {
                 .unwrap_or_else(|| contract::default_intra_threads(workers)),
             "--intra-threads",
         )?;
-        let concurrency = positive(self.concurrency.unwrap_or(workers), "--concurrency")?;
         let device = match self.device {
             Some(d) => d.parse::<Device>().map_err(HarnessError::Config)?,
             None => Device::Cpu,
@@ -496,7 +606,7 @@ impl Settings {
             &[1, 8],
         )?;
 
-        let min_requests = self.min_requests.unwrap_or(if quick { 2 } else { 3 });
+        let min_requests = self.min_requests.unwrap_or(1);
         if min_requests == 0 {
             return bad("--min-requests must be at least 1".into());
         }
@@ -507,7 +617,7 @@ impl Settings {
             (Some(0), _) => return bad("--requests must be at least 1".into()),
             (Some(n), None) => Window::Requests(n),
             (None, d) => {
-                let seconds = d.unwrap_or(if quick { 0.3 } else { 1.0 });
+                let seconds = d.unwrap_or(if quick { 0.1 } else { 0.25 });
                 if !(seconds.is_finite() && seconds > 0.0) {
                     return bad(format!(
                         "--duration {seconds} is not valid; give a positive number of seconds"
@@ -519,7 +629,56 @@ impl Settings {
                 }
             }
         };
-        let warmup = self.warmup.unwrap_or((concurrency as u64).max(2));
+        let loads = loads(self.concurrency, self.request_rate, self.arrival, workers)?;
+        let trials = self.trials.unwrap_or(3);
+        if trials == 0 {
+            return bad("--trials must be at least 1".into());
+        }
+        let max_windows = self.max_windows.unwrap_or(if quick { 3 } else { 6 });
+        if max_windows < crate::stats::stability::WINDOWS {
+            return bad(format!(
+                "--max-windows {max_windows} is too few; give at least {} (stability compares the last {} windows)",
+                crate::stats::stability::WINDOWS,
+                crate::stats::stability::WINDOWS
+            ));
+        }
+        let point_budget_s = match (self.point_budget, window) {
+            (Some(b), _) if !(b.is_finite() && b > 0.0) => {
+                return bad(format!(
+                    "--point-budget {b} is not valid; give a positive number of seconds"
+                ))
+            }
+            (Some(b), _) => b,
+            (None, Window::Duration { seconds, .. }) => {
+                (if quick { 0.3f64 } else { 1.5 }).max(3.0 * seconds)
+            }
+            (None, Window::Requests(_)) => 3600.0,
+        };
+        let stability = match self.stability_percent {
+            Some(p) if !(p.is_finite() && p > 0.0 && p <= 100.0) => {
+                return bad(format!(
+                "--stability-percent {p} is not valid; give a percentage above 0 and at most 100"
+            ))
+            }
+            Some(p) => p / 100.0,
+            None => 0.10,
+        };
+        let percentile = match self.percentile {
+            Some(p) if !(p.is_finite() && p > 0.0 && p < 100.0) => {
+                return bad(format!(
+                    "--percentile {p} is not valid; give a latency percentile above 0 and below 100, such as 50 or 99"
+                ))
+            }
+            Some(p) => p,
+            None => 50.0,
+        };
+        let format = match self.format.as_deref() {
+            None | Some("table") => Format::Table,
+            Some("csv") => Format::Csv,
+            Some(other) => {
+                return bad(format!("--format {other:?} is not valid; use table or csv"))
+            }
+        };
 
         let atol = tolerance(self.atol.unwrap_or(DEFAULT_ATOL), "--atol")?;
         let rtol = tolerance(self.rtol.unwrap_or(DEFAULT_RTOL), "--rtol")?;
@@ -532,13 +691,12 @@ impl Settings {
             models,
             workers,
             intra_threads,
-            concurrency,
             device,
             small_batches,
             large_batches,
             large_batches_resnet,
             window,
-            warmup,
+            warmup: self.warmup,
             seed: self.seed.unwrap_or(fixtures::DEFAULT_SEED),
             atol,
             rtol,
@@ -590,7 +748,93 @@ impl Settings {
                 }
             },
             stack: stack.into(),
+            loads,
+            trials,
+            max_windows,
+            point_budget_s,
+            stability,
+            percentile,
+            format,
+            single: false,
         })
+    }
+}
+
+/// Checks one `--backends` entry: a known backend, optionally `@LABEL`.
+fn check_label(entry: &str, known: &[&str]) -> Result<(), HarnessError> {
+    let (name, label) = match entry.split_once('@') {
+        Some((n, l)) => (n, Some(l)),
+        None => (entry, None),
+    };
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    };
+    if label.is_some_and(|l| !label_ok(l)) || name.is_empty() {
+        return Err(HarnessError::Config(format!(
+            "backend {entry:?} is not valid; give NAME or NAME@LABEL, where LABEL is letters, digits, - or _ (such as candle@a)"
+        )));
+    }
+    if !known.contains(&name) {
+        return Err(HarnessError::Config(format!(
+            "unknown backend {name:?}; known backends: {}",
+            known.join(", ")
+        )));
+    }
+    Ok(())
+}
+
+/// The load levels: a closed-loop concurrency sweep or an open-loop rate sweep.
+fn loads(
+    concurrency: Option<Vec<usize>>,
+    rates: Option<Vec<f64>>,
+    arrival: Option<String>,
+    workers: usize,
+) -> Result<Vec<Load>, HarnessError> {
+    let bad = |msg: String| Err(HarnessError::Config(msg));
+    let arrival = arrival
+        .map(|a| a.parse::<Arrival>())
+        .transpose()
+        .map_err(HarnessError::Config)?;
+    match (concurrency, rates) {
+        (Some(_), Some(_)) => bad(
+            "give either --concurrency (closed loop) or --request-rate (open loop), not both"
+                .into(),
+        ),
+        (c, None) => {
+            if arrival.is_some() {
+                return bad("--arrival applies to an open loop; give --request-rate too".into());
+            }
+            let list = c.unwrap_or_else(|| vec![workers]);
+            if list.is_empty() {
+                return bad("--concurrency needs at least one number of requests in flight".into());
+            }
+            if list.contains(&0) {
+                return bad("--concurrency must be at least 1".into());
+            }
+            Ok(dedup(list)
+                .into_iter()
+                .map(|concurrency| Load::Closed { concurrency })
+                .collect())
+        }
+        (None, Some(rates)) => {
+            if rates.is_empty() {
+                return bad("--request-rate needs at least one rate (requests per second)".into());
+            }
+            if let Some(r) = rates.iter().find(|r| !(r.is_finite() && **r > 0.0)) {
+                return bad(format!(
+                    "--request-rate {r} is not valid; give requests per second above 0, such as 50 or 10,50,100"
+                ));
+            }
+            Ok(dedup(rates)
+                .into_iter()
+                .map(|request_rate| Load::Open {
+                    request_rate,
+                    arrival: arrival.unwrap_or(Arrival::Poisson),
+                })
+                .collect())
+        }
     }
 }
 
@@ -666,7 +910,8 @@ mod tests {
         assert!(!c.backends_explicit);
         assert_eq!(c.models, [ModelId::TextCnn, ModelId::Resnet50]);
         assert_eq!(c.workers, 1);
-        assert_eq!(c.concurrency, 1);
+        assert_eq!(c.loads, [Load::Closed { concurrency: 1 }]);
+        assert_eq!(c.trials, 3);
         assert_eq!(c.small_batches, [1, 2, 4, 8]);
         assert_eq!(
             c.batches(ModelId::TextCnn, BatchClass::Large),
@@ -886,6 +1131,124 @@ mod tests {
                 e.contains("--flask-url") && e.contains("http://"),
                 "{bad}: {e}"
             );
+        }
+    }
+
+    #[test]
+    fn load_settings_parse_from_flags_and_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        let load = |text: &str| {
+            std::fs::write(&path, text).unwrap();
+            Settings {
+                config: Some(path.clone()),
+                ..Default::default()
+            }
+            .with_file()
+            .unwrap()
+            .validate(KNOWN)
+            .unwrap()
+            .loads
+        };
+        assert_eq!(load("concurrency = 2\n"), [Load::Closed { concurrency: 2 }]);
+        assert_eq!(
+            load("concurrency = [1, 2]\n"),
+            [
+                Load::Closed { concurrency: 1 },
+                Load::Closed { concurrency: 2 }
+            ]
+        );
+        assert_eq!(
+            load("request_rate = 50.0\narrival = \"constant\"\n"),
+            [Load::Open {
+                request_rate: 50.0,
+                arrival: Arrival::Constant
+            }]
+        );
+        let c = Settings {
+            request_rate: Some(vec![10.0, 20.0]),
+            ..Default::default()
+        }
+        .validate(KNOWN)
+        .unwrap();
+        assert_eq!(c.loads.len(), 2);
+        assert_eq!(c.loads[0].request_rate(), Some(10.0));
+        assert_eq!(c.loads[0].label(), "10/s poisson");
+    }
+
+    #[test]
+    fn labels_name_two_instances_of_one_backend() {
+        let c = Settings {
+            backends: Some(vec!["candle@a".into(), "candle@b".into()]),
+            baseline: Some("candle@b".into()),
+            ..Default::default()
+        }
+        .validate(KNOWN)
+        .unwrap();
+        assert_eq!(c.backends, ["candle@a", "candle@b"]);
+        assert_eq!(backend_type("candle@a"), "candle");
+        assert_eq!(backend_type("onnxruntime"), "onnxruntime");
+        for bad in ["candle@", "@a", "candle@a b", "candle@a@b"] {
+            let e = err(Settings {
+                backends: Some(vec![bad.into()]),
+                ..Default::default()
+            });
+            assert!(e.contains("NAME@LABEL"), "{bad}: {e}");
+        }
+        let e = err(Settings {
+            backends: Some(vec!["candle".into(), "candle".into()]),
+            ..Default::default()
+        });
+        assert!(
+            e.contains("given twice") && e.contains("candle@a,candle@b"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn measurement_settings_are_checked() {
+        let c = Settings::default().validate(KNOWN).unwrap();
+        assert_eq!((c.max_windows, c.percentile, c.stability), (6, 50.0, 0.1));
+        assert_eq!(c.point_budget_s, 1.5);
+        for (s, want) in [
+            (
+                Settings {
+                    percentile: Some(0.0),
+                    ..Default::default()
+                },
+                "--percentile 0 is not valid",
+            ),
+            (
+                Settings {
+                    stability_percent: Some(-1.0),
+                    ..Default::default()
+                },
+                "--stability-percent -1",
+            ),
+            (
+                Settings {
+                    point_budget: Some(0.0),
+                    ..Default::default()
+                },
+                "--point-budget 0",
+            ),
+            (
+                Settings {
+                    arrival: Some("poisson".into()),
+                    ..Default::default()
+                },
+                "--arrival applies to an open loop",
+            ),
+            (
+                Settings {
+                    request_rate: Some(vec![f64::NAN]),
+                    ..Default::default()
+                },
+                "--request-rate NaN is not valid",
+            ),
+        ] {
+            let e = err(s);
+            assert!(e.contains(want), "{e}");
         }
     }
 }

@@ -4,9 +4,13 @@
 //! exactly as a user does from the shell. The modules follow the life of a run:
 //! [`config`] turns flags and a TOML file into a validated [`config::RunConfig`];
 //! [`registry`] knows every backend; [`compare`] opens them, checks that their outputs
-//! agree, and measures each point with the closed-loop generator in [`load`];
-//! [`stats`] summarises latencies and [`report`] prints tables and writes the JSON
-//! results (schema: `results/schema.json`) and a Markdown report.
+//! agree, and measures each point — a model, a batch size and a load level — in
+//! `--trials` shuffled, interleaved trials, each a series of windows run until stable,
+//! with the closed- or open-loop generators of [`load`]; [`stats`] summarises latencies
+//! (percentiles, slowest requests, bootstrap intervals of ratios) and [`report`] prints
+//! tables (or perf_analyzer-style CSV) and writes the JSON results (schema:
+//! `results/schema.json`) and a Markdown report. `harness run` measures one backend,
+//! model and batch size the same way and prints one table.
 #![deny(missing_docs)]
 
 pub mod agreement;
@@ -46,8 +50,60 @@ pub enum Command {
     /// Run identical text-CNN and ResNet workloads on every backend and print
     /// side-by-side latency tables with ratios, for small and large batches.
     Compare(Box<config::Settings>),
+    /// Measure one backend on one model and batch size (like perf_analyzer for one
+    /// model) and print one table; writes the JSON results too.
+    Run(Box<RunArgs>),
     /// List the backends and whether each can run on this machine.
     Backends,
+}
+
+/// Flags of `harness run`: the target, plus every load and output setting of `compare`.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Backend to measure (NAME or NAME@LABEL).
+    #[arg(long, value_name = "NAME")]
+    pub backend: String,
+    /// Model: text-cnn, resnet18 or resnet50.
+    #[arg(long, value_name = "MODEL")]
+    pub model: String,
+    /// Samples per request.
+    #[arg(long, value_name = "N")]
+    pub batch: usize,
+    /// Load, window, trial and output settings (as for compare).
+    #[command(flatten)]
+    pub settings: config::Settings,
+}
+
+impl RunArgs {
+    /// The validated configuration of a single-target run.
+    fn config(self) -> Result<config::RunConfig, HarnessError> {
+        let s = self.settings.with_file()?;
+        for (given, flag) in [
+            (s.backends.is_some(), "--backends"),
+            (s.models.is_some(), "--models"),
+            (s.small_batches.is_some(), "--small-batches"),
+            (s.large_batches.is_some(), "--large-batches"),
+            (s.large_batches_resnet.is_some(), "--large-batches-resnet"),
+        ] {
+            if given {
+                return Err(HarnessError::Config(format!(
+                    "harness run measures one target: give --backend, --model and --batch, not {flag}"
+                )));
+            }
+        }
+        let settings = config::Settings {
+            reference: Some(s.reference.clone().unwrap_or_else(|| self.backend.clone())),
+            backends: Some(vec![self.backend]),
+            models: Some(vec![self.model]),
+            small_batches: Some(vec![self.batch]),
+            large_batches: Some(vec![self.batch]),
+            large_batches_resnet: Some(vec![self.batch]),
+            ..s
+        };
+        let mut cfg = settings.validate(&registry::names())?;
+        cfg.single = true;
+        Ok(cfg)
+    }
 }
 
 /// Exit status after Ctrl-C.
@@ -72,6 +128,7 @@ where
         }
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .thread_name(load::cpu::CLIENT_THREAD_NAME)
         .enable_all()
         .build()
     {
@@ -111,17 +168,30 @@ async fn dispatch(command: Command) -> Result<(), HarnessError> {
     match command {
         Command::Compare(settings) => {
             let cfg = settings.with_file()?.validate(&registry::names())?;
-            registry::configure(&cfg);
-            let results = compare::compare(cfg).await?;
-            let written = report::write_outputs(&results)?;
-            print_report(&results, &written);
-            Ok(())
+            measure_and_report(cfg).await
         }
+        Command::Run(args) => measure_and_report(args.config()?).await,
         Command::Backends => {
             list_backends();
             Ok(())
         }
     }
+}
+
+async fn measure_and_report(cfg: config::RunConfig) -> Result<(), HarnessError> {
+    registry::configure(&cfg);
+    let results = compare::compare(cfg).await?;
+    let written = report::write_outputs(&results)?;
+    if results.config.format == config::Format::Csv {
+        print!("{}", report::csv(&results));
+    } else if results.config.single {
+        print!("{}", report::tails_tables(&results, false));
+        println!("{}\n", report::legend(false));
+        print_written(&written);
+    } else {
+        print_report(&results, &written);
+    }
+    Ok(())
 }
 
 fn print_report(results: &report::Results, written: &report::Written) {
@@ -141,7 +211,12 @@ fn print_report(results: &report::Results, written: &report::Written) {
         );
     }
     print!("{}", report::ratio_tables(results, false));
+    print!("{}", report::tails_tables(results, false));
     print!("{}", report::breakdown_table(results, false));
+    print_written(written);
+}
+
+fn print_written(written: &report::Written) {
     println!(
         "Results: {} (JSON), {} (Markdown)",
         written

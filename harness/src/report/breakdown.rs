@@ -21,7 +21,7 @@ pub fn breakdown_table(results: &Results, markdown: bool) -> String {
     let rows: Vec<_> = results
         .results
         .iter()
-        .filter_map(|r| Some((r, r.server?, r.latency_ms?)))
+        .filter_map(|r| Some((r, r.server?, r.latency_ms.as_ref()?)))
         .collect();
     if rows.is_empty() {
         return String::new();
@@ -41,7 +41,7 @@ pub fn breakdown_table(results: &Results, markdown: bool) -> String {
     let mut seen = Vec::new();
     for (r, s, l) in rows {
         // A batch size in both classes is one measurement: show it once.
-        let key = (&r.model, r.batch_size, &r.backend);
+        let key = (&r.model, r.batch_size, &r.load, &r.backend);
         if seen.contains(&key) {
             continue;
         }

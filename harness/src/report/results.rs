@@ -7,11 +7,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::agreement::Agreement;
 use crate::config::{BatchClass, RunConfig};
+use crate::load::Arrival;
 use crate::report::System;
 use crate::stats::Latency;
 
 /// Version of the results format; bumped on incompatible changes.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Everything one `compare` run found.
 #[derive(Debug, Clone, Serialize)]
@@ -96,17 +97,23 @@ pub struct PointResult {
     pub batch_class: BatchClass,
     /// Samples per request.
     pub batch_size: usize,
-    /// Requests in flight.
-    pub concurrency: usize,
+    /// Load level, as the tables label it (`c=2`, `50/s poisson`).
+    pub load: String,
+    /// Closed loop: requests in flight (`None` in an open loop).
+    pub concurrency: Option<usize>,
+    /// Open loop: scheduled requests per second (`None` in a closed loop).
+    pub request_rate: Option<f64>,
+    /// Open loop: spacing of the sends.
+    pub arrival: Option<Arrival>,
     /// Matched worker count.
     pub workers: usize,
-    /// Successful requests measured.
+    /// Successful requests in the reported (stable) windows of every trial.
     pub requests: u64,
-    /// Failed requests measured.
+    /// Failed requests in the reported windows.
     pub errors: u64,
     /// Failed requests by kind.
     pub error_kinds: Vec<ErrorCount>,
-    /// Length of the measurement window, seconds.
+    /// Summed length of the reported windows, seconds.
     pub duration_s: f64,
     /// Successful requests per second.
     pub throughput_rps: f64,
@@ -116,6 +123,48 @@ pub struct PointResult {
     pub latency_ms: Option<Latency>,
     /// Server-side breakdown, where the backend reports one.
     pub server: Option<Breakdown>,
+    /// How the figures were obtained: trials, windows, stability, client health.
+    pub measurement: MeasurementInfo,
+    /// Short flags for tables: `unstable`, `client-bound`, `late-sends`, `few-samples`.
+    pub flags: Vec<String>,
+    /// Latency samples (µs) of each reported window, for the bootstrap; not written.
+    #[serde(skip)]
+    pub samples: Vec<Vec<u64>>,
+}
+
+/// How a point's figures were obtained.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct MeasurementInfo {
+    /// Trials run.
+    pub trials: usize,
+    /// Trials whose last windows agreed.
+    pub stable_trials: usize,
+    /// Every trial was stable.
+    pub stable: bool,
+    /// Windows run, over every trial.
+    pub windows: usize,
+    /// Windows whose samples the figures merge.
+    pub reported_windows: usize,
+    /// Requests (successful and failed) in every window of every trial; warm-up excluded.
+    pub total_requests: u64,
+    /// Wall time of every window of every trial, seconds.
+    pub total_wall_s: f64,
+    /// Sends made (open loop) or requests started (closed loop).
+    pub sends: u64,
+    /// Open loop: sends that started more than 2 ms behind schedule.
+    pub late_sends: u64,
+    /// `late_sends / sends`.
+    pub late_fraction: f64,
+    /// Open loop: mean lag of a send behind schedule, ms.
+    pub mean_lag_ms: f64,
+    /// Open loop: largest lag of a send behind schedule, ms.
+    pub max_lag_ms: f64,
+    /// Busiest trial's client CPU per async worker thread, as a fraction of wall time
+    /// (`None` where it cannot be read).
+    pub client_cpu: Option<f64>,
+    /// The load generator was saturated or fell behind schedule: the figures may
+    /// describe the client rather than the backend.
+    pub client_bound: bool,
 }
 
 /// A backend against the baseline at one point.
@@ -127,14 +176,26 @@ pub struct Ratio {
     pub batch_class: BatchClass,
     /// Samples per request.
     pub batch_size: usize,
+    /// Load level (`c=2`, `50/s poisson`).
+    pub load: String,
     /// Backend compared.
     pub backend: String,
     /// Baseline backend.
     pub baseline: String,
     /// `p50(backend) / p50(baseline)`.
     pub p50_ratio: f64,
+    /// Lower end of the p50 ratio's bootstrap 95 % interval.
+    pub ci_low: f64,
+    /// Upper end of the p50 ratio's bootstrap 95 % interval.
+    pub ci_high: f64,
+    /// The p50 interval excludes 1.0: a clear difference.
+    pub clear_difference: bool,
     /// `mean(backend) / mean(baseline)`.
     pub mean_ratio: f64,
+    /// Lower end of the mean ratio's bootstrap 95 % interval.
+    pub mean_ci_low: f64,
+    /// Upper end of the mean ratio's bootstrap 95 % interval.
+    pub mean_ci_high: f64,
 }
 
 impl Results {

@@ -2,7 +2,10 @@
 //!
 //! The same tables go to the terminal and, in Markdown, to `report.md`. For each
 //! backend a table shows p50 and mean latency in milliseconds; every backend but the
-//! baseline also gets its p50 ratio to the baseline (`1.25×` = 25 % slower).
+//! baseline also gets its p50 ratio to the baseline with its bootstrap 95 % interval,
+//! `1.25 [1.18, 1.31]` (25 % slower, surely between 18 and 31 %); `~` marks a ratio
+//! whose interval contains 1.0: no clear difference. Flags after a p50 ([`FLAGS`])
+//! say how far to trust it.
 
 use std::fmt::Write;
 
@@ -26,7 +29,7 @@ pub fn ratio_tables(results: &Results, markdown: bool) -> String {
                 continue;
             }
             let title = format!(
-                "{model}, {class} batches: latency in ms (p50, mean) and p50 ratio to {}",
+                "{model}, {class} batches: latency in ms (p50, mean) and p50 ratio to {} [95% interval]",
                 results.baseline
             );
             if markdown {
@@ -38,7 +41,68 @@ pub fn ratio_tables(results: &Results, markdown: bool) -> String {
             let _ = writeln!(out, "{table}\n");
         }
     }
+    if !out.is_empty() {
+        let _ = writeln!(out, "{}\n", legend(markdown));
+    }
     out
+}
+
+/// Flags shown after a p50, and what they mean.
+pub const FLAGS: [(&str, &str, &str); 4] = [
+    (
+        "unstable",
+        "U",
+        "unstable: the last 3 windows of a trial never agreed within the tolerance",
+    ),
+    (
+        "client-bound",
+        "C",
+        "client-bound: the harness's own threads were saturated or fell behind schedule",
+    ),
+    (
+        "late-sends",
+        "L",
+        "more than 1% of open-loop sends started late",
+    ),
+    (
+        "few-samples",
+        "S",
+        "p99 from fewer than 459 samples (MLPerf early-stopping minimum)",
+    ),
+];
+
+/// The flag letters of a result, such as ` U,C`, or an empty string.
+pub fn flag_letters(flags: &[String]) -> String {
+    let letters: Vec<&str> = FLAGS
+        .iter()
+        .filter(|(name, _, _)| flags.iter().any(|f| f == name))
+        .map(|(_, letter, _)| *letter)
+        .collect();
+    if letters.is_empty() {
+        String::new()
+    } else {
+        format!(" {}", letters.join(","))
+    }
+}
+
+/// The legend under the tables.
+pub fn legend(markdown: bool) -> String {
+    let sep = if markdown { "  \n" } else { "\n" };
+    let mut lines =
+        vec!["`~` after a ratio: its 95% interval contains 1.0, no clear difference.".to_string()];
+    lines.extend(FLAGS.iter().map(|(_, l, what)| format!("{l}: {what}")));
+    lines.join(sep)
+}
+
+/// A ratio with its interval: `1.25 [1.18, 1.31]`, `~` when it contains 1.0.
+pub fn ratio_cell(r: &crate::report::Ratio) -> String {
+    format!(
+        "{:.2} [{:.2}, {:.2}]{}",
+        r.p50_ratio,
+        r.ci_low,
+        r.ci_high,
+        if r.clear_difference { "" } else { " ~" }
+    )
 }
 
 fn one_table(results: &Results, model: &str, class: BatchClass, markdown: bool) -> String {
@@ -47,7 +111,7 @@ fn one_table(results: &Results, model: &str, class: BatchClass, markdown: bool) 
         .iter()
         .map(|b| b.description.name.as_str())
         .collect();
-    let mut header = vec!["batch".to_string()];
+    let mut header = vec!["batch".to_string(), "load".to_string()];
     for b in &backends {
         header.push(format!("{b} p50"));
         header.push(format!("{b} mean"));
@@ -57,20 +121,28 @@ fn one_table(results: &Results, model: &str, class: BatchClass, markdown: bool) 
     }
     let mut builder = Builder::default();
     builder.push_record(header);
-    for &batch in results
+    let loads: Vec<String> = results.config.loads.iter().map(|l| l.label()).collect();
+    let batches = results
         .config
-        .batches(model.parse().expect("known model"), class)
+        .batches(model.parse().expect("known model"), class);
+    for (&batch, load) in batches
+        .iter()
+        .flat_map(|b| loads.iter().map(move |l| (b, l)))
     {
-        let mut row = vec![batch.to_string()];
+        let mut row = vec![batch.to_string(), load.clone()];
         for b in &backends {
             let point = results.results.iter().find(|r| {
                 r.model == model
                     && r.batch_class == class
                     && r.batch_size == batch
+                    && &r.load == load
                     && r.backend == *b
             });
-            let (p50, mean) = match point.and_then(|p| p.latency_ms) {
-                Some(l) => (ms(l.p50), ms(l.mean)),
+            let (p50, mean) = match point.and_then(|p| p.latency_ms.as_ref().map(|l| (p, l))) {
+                Some((p, l)) => (
+                    format!("{}{}", ms(l.p50), flag_letters(&p.flags)),
+                    ms(l.mean),
+                ),
                 None if point.is_some() => ("failed".into(), "failed".into()),
                 None => ("-".into(), "-".into()),
             };
@@ -81,9 +153,10 @@ fn one_table(results: &Results, model: &str, class: BatchClass, markdown: bool) 
                     r.model == model
                         && r.batch_class == class
                         && r.batch_size == batch
+                        && &r.load == load
                         && r.backend == *b
                 });
-                row.push(ratio.map_or("-".into(), |r| format!("{:.2}x", r.p50_ratio)));
+                row.push(ratio.map_or("-".into(), ratio_cell));
             }
         }
         builder.push_record(row);
@@ -92,7 +165,7 @@ fn one_table(results: &Results, model: &str, class: BatchClass, markdown: bool) 
 }
 
 /// A finished table in Markdown or, for the terminal, with rounded borders.
-fn render(builder: Builder, markdown: bool) -> String {
+pub fn render(builder: Builder, markdown: bool) -> String {
     let mut table = builder.build();
     if markdown {
         table.with(Style::markdown());
@@ -157,14 +230,21 @@ pub fn markdown(results: &Results) -> String {
     let s = &results.system;
     let _ = writeln!(
         out,
-        "Machine: {} ({} cores, {} GiB), {}. Workers {}, intra-op threads {}, concurrency {}.\n",
+        "Machine: {} ({} cores, {} GiB), {}. Workers {}, intra-op threads {}, loads {}, {} trials.\n",
         s.cpu,
         s.cores,
         s.memory_gib,
         s.os,
         results.config.workers,
         results.config.intra_threads,
-        results.config.concurrency
+        results
+            .config
+            .loads
+            .iter()
+            .map(|l| l.label())
+            .collect::<Vec<_>>()
+            .join(", "),
+        results.config.trials
     );
     if results.config.stack == "compose" {
         let _ = writeln!(
@@ -199,6 +279,8 @@ pub fn markdown(results: &Results) -> String {
     let _ = writeln!(out, "{}\n", agreement_table(results, true));
     let _ = writeln!(out, "## Latency\n");
     out.push_str(&ratio_tables(results, true));
+    let _ = writeln!(out, "## Tails\n");
+    out.push_str(&crate::report::tails_tables(results, true));
     out.push_str(&crate::report::breakdown_table(results, true));
     out
 }

@@ -14,9 +14,11 @@ pub struct Written {
     pub json: Vec<PathBuf>,
     /// The Markdown report.
     pub markdown: PathBuf,
+    /// The perf_analyzer-style CSV.
+    pub csv: PathBuf,
 }
 
-/// Writes `results.json` and `report.md` into a new `<results_dir>/<timestamp>/`, and
+/// Writes `results.json`, `report.md` and `results.csv` into a new `<results_dir>/<timestamp>/`, and
 /// the JSON also to `--json` when given. Every file is written to a temporary name and
 /// renamed into place, so an interrupted run leaves no file that looks complete.
 pub fn write_outputs(results: &Results) -> Result<Written, HarnessError> {
@@ -39,10 +41,13 @@ pub fn write_outputs(results: &Results) -> Result<Written, HarnessError> {
     }
     let md = dir.join("report.md");
     atomic_write(&md, markdown(results).as_bytes())?;
+    let csv_path = dir.join("results.csv");
+    atomic_write(&csv_path, crate::report::csv(results).as_bytes())?;
     Ok(Written {
         dir,
         json: json_paths,
         markdown: md,
+        csv: csv_path,
     })
 }
 

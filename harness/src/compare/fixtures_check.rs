@@ -1,0 +1,70 @@
+//! The fixtures a run needs: generated when absent, otherwise only checked.
+
+use fixtures::ModelId;
+
+use crate::config::RunConfig;
+use crate::progress::Progress;
+use crate::HarnessError;
+
+/// Generates the fixtures of every model whose directory is absent (a fresh clone), and
+/// otherwise only checks them: the harness never overwrites existing files. A file that
+/// is missing, or whose size differs from the manifest, is an error naming the file
+/// and the command that rebuilds it; deeper damage is reported by the backend that
+/// fails to load it.
+pub fn prepare_fixtures(cfg: &RunConfig, progress: &Progress) -> Result<(), HarnessError> {
+    let dir = &cfg.fixtures_dir;
+    let fixture_err = |e: fixtures::FixtureError| HarnessError::Fixtures(e.to_string());
+    if let Ok(manifest) = fixtures::Manifest::read(dir) {
+        if manifest.seed != cfg.seed {
+            return Err(HarnessError::Fixtures(format!(
+                "the fixtures in {} were generated with seed {}, not {}; run `cargo run --release -p fixtures -- generate --force --seed {} --dir {}`",
+                dir.display(),
+                manifest.seed,
+                cfg.seed,
+                cfg.seed,
+                dir.display()
+            )));
+        }
+    }
+    let absent: Vec<ModelId> = cfg
+        .models
+        .iter()
+        .copied()
+        .filter(|&m| !fixtures::ModelFiles::new(dir, m).dir.exists())
+        .collect();
+    if !absent.is_empty() {
+        progress.note(&format!(
+            "generating fixtures for {} in {}",
+            absent
+                .iter()
+                .map(|m| m.name())
+                .collect::<Vec<_>>()
+                .join(", "),
+            dir.display()
+        ));
+        fixtures::ensure(dir, &absent, cfg.seed).map_err(fixture_err)?;
+    }
+    let manifest = fixtures::Manifest::read(dir).ok();
+    for &model in &cfg.models {
+        let files = fixtures::ModelFiles::new(dir, model);
+        let recorded = manifest.as_ref().and_then(|m| m.model(model));
+        for (path, entry) in [
+            (&files.safetensors, recorded.map(|e| &e.safetensors)),
+            (&files.onnx, recorded.map(|e| &e.onnx)),
+        ] {
+            let Ok(meta) = std::fs::metadata(path) else {
+                return Err(fixture_err(fixtures::FixtureError::Missing {
+                    path: path.clone(),
+                }));
+            };
+            if let Some(entry) = entry.filter(|e| e.size != meta.len()) {
+                return Err(fixture_err(fixtures::FixtureError::SizeMismatch {
+                    path: path.clone(),
+                    expected: entry.size,
+                    actual: meta.len(),
+                }));
+            }
+        }
+    }
+    Ok(())
+}

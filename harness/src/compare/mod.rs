@@ -1,0 +1,244 @@
+//! `harness compare`: open every backend, check agreement, measure, report.
+//!
+//! The order of work is fixed and deliberate:
+//! 1. make sure the fixtures exist (the same files for every backend);
+//! 2. open every backend with the matched worker count and wait until it is ready
+//!    (the time this takes is its cold start); a backend that cannot run here is
+//!    listed with the reason, never replaced by another;
+//! 3. run the same fixed inputs through every backend and compare with the
+//!    reference; a backend outside tolerance is excluded from that model's timing;
+//! 4. for each model, batch size and load level ([`plan`]): prepare the request once
+//!    per backend (outside the clock), then measure the whole backend set `--trials`
+//!    times, in a seeded shuffled order per trial, so a shared machine's drift hits
+//!    every backend alike; each backend's trial is a warm-up (never counted) and a
+//!    series of windows run until stable ([`measure`], [`crate::load::series`]);
+//!    A batch size in both classes is measured once and reported in both tables.
+//! 5. ratios against the baseline, each with a bootstrap 95 % interval ([`ratios`]).
+
+mod fixtures_check;
+pub mod measure;
+pub mod plan;
+pub mod ratios;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use contract::{Backend, BackendError, OpenOptions};
+use fixtures::ModelId;
+
+use crate::agreement::{self, Agreement};
+use crate::config::{backend_type, RunConfig};
+use crate::progress::Progress;
+use crate::registry;
+use crate::report::{BackendInfo, Results, System, Unavailable, SCHEMA_VERSION};
+use crate::HarnessError;
+
+pub use ratios::ratios;
+
+/// Samples per backend in the agreement check.
+const AGREEMENT_BATCH: usize = 4;
+
+/// A backend opened for the run.
+pub struct Opened {
+    /// Its name in the run: the backend type, or `NAME@LABEL`.
+    pub name: String,
+    /// The open backend.
+    pub backend: Arc<dyn Backend>,
+    /// What it said about itself, and its cold start.
+    pub info: BackendInfo,
+}
+
+/// Runs the whole comparison and returns its results (not yet written anywhere).
+pub async fn compare(cfg: RunConfig) -> Result<Results, HarnessError> {
+    let started_at = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
+    let progress = Progress::new(cfg.quiet);
+
+    progress.note(&format!(
+        "fixtures: {} (seed {})",
+        cfg.fixtures_dir.display(),
+        cfg.seed
+    ));
+    fixtures_check::prepare_fixtures(&cfg, &progress)?;
+
+    let opts = OpenOptions {
+        models: cfg.models.iter().map(|m| m.name().to_string()).collect(),
+        fixtures_dir: cfg.fixtures_dir.clone(),
+        workers: cfg.workers,
+        intra_threads: cfg.intra_threads,
+        device: cfg.device,
+        server_urls: cfg.server_urls(),
+    };
+    let (opened, unavailable) = open_all(&cfg, &opts, &progress).await?;
+    if opened.is_empty() {
+        return Err(HarnessError::NothingToMeasure(
+            "no backend can run on this machine; see the reasons above".into(),
+        ));
+    }
+    let baseline = cfg
+        .baseline
+        .clone()
+        .unwrap_or_else(|| opened[0].name.clone());
+
+    // The reference may not be among the backends compared; open it just for the check.
+    let reference = match opened.iter().find(|o| o.name == cfg.reference) {
+        Some(o) => o.backend.clone(),
+        None => open_one(&cfg.reference, &opts, &progress).await?.backend,
+    };
+    let agreement = check_agreement(&cfg, &reference, &opened, &progress).await?;
+    let excluded: BTreeSet<(String, String)> = agreement
+        .iter()
+        .filter(|a| !a.passed)
+        .map(|a| (a.model.clone(), a.backend.clone()))
+        .collect();
+    drop(reference);
+
+    let results = measure::measure_all(&cfg, &opened, &excluded, &progress).await?;
+    let ratios = ratios(&results, &baseline, cfg.seed);
+    let backends: Vec<BackendInfo> = opened.iter().map(|o| o.info.clone()).collect();
+    progress.finish();
+    drop(opened); // Stops servers and executor threads before the report is written.
+
+    Ok(Results {
+        schema_version: SCHEMA_VERSION,
+        servebench_version: env!("CARGO_PKG_VERSION").into(),
+        started_at,
+        finished_at: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+        system: System::probe(Results::engines(&backends)),
+        config: cfg,
+        backends,
+        baseline,
+        unavailable,
+        agreement,
+        results,
+        ratios,
+    })
+}
+
+async fn open_all(
+    cfg: &RunConfig,
+    opts: &OpenOptions,
+    progress: &Progress,
+) -> Result<(Vec<Opened>, Vec<Unavailable>), HarnessError> {
+    let mut opened = Vec::new();
+    let mut unavailable = Vec::new();
+    for name in &cfg.backends {
+        match open_one(name, opts, progress).await {
+            Ok(o) => opened.push(o),
+            Err(HarnessError::Backend {
+                backend,
+                source: source @ BackendError::Unavailable { .. },
+            }) if !cfg.backends_explicit => {
+                progress.note(&format!("skipping {backend}: {source}"));
+                unavailable.push(Unavailable {
+                    backend,
+                    reason: source.to_string(),
+                });
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok((opened, unavailable))
+}
+
+async fn open_one(
+    name: &str,
+    opts: &OpenOptions,
+    progress: &Progress,
+) -> Result<Opened, HarnessError> {
+    // `candle@a` and `candle@b` are two instances of the backend type `candle`.
+    let entry = registry::find(backend_type(name)).ok_or_else(|| {
+        HarnessError::Config(format!(
+            "unknown backend {name:?}; known backends: {}",
+            registry::names().join(", ")
+        ))
+    })?;
+    let fail = |source| HarnessError::Backend {
+        backend: name.to_string(),
+        source,
+    };
+    progress.note(&format!("opening {name}"));
+    let t0 = Instant::now();
+    let open = entry.open;
+    let opts_owned = opts.clone();
+    // Opening loads models (and may start a server): keep it off the async workers.
+    let backend = tokio::task::spawn_blocking(move || open(&opts_owned))
+        .await
+        .map_err(|e| fail(BackendError::Engine(format!("opening panicked: {e}"))))?
+        .map_err(fail)?;
+    backend.health().await.map_err(fail)?;
+    let cold_start_ms = t0.elapsed().as_secs_f64() * 1000.0;
+    let mut description = backend.describe();
+    description.name = name.to_string();
+    Ok(Opened {
+        name: name.to_string(),
+        info: BackendInfo {
+            description,
+            cold_start_ms,
+        },
+        backend,
+    })
+}
+
+async fn check_agreement(
+    cfg: &RunConfig,
+    reference: &Arc<dyn Backend>,
+    opened: &[Opened],
+    progress: &Progress,
+) -> Result<Vec<Agreement>, HarnessError> {
+    let mut rows = Vec::new();
+    for &model in &cfg.models {
+        // A seed of its own, so agreement inputs are not the timed inputs.
+        let input = fixtures::inputs::batch(model, AGREEMENT_BATCH, cfg.seed.wrapping_add(1));
+        let want = logits(reference, &cfg.reference, model, input.clone()).await?;
+        for o in opened.iter().filter(|o| o.name != cfg.reference) {
+            progress.note(&format!("agreement: {} on {model}", o.name));
+            let got = logits(&o.backend, &o.name, model, input.clone()).await?;
+            let (max_abs_diff, max_rel_diff, top1_agreement, passed) =
+                agreement::compare(&got, &want, model.classes(), cfg.atol, cfg.rtol).map_err(
+                    |e| HarnessError::Disagreement(format!("{} on {model}: {e}", o.name)),
+                )?;
+            let row = Agreement {
+                model: model.name().into(),
+                backend: o.name.clone(),
+                reference: cfg.reference.clone(),
+                max_abs_diff,
+                max_rel_diff,
+                top1_agreement,
+                passed,
+            };
+            if !passed {
+                let msg = format!(
+                    "{} disagrees with {} on {model}: max abs diff {:.3e} exceeds the tolerance (atol {} + rtol {} x largest output)",
+                    o.name, cfg.reference, max_abs_diff, cfg.atol, cfg.rtol
+                );
+                if cfg.strict {
+                    return Err(HarnessError::Disagreement(msg));
+                }
+                progress.note(&format!("{msg}; excluded from {model} timings"));
+            }
+            rows.push(row);
+        }
+    }
+    Ok(rows)
+}
+
+async fn logits(
+    backend: &Arc<dyn Backend>,
+    name: &str,
+    model: ModelId,
+    input: contract::Tensor,
+) -> Result<Vec<f32>, HarnessError> {
+    let fail = |source| HarnessError::Backend {
+        backend: name.to_string(),
+        source,
+    };
+    let request = backend.prepare(model.name(), vec![input]).map_err(fail)?;
+    let outputs = backend.infer(&request).await.map_err(fail)?;
+    let first = outputs.first().ok_or_else(|| {
+        fail(BackendError::Protocol(format!(
+            "{model} returned no output tensor"
+        )))
+    })?;
+    first.to_f32().map_err(fail)
+}

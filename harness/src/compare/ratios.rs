@@ -1,0 +1,125 @@
+//! Each backend against the baseline, point by point, with bootstrap 95 % intervals.
+
+use std::collections::BTreeMap;
+
+use crate::config::BatchClass;
+use crate::report::{PointResult, Ratio};
+use crate::stats::bootstrap::{ratio_interval, Statistic};
+use crate::stats::{self};
+
+/// Every backend's p50 and mean against the baseline's at the same model, batch class,
+/// batch size and load, each with a 95 % interval from [`crate::stats::bootstrap`]
+/// over the windows of every trial. `seed` makes the intervals reproducible.
+pub fn ratios(results: &[PointResult], baseline: &str, seed: u64) -> Vec<Ratio> {
+    let base: BTreeMap<(&str, BatchClass, usize, &str), &PointResult> = results
+        .iter()
+        .filter(|r| r.backend == baseline && r.latency_ms.is_some())
+        .map(|r| {
+            (
+                (
+                    r.model.as_str(),
+                    r.batch_class,
+                    r.batch_size,
+                    r.load.as_str(),
+                ),
+                r,
+            )
+        })
+        .collect();
+    results
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.backend != baseline)
+        .filter_map(|(i, r)| {
+            let b = base.get(&(
+                r.model.as_str(),
+                r.batch_class,
+                r.batch_size,
+                r.load.as_str(),
+            ))?;
+            let (l, bl) = (r.latency_ms.as_ref()?, b.latency_ms.as_ref()?);
+            let seed = seed ^ (i as u64).wrapping_mul(0x9E37_79B9);
+            let p50 = ratio_interval(&r.samples, &b.samples, Statistic::P50, seed)?;
+            let mean = ratio_interval(&r.samples, &b.samples, Statistic::Mean, seed + 1)?;
+            Some(Ratio {
+                model: r.model.clone(),
+                batch_class: r.batch_class,
+                batch_size: r.batch_size,
+                load: r.load.clone(),
+                backend: r.backend.clone(),
+                baseline: baseline.to_string(),
+                p50_ratio: stats::ratio(l.p50, bl.p50)?,
+                ci_low: p50.low,
+                ci_high: p50.high,
+                clear_difference: !p50.contains(1.0),
+                mean_ratio: stats::ratio(l.mean, bl.mean)?,
+                mean_ci_low: mean.low,
+                mean_ci_high: mean.high,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::MeasurementInfo;
+    use crate::stats::Latency;
+
+    fn point(backend: &str, batch: usize, scale: u64) -> PointResult {
+        // Three windows of latencies 1..=100 times `scale` µs.
+        let samples: Vec<Vec<u64>> = (0..3)
+            .map(|_| (1..=100u64).map(|x| x * scale).collect())
+            .collect();
+        let mut h = crate::load::histogram();
+        for w in &samples {
+            for &x in w {
+                h.record(x).unwrap();
+            }
+        }
+        PointResult {
+            model: "text-cnn".into(),
+            backend: backend.into(),
+            batch_class: BatchClass::Small,
+            batch_size: batch,
+            load: "c=1".into(),
+            concurrency: Some(1),
+            request_rate: None,
+            arrival: None,
+            workers: 1,
+            requests: 300,
+            errors: 0,
+            error_kinds: vec![],
+            duration_s: 1.0,
+            throughput_rps: 300.0,
+            samples_per_s: 300.0,
+            latency_ms: Latency::from_histogram(&h, &[]),
+            server: None,
+            measurement: MeasurementInfo::default(),
+            flags: vec![],
+            samples,
+        }
+    }
+
+    #[test]
+    fn ratios_pair_each_point_with_the_baseline_and_carry_intervals() {
+        let rows = vec![
+            point("a", 1, 10),
+            point("b", 1, 20),
+            point("a", 8, 10),
+            point("b", 8, 10),
+            point("b", 16, 5), // no baseline at 16: no ratio
+        ];
+        let r = ratios(&rows, "a", 1);
+        assert_eq!(r.len(), 2);
+        assert_eq!(r[0].batch_size, 1);
+        assert!((r[0].p50_ratio - 2.0).abs() < 0.01, "{:?}", r[0]);
+        assert!(r[0].ci_low <= 2.0 && 2.0 <= r[0].ci_high, "{:?}", r[0]);
+        assert!(r[0].clear_difference, "{:?}", r[0]);
+        assert!((r[0].mean_ratio - 2.0).abs() < 0.01);
+        assert_eq!(r[1].batch_size, 8);
+        assert!(r[1].ci_low <= 1.0 && 1.0 <= r[1].ci_high, "{:?}", r[1]);
+        assert!(!r[1].clear_difference);
+        assert!(r.iter().all(|x| x.backend == "b" && x.baseline == "a"));
+    }
+}

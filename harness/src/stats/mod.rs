@@ -1,0 +1,44 @@
+//! Statistics: latency summaries, the stability rule, bootstrap confidence intervals.
+//!
+//! - [`latency`]: percentiles from the merged HDR histogram (every sample, 3 significant
+//!   digits), the slowest requests exactly (each window keeps its 50 slowest), and the
+//!   sample-count check of each percentile against MLPerf LoadGen's early-stopping
+//!   minimum.
+//! - [`stability`]: perf_analyzer's rule: the last 3 windows agree within ±10 % on
+//!   throughput and on the stabilising latency percentile.
+//! - [`bootstrap`]: a 95 % interval for the ratio of two backends' p50 (or mean),
+//!   resampling windows and then samples within them.
+
+pub mod bootstrap;
+pub mod latency;
+pub mod stability;
+
+pub use latency::{min_samples_for, Latency};
+
+/// `value / baseline`, or `None` when the baseline is not positive.
+pub fn ratio(value: f64, baseline: f64) -> Option<f64> {
+    (baseline > 0.0 && value.is_finite()).then(|| value / baseline)
+}
+
+/// Requests per second and samples per second of `requests` requests of `batch`
+/// samples finished in `seconds`.
+pub fn throughput(requests: u64, batch: usize, seconds: f64) -> (f64, f64) {
+    if seconds <= 0.0 {
+        return (0.0, 0.0);
+    }
+    let rps = requests as f64 / seconds;
+    (rps, rps * batch as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ratios_and_throughput() {
+        assert_eq!(ratio(3.0, 2.0), Some(1.5));
+        assert_eq!(ratio(3.0, 0.0), None);
+        assert_eq!(throughput(50, 8, 2.0), (25.0, 200.0));
+        assert_eq!(throughput(5, 1, 0.0), (0.0, 0.0));
+    }
+}

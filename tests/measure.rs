@@ -1,0 +1,250 @@
+//! End to end: the measurement machinery through the real binary on the real engines
+//! (candle and ONNX Runtime in process): a concurrency sweep, a Poisson open loop, an
+//! A/A comparison of one backend against itself, `harness run` and `--format csv`.
+
+mod common;
+
+use common::{harness, result_files, schema_errors, text};
+
+/// Runs the harness with `args` plus a private results directory; returns the results
+/// document and stdout.
+fn run_ok(args: &[&str]) -> (serde_json::Value, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut all: Vec<&str> = args.to_vec();
+    all.extend(["--quiet", "--results-dir", dir.path().to_str().unwrap()]);
+    let out = harness(&all);
+    let (stdout, stderr) = text(&out);
+    assert!(
+        out.status.success(),
+        "{args:?}\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    let files = result_files(dir.path());
+    assert_eq!(files.len(), 1, "{files:?}");
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&files[0]).unwrap()).unwrap();
+    let errors = schema_errors(&doc);
+    assert!(errors.is_empty(), "schema violations: {errors:#?}");
+    (doc, stdout)
+}
+
+fn rows<'a>(doc: &'a serde_json::Value, backend: &str) -> Vec<&'a serde_json::Value> {
+    doc["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["backend"] == backend)
+        .collect()
+}
+
+#[test]
+fn concurrency_sweep_on_two_engines() {
+    let (doc, stdout) = run_ok(&[
+        "compare",
+        "--backends",
+        "candle,onnxruntime",
+        "--models",
+        "resnet18",
+        "--small-batches",
+        "1",
+        "--large-batches-resnet",
+        "1",
+        "--concurrency",
+        "1,2",
+        "--trials",
+        "1",
+        "--duration",
+        "0.2",
+    ]);
+    for backend in ["candle", "onnxruntime"] {
+        let r = rows(&doc, backend);
+        let mut levels: Vec<u64> = r
+            .iter()
+            .map(|r| r["concurrency"].as_u64().unwrap())
+            .collect();
+        levels.sort();
+        levels.dedup();
+        assert_eq!(levels, [1, 2], "{backend}");
+        for r in r {
+            assert_eq!(r["errors"], 0, "{r}");
+            assert!(r["request_rate"].is_null(), "{r}");
+            let m = &r["measurement"];
+            assert_eq!(m["trials"], 1, "{r}");
+            assert!(m["windows"].as_u64().unwrap() >= 1, "{r}");
+            assert!(m["total_requests"].as_u64().unwrap() >= r["requests"].as_u64().unwrap());
+            let l = &r["latency_ms"];
+            let (p50, p80, p99) = (
+                l["p50"].as_f64().unwrap(),
+                l["p80"].as_f64().unwrap(),
+                l["p99"].as_f64().unwrap(),
+            );
+            assert!(p50 > 0.0 && p50 <= p80 && p80 <= p99, "{r}");
+            assert_eq!(l["samples"], r["requests"], "{r}");
+            // Exact slowest vs the histogram's 3 significant digits.
+            assert!(l["slowest"]["n1"].as_f64().unwrap() >= p99 * 0.998, "{r}");
+            assert_eq!(l["slowest"]["n1"], l["max"], "{r}");
+        }
+    }
+    // Every onnxruntime point has a ratio with an interval around it.
+    let ratios = doc["ratios"].as_array().unwrap();
+    assert_eq!(ratios.len(), rows(&doc, "onnxruntime").len());
+    for r in ratios {
+        let (lo, hi) = (
+            r["ci_low"].as_f64().unwrap(),
+            r["ci_high"].as_f64().unwrap(),
+        );
+        assert!(lo > 0.0 && lo <= hi, "{r}");
+    }
+    assert!(stdout.contains("c=2"), "{stdout}");
+    assert!(
+        stdout.contains(" ["),
+        "no interval in the ratio cells:\n{stdout}"
+    );
+    assert!(stdout.contains("slowest 1st"), "{stdout}");
+}
+
+#[test]
+fn poisson_open_loop_on_two_engines() {
+    let (doc, _) = run_ok(&[
+        "compare",
+        "--backends",
+        "candle,onnxruntime",
+        "--models",
+        "resnet18",
+        "--small-batches",
+        "1",
+        "--large-batches-resnet",
+        "1",
+        "--request-rate",
+        "8",
+        "--arrival",
+        "poisson",
+        "--trials",
+        "1",
+        "--duration",
+        "0.5",
+    ]);
+    for backend in ["candle", "onnxruntime"] {
+        for r in rows(&doc, backend) {
+            assert_eq!(r["request_rate"], 8.0, "{r}");
+            assert_eq!(r["arrival"], "poisson", "{r}");
+            assert!(r["concurrency"].is_null(), "{r}");
+            assert_eq!(r["load"], "8/s poisson", "{r}");
+            let m = &r["measurement"];
+            assert!(m["sends"].as_u64().unwrap() >= 1, "{r}");
+            let late = m["late_fraction"].as_f64().unwrap();
+            let flags: Vec<&str> = r["flags"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|f| f.as_str().unwrap())
+                .collect();
+            // The late-sends flag is set exactly when more than 1 % started late.
+            assert_eq!(flags.contains(&"late-sends"), late > 0.01, "{r}");
+            assert_eq!(r["errors"], 0, "{r}");
+            assert!(r["latency_ms"]["p50"].as_f64().unwrap() > 0.0, "{r}");
+        }
+    }
+    let config_loads = &doc["config"]["loads"];
+    assert_eq!(
+        config_loads[0]["open"]["arrival"], "poisson",
+        "{config_loads}"
+    );
+}
+
+/// One backend against itself, as two instances under two labels: the interval of the
+/// ratio must contain 1.0.
+#[test]
+fn a_backend_against_itself_shows_no_clear_difference() {
+    let (doc, stdout) = run_ok(&[
+        "compare",
+        "--backends",
+        "candle@a,candle@b",
+        "--models",
+        "text-cnn",
+        "--small-batches",
+        "1",
+        "--large-batches",
+        "1",
+        "--trials",
+        "3",
+        "--duration",
+        "0.3",
+    ]);
+    assert_eq!(doc["baseline"], "candle@a");
+    let ratios = doc["ratios"].as_array().unwrap();
+    assert!(!ratios.is_empty());
+    for r in ratios {
+        assert_eq!(r["backend"], "candle@b");
+        let (lo, hi) = (
+            r["ci_low"].as_f64().unwrap(),
+            r["ci_high"].as_f64().unwrap(),
+        );
+        assert!(lo <= 1.0 && 1.0 <= hi, "A/A interval excludes 1.0: {r}");
+        assert_eq!(r["clear_difference"], false, "{r}");
+    }
+    for r in rows(&doc, "candle@b") {
+        assert_eq!(r["measurement"]["trials"], 3, "{r}");
+    }
+    assert!(stdout.contains("candle@b ratio"), "{stdout}");
+    assert!(stdout.contains(" ~"), "{stdout}");
+}
+
+#[test]
+fn single_target_run_prints_one_table_and_csv_has_perf_analyzer_columns() {
+    let (doc, stdout) = run_ok(&[
+        "run",
+        "--backend",
+        "candle",
+        "--model",
+        "text-cnn",
+        "--batch",
+        "2",
+        "--concurrency",
+        "1,2",
+        "--trials",
+        "1",
+        "--duration",
+        "0.1",
+    ]);
+    let results = doc["results"].as_array().unwrap();
+    assert_eq!(results.len(), 2, "{results:#?}");
+    assert!(results.iter().all(|r| r["batch_size"] == 2));
+    assert_eq!(stdout.matches("latency tails").count(), 1, "{stdout}");
+    assert!(!stdout.contains("small batches"), "{stdout}");
+
+    let (_, csv) = run_ok(&[
+        "run",
+        "--backend",
+        "candle",
+        "--model",
+        "text-cnn",
+        "--batch",
+        "1",
+        "--request-rate",
+        "50",
+        "--trials",
+        "1",
+        "--duration",
+        "0.2",
+        "--format",
+        "csv",
+    ]);
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    assert_eq!(header[0], "Request Rate");
+    for col in [
+        "Inferences/Second",
+        "p50 latency",
+        "p99 latency",
+        "Avg latency",
+    ] {
+        assert!(header.contains(&col), "{header:?}");
+    }
+    let row: Vec<&str> = lines.next().unwrap().split(',').collect();
+    assert_eq!(row.len(), header.len());
+    assert_eq!(row[0], "50");
+    let p50: f64 = row[header.iter().position(|h| *h == "p50 latency").unwrap()]
+        .parse()
+        .unwrap();
+    assert!(p50 > 0.0, "{row:?}");
+}
