@@ -122,6 +122,22 @@ pub struct Description {
     pub details: BTreeMap<String, String>,
 }
 
+impl Description {
+    /// The models a server backend serves, from the comma-separated `models` detail that
+    /// server backends record when they open (empty when there is none).
+    pub fn models(&self) -> Vec<String> {
+        self.details
+            .get("models")
+            .map(|m| {
+                m.split(',')
+                    .filter(|m| !m.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
 /// Cumulative server-side counters for one model, as Triton's statistics report them.
 ///
 /// The harness reads them before and after a measurement and divides the difference by

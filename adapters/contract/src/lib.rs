@@ -36,6 +36,8 @@
 mod backend;
 mod blocking;
 mod error;
+#[cfg(feature = "http")]
+pub mod http;
 pub mod process;
 pub mod pyenv;
 mod tensor;

@@ -1,15 +1,10 @@
 //! The HTTP side: a [`Backend`] that speaks the Flask app's JSON API.
 
-use std::time::Duration;
-
 use bytes::Bytes;
 use contract::{Backend, BackendError, Description, Prepared, Tensor};
 
 use crate::codec;
 use crate::server::ManagedServer;
-
-/// How long one request may take (large ResNet batches on a small CPU take seconds).
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// The encoded body of one batch, attached to a [`Prepared`] request.
 struct Body(Bytes);
@@ -33,13 +28,7 @@ impl FlaskBackend {
         description: Description,
         server: Option<ManagedServer>,
     ) -> Result<FlaskBackend, BackendError> {
-        let client = reqwest::Client::builder()
-            .pool_max_idle_per_host(connections.max(1))
-            .timeout(REQUEST_TIMEOUT)
-            .connect_timeout(Duration::from_secs(5))
-            .no_proxy()
-            .build()
-            .map_err(|e| BackendError::Transport(format!("cannot build the HTTP client: {e}")))?;
+        let client = contract::http::client(connections)?;
         Ok(FlaskBackend {
             client,
             base: base.trim_end_matches('/').to_string(),
@@ -49,9 +38,15 @@ impl FlaskBackend {
     }
 
     async fn send(&self, req: reqwest::RequestBuilder, url: &str) -> Result<Bytes, BackendError> {
-        let resp = req.send().await.map_err(|e| transport(url, e))?;
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| contract::http::transport_error(url, e))?;
         let status = resp.status();
-        let body = resp.bytes().await.map_err(|e| transport(url, e))?;
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| contract::http::transport_error(url, e))?;
         if status.is_success() {
             Ok(body)
         } else {
@@ -61,20 +56,6 @@ impl FlaskBackend {
             })
         }
     }
-}
-
-fn transport(url: &str, e: reqwest::Error) -> BackendError {
-    if e.is_timeout() {
-        return BackendError::Timeout(REQUEST_TIMEOUT.as_millis() as u64);
-    }
-    // reqwest's own message is generic; the cause (connection refused, reset) is below.
-    let mut cause = e.to_string();
-    let mut source = std::error::Error::source(&e);
-    while let Some(s) = source {
-        cause = s.to_string();
-        source = s.source();
-    }
-    BackendError::Transport(format!("{url}: {cause}"))
 }
 
 #[async_trait::async_trait]

@@ -221,13 +221,7 @@ impl Backend for GrpcBackend {
     /// For every model: `GetModelStatus` (a version is `AVAILABLE`) and
     /// `GetModelMetadata` (the `serving_default` signature takes `input`, gives `logits`).
     async fn health(&self) -> Result<(), BackendError> {
-        let models = self
-            .describe()
-            .details
-            .get("models")
-            .cloned()
-            .unwrap_or_default();
-        for m in models.split(',').filter(|m| !m.is_empty()) {
+        for m in &self.describe().models() {
             let resp = self
                 .models
                 .clone()

@@ -1,16 +1,12 @@
 //! `tfserving-rest`: TF Serving's REST API over HTTP/1.1, row or columnar JSON bodies.
 
 use std::sync::Mutex;
-use std::time::Duration;
 
 use bytes::Bytes;
 use contract::{Backend, BackendError, Description, Prepared, Tensor};
 use serde_json::Value;
 
 use crate::json::{self, RestFormat};
-
-/// How long one request may take (large ResNet batches on a small CPU take seconds).
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// A prepared request body (encoded once per batch, in `prepare`).
 #[derive(Debug, Clone)]
@@ -33,13 +29,7 @@ impl RestBackend {
         connections: usize,
         description: Description,
     ) -> Result<RestBackend, BackendError> {
-        let client = reqwest::Client::builder()
-            .pool_max_idle_per_host(connections.max(1))
-            .timeout(REQUEST_TIMEOUT)
-            .connect_timeout(Duration::from_secs(5))
-            .no_proxy()
-            .build()
-            .map_err(|e| BackendError::Transport(format!("cannot build the HTTP client: {e}")))?;
+        let client = contract::http::client(connections)?;
         Ok(RestBackend {
             client,
             base: base.trim_end_matches('/').to_string(),
@@ -56,14 +46,20 @@ impl RestBackend {
         url: &str,
         model: &str,
     ) -> Result<(Bytes, Option<String>), BackendError> {
-        let resp = req.send().await.map_err(|e| transport(url, e))?;
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| contract::http::transport_error(url, e))?;
         let status = resp.status();
         let peer = resp
             .headers()
             .get(crate::PEER_HEADER)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
-        let body = resp.bytes().await.map_err(|e| transport(url, e))?;
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| contract::http::transport_error(url, e))?;
         if status.is_success() {
             Ok((body, peer))
         } else {
@@ -86,19 +82,6 @@ impl RestBackend {
             .map_err(|e| BackendError::Protocol(format!("{url} did not answer JSON: {e}")))?;
         Ok((v, peer))
     }
-}
-
-fn transport(url: &str, e: reqwest::Error) -> BackendError {
-    if e.is_timeout() {
-        return BackendError::Timeout(REQUEST_TIMEOUT.as_millis() as u64);
-    }
-    let mut cause = e.to_string();
-    let mut source = std::error::Error::source(&e);
-    while let Some(s) = source {
-        cause = s.to_string();
-        source = s.source();
-    }
-    BackendError::Transport(format!("{url}: {cause}"))
 }
 
 /// Checks a `GET /v1/models/<m>` answer: some version is `AVAILABLE`.
@@ -162,13 +145,7 @@ impl Backend for RestBackend {
     /// For every model: `GET /v1/models/<m>` (a version is `AVAILABLE`) and
     /// `GET /v1/models/<m>/metadata` (the signature fits).
     async fn health(&self) -> Result<(), BackendError> {
-        let models = self
-            .describe()
-            .details
-            .get("models")
-            .cloned()
-            .unwrap_or_default();
-        for m in models.split(',').filter(|m| !m.is_empty()) {
+        for m in &self.describe().models() {
             let (status, peer) = self.get_json(&format!("/v1/models/{m}"), m).await?;
             crate::note_server(&self.description, peer.as_deref());
             check_status(m, &status)?;

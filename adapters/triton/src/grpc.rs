@@ -155,13 +155,7 @@ impl Backend for GrpcBackend {
                 message: format!("{} says it is not ready", self.url),
             });
         }
-        let models = self
-            .describe()
-            .details
-            .get("models")
-            .cloned()
-            .unwrap_or_default();
-        for m in models.split(',').filter(|m| !m.is_empty()) {
+        for m in &self.describe().models() {
             let meta = c
                 .model_metadata(ModelMetadataRequest {
                     name: m.to_string(),

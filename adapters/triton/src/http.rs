@@ -1,7 +1,6 @@
 //! `triton-http`: KServe v2 over HTTP/1.1, JSON or binary tensor bodies.
 
 use std::sync::Mutex;
-use std::time::Duration;
 
 use bytes::Bytes;
 use contract::{Backend, BackendError, Description, Prepared, ServerStats, Tensor};
@@ -9,9 +8,6 @@ use serde_json::Value;
 
 use crate::codec::{self, Encoded, HttpBody};
 use crate::server::ManagedTriton;
-
-/// How long one request may take (large ResNet batches on a small CPU take seconds).
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// A Triton server, managed or existing, reached over HTTP/1.1.
 pub struct HttpBackend {
@@ -34,13 +30,7 @@ impl HttpBackend {
         description: Description,
         server: Option<ManagedTriton>,
     ) -> Result<HttpBackend, BackendError> {
-        let client = reqwest::Client::builder()
-            .pool_max_idle_per_host(connections.max(1))
-            .timeout(REQUEST_TIMEOUT)
-            .connect_timeout(Duration::from_secs(5))
-            .no_proxy()
-            .build()
-            .map_err(|e| BackendError::Transport(format!("cannot build the HTTP client: {e}")))?;
+        let client = contract::http::client(connections)?;
         Ok(HttpBackend {
             client,
             base: base.trim_end_matches('/').to_string(),
@@ -57,13 +47,19 @@ impl HttpBackend {
         req: reqwest::RequestBuilder,
         url: &str,
     ) -> Result<(Bytes, Option<usize>), BackendError> {
-        let resp = req.send().await.map_err(|e| transport(url, e))?;
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| contract::http::transport_error(url, e))?;
         let status = resp.status();
         let header_len = resp
             .headers()
             .get(codec::HEADER_LENGTH)
             .and_then(|v| v.to_str().ok()?.parse().ok());
-        let body = resp.bytes().await.map_err(|e| transport(url, e))?;
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| contract::http::transport_error(url, e))?;
         if status.is_success() {
             Ok((body, header_len))
         } else {
@@ -82,20 +78,6 @@ impl HttpBackend {
     }
 }
 
-fn transport(url: &str, e: reqwest::Error) -> BackendError {
-    if e.is_timeout() {
-        return BackendError::Timeout(REQUEST_TIMEOUT.as_millis() as u64);
-    }
-    // reqwest's own message is generic; the cause (connection refused, reset) is below.
-    let mut cause = e.to_string();
-    let mut source = std::error::Error::source(&e);
-    while let Some(s) = source {
-        cause = s.to_string();
-        source = s.source();
-    }
-    BackendError::Transport(format!("{url}: {cause}"))
-}
-
 #[async_trait::async_trait]
 impl Backend for HttpBackend {
     fn describe(&self) -> Description {
@@ -110,14 +92,7 @@ impl Backend for HttpBackend {
     async fn health(&self) -> Result<(), BackendError> {
         let url = format!("{}/v2/health/ready", self.base);
         self.send(self.client.get(&url), &url).await?;
-        let models: Vec<String> = {
-            let d = self.describe();
-            d.details
-                .get("models")
-                .map(|m| m.split(',').map(str::to_string).collect())
-                .unwrap_or_default()
-        };
-        for m in models.iter().filter(|m| !m.is_empty()) {
+        for m in &self.describe().models() {
             let meta = self.get_json(&format!("/v2/models/{m}")).await?;
             let platform = meta.get("platform").and_then(Value::as_str).unwrap_or("");
             crate::note_platform(&self.description, platform);
