@@ -214,10 +214,12 @@ fn summarise(o: &Opened, point: &Point, trials: Vec<Trial>, seed: u64) -> PointR
             max_lag = max_lag.max(w.max_lag);
         }
         let mut this_trial = Measurement::empty();
+        let mut trial_samples = Vec::new();
         for (k, w) in s.reported().iter().enumerate() {
             this_trial.merge(w, seed ^ (t * 64 + k) as u64);
-            samples.push(w.samples.clone());
+            trial_samples.push(w.samples.clone());
         }
+        samples.push(trial_samples);
         if let Some(load) = this_trial.client_load() {
             client_cpu = Some(client_cpu.map_or(load, |c: f64| c.max(load)));
         }

@@ -127,9 +127,10 @@ pub struct PointResult {
     pub measurement: MeasurementInfo,
     /// Short flags for tables: `unstable`, `client-bound`, `late-sends`, `few-samples`.
     pub flags: Vec<String>,
-    /// Latency samples (µs) of each reported window, for the bootstrap; not written.
+    /// Latency samples (µs) of each trial's reported windows, for the bootstrap; not
+    /// written.
     #[serde(skip)]
-    pub samples: Vec<Vec<u64>>,
+    pub samples: Vec<Vec<Vec<u64>>>,
 }
 
 /// How a point's figures were obtained.

@@ -1,15 +1,18 @@
 //! Bootstrap confidence intervals for the ratio of two backends' latency statistics.
 //!
-//! Each side is a list of windows (every stable window of every trial), each holding a
+//! Each side is a list of trials, each a list of its reported windows, each holding a
 //! uniform sample of its latencies ([`crate::load::SAMPLE_CAP`] at most). One bootstrap
-//! replicate resamples each side in two stages: draw as many windows as it has, with
-//! replacement, then draw each drawn window's samples with replacement. The statistic
-//! (p50 or mean) of the pooled draw of one side over the other's is one replicate of the
-//! ratio; the 2.5th and 97.5th percentiles of [`ITERATIONS`] replicates are the 95 %
-//! interval. Resampling windows as well as samples carries the drift between windows and
-//! trials (a shared machine's load changing) into the interval, not just the spread of
-//! requests within a window; with few windows this is conservative, which is the safe
-//! side for "no clear difference".
+//! replicate resamples each side in three stages, all with replacement: draw as many
+//! trials as it has; within each drawn trial, as many windows as it has; within each
+//! drawn window, as many samples as it has. The statistic (p50 or mean) of the pooled
+//! draw of one side over the other's is one replicate of the ratio; the 2.5th and 97.5th
+//! percentiles of [`ITERATIONS`] replicates are the 95 % interval.
+//!
+//! Windows of one trial run back to back and share that moment's machine state, so they
+//! are not independent: pooling them as if they were made intervals too narrow (an A/A
+//! comparison of one backend against itself excluded 1.0 in one run of three). Drawing
+//! whole trials first carries the drift between trials into the interval; the nested
+//! stages make it conservative, which is the safe side for "no clear difference".
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -58,10 +61,20 @@ pub fn statistic(v: &mut [u64], s: Statistic) -> Option<f64> {
     })
 }
 
+/// The trials of `side` with their empty windows, and then empty trials, left out.
+fn nonempty(side: &Trials) -> Vec<Vec<&Vec<u64>>> {
+    side.iter()
+        .map(|t| t.iter().filter(|w| !w.is_empty()).collect::<Vec<_>>())
+        .filter(|t| !t.is_empty())
+        .collect()
+}
+
+/// Latency samples of one side: trials, of windows, of samples (µs).
+pub type Trials = [Vec<Vec<u64>>];
+
 /// 95 % interval of `stat(a) / stat(b)`; `None` when either side has no samples.
-pub fn ratio_interval(a: &[Vec<u64>], b: &[Vec<u64>], s: Statistic, seed: u64) -> Option<Interval> {
-    let a: Vec<&Vec<u64>> = a.iter().filter(|w| !w.is_empty()).collect();
-    let b: Vec<&Vec<u64>> = b.iter().filter(|w| !w.is_empty()).collect();
+pub fn ratio_interval(a: &Trials, b: &Trials, s: Statistic, seed: u64) -> Option<Interval> {
+    let (a, b) = (nonempty(a), nonempty(b));
     if a.is_empty() || b.is_empty() {
         return None;
     }
@@ -86,17 +99,20 @@ pub fn ratio_interval(a: &[Vec<u64>], b: &[Vec<u64>], s: Statistic, seed: u64) -
     })
 }
 
-/// One two-stage resample of `windows`, and its statistic.
+/// One three-stage resample of `trials` (trials, windows, samples), and its statistic.
 fn replicate(
-    windows: &[&Vec<u64>],
+    trials: &[Vec<&Vec<u64>>],
     s: Statistic,
     rng: &mut ChaCha8Rng,
     buf: &mut Vec<u64>,
 ) -> Option<f64> {
     buf.clear();
-    for _ in 0..windows.len() {
-        let w = windows[rng.random_range(0..windows.len())];
-        buf.extend((0..w.len()).map(|_| w[rng.random_range(0..w.len())]));
+    for _ in 0..trials.len() {
+        let windows = &trials[rng.random_range(0..trials.len())];
+        for _ in 0..windows.len() {
+            let w = windows[rng.random_range(0..windows.len())];
+            buf.extend((0..w.len()).map(|_| w[rng.random_range(0..w.len())]));
+        }
     }
     statistic(buf, s)
 }
@@ -105,8 +121,14 @@ fn replicate(
 mod tests {
     use super::*;
 
-    /// Log-normal-ish latencies (µs) around `scale`, `windows` windows of `n`.
-    fn side(rng: &mut ChaCha8Rng, scale: f64, windows: usize, n: usize) -> Vec<Vec<u64>> {
+    /// Log-normal-ish latencies (µs) around `scale`: 3 trials of `windows` windows of `n`.
+    fn side(rng: &mut ChaCha8Rng, scale: f64, windows: usize, n: usize) -> Vec<Vec<Vec<u64>>> {
+        (0..3)
+            .map(|_| side_windows(rng, scale, windows, n))
+            .collect()
+    }
+
+    fn side_windows(rng: &mut ChaCha8Rng, scale: f64, windows: usize, n: usize) -> Vec<Vec<u64>> {
         (0..windows)
             .map(|_| {
                 (0..n)
@@ -125,8 +147,8 @@ mod tests {
         let reps = 60;
         let (mut covered, mut excludes_one) = (0, 0);
         for i in 0..reps {
-            let a = side(&mut rng, 1000.0 * true_ratio, 4, 150);
-            let b = side(&mut rng, 1000.0, 4, 150);
+            let a = side(&mut rng, 1000.0 * true_ratio, 2, 150);
+            let b = side(&mut rng, 1000.0, 2, 150);
             let ci = ratio_interval(&a, &b, s, i).unwrap();
             assert!(ci.low <= ci.high);
             covered += ci.contains(true_ratio) as u32;
@@ -158,9 +180,9 @@ mod tests {
         assert_eq!(statistic(&mut [4, 1, 3, 2], Statistic::P50), Some(2.0));
         assert_eq!(statistic(&mut [1, 2], Statistic::Mean), Some(1.5));
         assert_eq!(statistic(&mut [], Statistic::Mean), None);
-        assert!(ratio_interval(&[vec![1]], &[vec![]], Statistic::P50, 0).is_none());
+        assert!(ratio_interval(&[vec![vec![1]]], &[vec![vec![]]], Statistic::P50, 0).is_none());
         // Identical constant sides: the interval is exactly 1.
-        let w = vec![vec![7u64; 20]; 3];
+        let w = vec![vec![vec![7u64; 20]; 3]; 3];
         let ci = ratio_interval(&w, &w, Statistic::P50, 1).unwrap();
         assert_eq!((ci.low, ci.high), (1.0, 1.0));
     }
