@@ -14,9 +14,8 @@ use std::time::{Duration, Instant};
 
 use contract::{Backend, BackendError, Description, Prepared, Protocol, Tensor};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use harness::config::Window;
 use harness::load::schedule::Schedule;
-use harness::load::{cpu, open_loop, Arrival};
+use harness::load::{cpu, open_loop, Arrival, Window};
 
 /// Sends per measured window.
 const SENDS: u64 = 20_000;

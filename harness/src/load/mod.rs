@@ -29,7 +29,7 @@ pub(crate) mod testing;
 pub use closed::closed_loop;
 pub use open::open_loop;
 pub use record::{histogram, Measurement, Recorder, MAX_LATENCY_US, SAMPLE_CAP, SLOWEST_KEPT};
-pub use spec::{Arrival, Load};
+pub use spec::{Arrival, Load, Window};
 
 use std::time::Duration;
 

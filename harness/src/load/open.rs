@@ -14,8 +14,7 @@ use contract::{Backend, Prepared};
 use tokio::task::JoinSet;
 
 use super::schedule::Schedule;
-use super::{cpu, Measurement, Recorder};
-use crate::config::Window;
+use super::{cpu, Measurement, Recorder, Window};
 
 /// Sends `request` on `schedule` until `window` ends, then waits for every answer.
 /// A duration window stops sending at its end (but not before `min_requests` sends).

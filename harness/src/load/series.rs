@@ -13,8 +13,7 @@ use std::time::{Duration, Instant};
 use contract::{Backend, Prepared};
 
 use super::schedule::Schedule;
-use super::{closed_loop, open_loop, Load, Measurement};
-use crate::config::Window;
+use super::{closed_loop, open_loop, Load, Measurement, Window};
 use crate::stats::stability::{self, WindowFigures};
 
 /// How a series runs.
