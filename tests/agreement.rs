@@ -38,15 +38,14 @@ const BATCH: usize = 3;
 fn open(name: &str) -> Result<Arc<dyn Backend>, contract::BackendError> {
     let dir = fixtures::default_dir();
     fixtures::ensure(&dir, &ModelId::ALL, fixtures::DEFAULT_SEED).expect("fixtures generate");
-    let entry = registry::find(name).expect("registered");
-    (entry.open)(&OpenOptions {
+    let common = OpenOptions {
         models: ModelId::ALL.iter().map(|m| m.name().to_string()).collect(),
         fixtures_dir: dir,
         workers: 1,
         intra_threads: contract::default_intra_threads(1),
         device: Device::Cpu,
-        server_urls: Default::default(),
-    })
+    };
+    registry::open(name, &common, &registry::BackendOptions::default())
 }
 
 async fn logits(backend: &dyn Backend, model: ModelId) -> Vec<f32> {

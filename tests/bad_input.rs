@@ -271,7 +271,7 @@ fn bad_measurement_settings() {
 
 #[test]
 fn a_named_tfserving_backend_without_a_server_is_one_clear_error() {
-    let port = contract::process::free_port().unwrap();
+    let port = support::process::free_port().unwrap();
     let url = format!("http://127.0.0.1:{port}");
     let e = fails(&[
         "--backends",

@@ -3,10 +3,12 @@
 //! Checks that `compare` measures `flask` next to the in-process engines with the
 //! agreement check passing, that the server and every worker are gone (by pid) after a
 //! normal run, a run that fails half-way and SIGINT to the harness, that bad requests get
-//! 4xx JSON errors, and that an unreachable `--flask-url` is one clear error.
+//! 4xx JSON errors, that failures are counted with the error kinds every server backend
+//! shares, and that an unreachable `--flask-url` is one clear error.
 //! The tests take turns: each starts its own Gunicorn and the machine has few cores.
 
 mod common;
+mod error_kinds;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -17,6 +19,8 @@ use std::time::{Duration, Instant};
 
 use adapter_flask::server::{self, ManagedServer, ServerConfig};
 use common::{result_files, schema_errors, text};
+use contract::{Backend, Protocol, Tensor};
+use error_kinds::{assert_kind, Double};
 use fixtures::ModelId;
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
@@ -387,6 +391,93 @@ fn bad_requests_get_4xx_json_errors() {
     pids.extend_from_slice(srv.worker_pids());
     srv.stop();
     assert_all_gone(&pids);
+}
+
+#[test]
+fn failures_are_counted_by_kind_with_the_apps_message() {
+    let _turn = serial();
+    let fixtures_dir = common::fixtures_dir();
+    fixtures::ensure(&fixtures_dir, &[ModelId::TextCnn], fixtures::DEFAULT_SEED).unwrap();
+    let srv = ManagedServer::start(&ServerConfig {
+        gunicorn: server::gunicorn().expect("gunicorn in .venv: run scripts/setup"),
+        app_dir: server::app_dir(),
+        fixtures_dir: fixtures_dir.clone(),
+        models: vec!["text-cnn".into()],
+        workers: 1,
+        intra_threads: 1,
+        ready_timeout: server::READY_TIMEOUT,
+    })
+    .unwrap();
+    // The app answers 500 with its one-line message when it fails unexpectedly: here,
+    // JSON nested deeper than Python's recursion limit.
+    let deep = format!(r#"{{"instances": {}"#, "[".repeat(100_000));
+    let (status, internal) = request(srv.port(), "POST", "/v1/models/text-cnn:predict", &deep);
+    assert_eq!(status, 500, "{internal}");
+    assert!(
+        internal["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("internal error: "),
+        "{internal}"
+    );
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let opts = error_kinds::text_cnn(fixtures_dir);
+    let open = |url: &str| {
+        let options = adapter_flask::Options {
+            url: Some(url.to_string()),
+        };
+        adapter_flask::open(&opts, &options).unwrap()
+    };
+    let run = |b: &dyn Backend, model: &str, t: Tensor| {
+        rt.block_on(async { b.infer(&b.prepare(model, vec![t])?).await })
+    };
+    let real = open(&format!("http://127.0.0.1:{}", srv.port()));
+    rt.block_on(real.health()).unwrap();
+    assert_eq!(real.describe().models, ["text-cnn"]);
+    let good = fixtures::inputs::batch(ModelId::TextCnn, 1, 1);
+    let e = run(&*real, "no-such-model", good.clone());
+    let msg = e
+        .as_ref()
+        .err()
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    assert!(msg.contains("is not served here"), "{msg}");
+    assert_kind("flask", "unknown model", "real app", e);
+    let short = Tensor::from_i64("input", vec![1, 599], &[1; 599]);
+    let e = run(&*real, "text-cnn", short);
+    let msg = e
+        .as_ref()
+        .err()
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    assert!(msg.contains("599"), "{msg}");
+    assert_kind("flask", "wrong shape", "real app", e);
+    assert!(run(&*real, "text-cnn", good.clone()).is_ok());
+
+    // The real app's 500 (above) cannot be caused by a well-formed request: a test double
+    // replays it.
+    let failing = Double::answering(500, internal.to_string());
+    let e = run(&*open(&failing.url), "text-cnn", good.clone());
+    assert_kind(
+        "flask",
+        "server error",
+        "test double replaying the app's 500",
+        e,
+    );
+
+    // The client's own deadline, against a test double that never answers.
+    let silent = Double::silent();
+    let slow = adapter_flask::FlaskBackend::with_deadlines(
+        &silent.url,
+        1,
+        error_kinds::description("flask", Protocol::Http, &["text-cnn"]),
+        None,
+        error_kinds::short_deadlines(),
+    )
+    .unwrap();
+    let e = run(&slow, "text-cnn", good);
+    assert_kind("flask", "timeout", "silent test double, 300 ms deadline", e);
 }
 
 #[test]

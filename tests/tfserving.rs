@@ -4,14 +4,16 @@
 //! TF Serving itself cannot run here (no binary, no Docker engine). These tests start
 //! `fixtures/tfserving/test_peer.py` (TensorFlow in `.venv-tf`, TF Serving's REST API
 //! and its gRPC API through the official generated stubs) on 127.0.0.1 with ports
-//! picked at run time, and stop it at the end (its own process group, `contract::process`).
+//! picked at run time, and stop it at the end (its own process group, `support::process`).
 //! They check:
 //! - the SavedModels that `export_savedmodel.py` writes give candle's outputs on the
 //!   fixture inputs, within the harness's agreement tolerance (atol 1e-3, rtol 1e-3);
 //! - `tfserving-rest` (row and columnar bodies) and `tfserving-grpc` give the same
-//!   outputs, say they talk to the test peer (never "TF Serving"), and count the errors
-//!   the server answers by kind with its message: unknown model (404 / NOT_FOUND),
-//!   wrong shape and wrong dtype (400 / INVALID_ARGUMENT);
+//!   outputs, say they talk to the test peer (never "TF Serving"), and count failures
+//!   with the error kinds every server backend shares, with the server's message:
+//!   unknown model (404 / NOT_FOUND), wrong shape and wrong dtype (400 /
+//!   INVALID_ARGUMENT), server error (500 / INTERNAL, the peer's test hook) and the
+//!   client's deadline (a silent test double);
 //! - `compare` measures both backends against the peer, labelled as the peer;
 //! - without a server, `compare` lists both as not measured with how to start TF
 //!   Serving, and still measures the rest.
@@ -19,6 +21,7 @@
 //! The tests take turns: each starts its own peer and the machine has few cores.
 
 mod common;
+mod error_kinds;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -26,9 +29,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{result_files, schema_errors, text};
-use contract::process::{free_ports, http_get_ok, ManagedProcess, Probe};
-use contract::{Backend, Device, OpenOptions, Tensor};
+use contract::{Backend, Device, OpenOptions, Protocol, Tensor};
+use error_kinds::{assert_kind, Double};
 use fixtures::ModelId;
+use support::process::{free_ports, http_get_ok, ManagedProcess, Probe};
+
+/// The model name for which the test peer answers 500 / INTERNAL (its test hook).
+const INTERNAL_ERROR_MODEL: &str = "servebench-internal-error";
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
@@ -116,17 +123,13 @@ fn start_peer(models: &[ModelId]) -> Peer {
     }
 }
 
-fn opts(models: &[ModelId], urls: &[(&str, &str)]) -> OpenOptions {
+fn opts(models: &[ModelId]) -> OpenOptions {
     OpenOptions {
         models: models.iter().map(|m| m.name().to_string()).collect(),
         fixtures_dir: common::fixtures_dir(),
         workers: 1,
         intra_threads: 2,
         device: Device::Cpu,
-        server_urls: urls
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
     }
 }
 
@@ -172,7 +175,7 @@ fn savedmodels_agree_with_candle() {
     let dir = savedmodels(&models);
     let tmp = tempfile::tempdir().unwrap();
     let rt = runtime();
-    let candle = adapter_candle::open(&opts(&models, &[])).unwrap();
+    let candle = adapter_candle::open(&opts(&models)).unwrap();
     let mut cases = Vec::new();
     let mut want = Vec::new();
     for m in models {
@@ -234,11 +237,12 @@ fn rest_and_grpc_answer_like_tf_serving_and_count_its_errors() {
     let rt = runtime();
     // tonic's lazy channel spawns its connection task on the runtime it is opened in.
     let _in_runtime = rt.enter();
-    let candle = adapter_candle::open(&opts(&models, &[])).unwrap();
-    let urls = [
-        (adapter_tfserving::REST_NAME, peer.rest.as_str()),
-        (adapter_tfserving::GRPC_NAME, peer.grpc.as_str()),
-    ];
+    let candle = adapter_candle::open(&opts(&models)).unwrap();
+    let options = |format| adapter_tfserving::Options {
+        url: Some(peer.rest.clone()),
+        grpc_url: Some(peer.grpc.clone()),
+        format,
+    };
     for (label, format) in [
         ("rest row", Some(adapter_tfserving::RestFormat::Row)),
         (
@@ -248,17 +252,17 @@ fn rest_and_grpc_answer_like_tf_serving_and_count_its_errors() {
         ("grpc", None),
     ] {
         let b = match format {
-            Some(f) => {
-                adapter_tfserving::configure(adapter_tfserving::Settings { rest_format: f });
-                adapter_tfserving::open_rest(&opts(&models, &urls)).unwrap()
+            Some(f) => adapter_tfserving::open_rest(&opts(&models), &options(f)).unwrap(),
+            None => {
+                adapter_tfserving::open_grpc(&opts(&models), &options(Default::default())).unwrap()
             }
-            None => adapter_tfserving::open_grpc(&opts(&models, &urls)).unwrap(),
         };
         rt.block_on(b.health())
             .unwrap_or_else(|e| panic!("{label}: health: {e}"));
         let d = b.describe();
         assert_eq!(d.engine, adapter_tfserving::PEER_ENGINE, "{label}: {d:?}");
-        assert!(d.details.contains_key("test_peer"), "{label}: {d:?}");
+        assert!(d.served_by_test_peer, "{label}: {d:?}");
+        assert_eq!(d.models, ["text-cnn", "resnet18"], "{label}");
         if let Some(f) = format {
             assert_eq!(d.details["rest_format"], f.name());
         }
@@ -281,34 +285,76 @@ fn rest_and_grpc_answer_like_tf_serving_and_count_its_errors() {
             );
         }
 
-        // Errors the server answers: counted by kind, with the server's own message.
+        // Failures, counted by kind with the server's own message.
+        let name = d.name.as_str();
         let ids = fixtures::inputs::batch(ModelId::TextCnn, 1, 1);
-        let e = rt
-            .block_on(run(&b, "no-such-model", vec![ids]))
-            .unwrap_err();
-        assert_eq!(e.kind(), "unknown_model", "{label}: {e}");
+        let e = rt.block_on(run(&b, "no-such-model", vec![ids.clone()]));
+        let msg = e
+            .as_ref()
+            .err()
+            .map(ToString::to_string)
+            .unwrap_or_default();
         assert!(
-            e.to_string()
-                .contains("Servable not found for request: Latest(no-such-model)"),
-            "{label}: {e}"
+            msg.contains("Servable not found for request: Latest(no-such-model)"),
+            "{label}: {msg}"
         );
+        assert_kind(name, "unknown model", "test peer", e);
         let short = Tensor::from_i64("input", vec![2, 7], &[1; 14]);
-        let e = rt.block_on(run(&b, "text-cnn", vec![short])).unwrap_err();
-        assert_eq!(e.kind(), "bad_input", "{label}: {e}");
-        assert!(
-            e.to_string().contains("Incompatible shapes"),
-            "{label}: {e}"
-        );
+        let e = rt.block_on(run(&b, "text-cnn", vec![short]));
+        let msg = e
+            .as_ref()
+            .err()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        assert!(msg.contains("Incompatible shapes"), "{label}: {msg}");
         if format.is_some() {
-            assert!(e.to_string().contains("400"), "{label}: {e}");
+            assert!(msg.contains("400"), "{label}: {msg}");
         } else {
-            assert!(e.to_string().contains("InvalidArgument"), "{label}: {e}");
+            assert!(msg.contains("InvalidArgument"), "{label}: {msg}");
         }
+        assert_kind(name, "wrong shape", "test peer", e);
         let floats = Tensor::from_f32("input", vec![1, 600], &[0.5; 600]);
-        let e = rt.block_on(run(&b, "text-cnn", vec![floats])).unwrap_err();
-        assert_eq!(e.kind(), "bad_input", "{label}: {e}");
+        let e = rt.block_on(run(&b, "text-cnn", vec![floats]));
+        assert_kind(name, "wrong shape", "test peer, wrong dtype", e);
+        let e = rt.block_on(run(&b, INTERNAL_ERROR_MODEL, vec![ids]));
+        let msg = e
+            .as_ref()
+            .err()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        assert!(msg.contains("internal error"), "{label}: {msg}");
+        assert_kind(name, "server error", "test peer's 500 / INTERNAL hook", e);
     }
     drop(peer);
+
+    // The client's own deadline, against a test double that never answers.
+    let silent = Double::silent();
+    let deadlines = error_kinds::short_deadlines();
+    let models = ["text-cnn"];
+    let rest: Arc<dyn Backend> = Arc::new(
+        adapter_tfserving::rest::RestBackend::with_deadlines(
+            &silent.url,
+            adapter_tfserving::RestFormat::Row,
+            1,
+            error_kinds::description("tfserving-rest", Protocol::Http, &models),
+            deadlines,
+        )
+        .unwrap(),
+    );
+    let grpc: Arc<dyn Backend> = Arc::new(
+        adapter_tfserving::grpc::GrpcBackend::with_deadlines(
+            &silent.url,
+            error_kinds::description("tfserving-grpc", Protocol::Grpc, &models),
+            deadlines,
+        )
+        .unwrap(),
+    );
+    let ids = fixtures::inputs::batch(ModelId::TextCnn, 1, 1);
+    for b in [rest, grpc] {
+        let e = rt.block_on(run(&b, "text-cnn", vec![ids.clone()]));
+        let name = b.describe().name;
+        assert_kind(&name, "timeout", "silent test double, 300 ms deadline", e);
+    }
 }
 
 fn compare_args<'a>(dir: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {

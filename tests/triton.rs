@@ -3,12 +3,15 @@
 //! Checks that `compare` measures `triton-http` (binary and JSON bodies) and
 //! `triton-grpc` next to ONNX Runtime with the agreement check passing and a server-side
 //! breakdown; that every server process (tritonserver and its Python stubs) is gone, by
-//! pid, after a normal run, a run failing half-way and SIGINT to the harness; that a
-//! request with a wrong shape is a counted `server` error carrying Triton's message, over
-//! both protocols; and that an unreachable URL is one clear error with a non-zero exit.
+//! pid, after a normal run, a run failing half-way and SIGINT to the harness; that
+//! failures are counted with the error kinds every server backend shares (unknown model,
+//! wrong shape, server error from the real server; a client deadline against a silent
+//! test double), with Triton's message, over both protocols; and that an unreachable URL
+//! is one clear error with a non-zero exit.
 //! The tests take turns: each starts its own servers and the machine has few cores.
 
 mod common;
+mod error_kinds;
 
 use std::io::Read;
 use std::path::Path;
@@ -18,7 +21,8 @@ use std::time::{Duration, Instant};
 
 use adapter_triton::server::{Install, ManagedTriton, ServerConfig, READY_TIMEOUT};
 use common::{result_files, schema_errors, text};
-use contract::{Device, OpenOptions, Tensor};
+use contract::{Protocol, Tensor};
+use error_kinds::{assert_kind, Double};
 use fixtures::ModelId;
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
@@ -322,7 +326,7 @@ fn sigint_to_the_harness_stops_every_process() {
 }
 
 #[test]
-fn a_wrong_shape_is_a_counted_server_error_with_tritons_message() {
+fn failures_are_counted_by_kind_with_tritons_message() {
     let _turn = serial();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -345,45 +349,88 @@ fn a_wrong_shape_is_a_counted_server_error_with_tritons_message() {
             .await
             .unwrap()
             .unwrap();
-        let mut server_urls = std::collections::BTreeMap::new();
-        server_urls.insert(adapter_triton::HTTP_NAME.to_string(), server.http_url());
-        server_urls.insert(adapter_triton::GRPC_NAME.to_string(), server.grpc_url());
-        let opts = OpenOptions {
-            models: vec!["text-cnn".into()],
-            fixtures_dir,
-            workers: 1,
-            intra_threads: 1,
-            device: Device::Cpu,
-            server_urls,
+        let options = adapter_triton::Options {
+            url: Some(server.http_url()),
+            grpc_url: Some(server.grpc_url()),
+            ..Default::default()
         };
-        let http = adapter_triton::open_http(&opts).unwrap();
-        let grpc = adapter_triton::open_grpc(&opts).unwrap();
+        let opts = error_kinds::text_cnn(fixtures_dir);
+        let http = adapter_triton::open_http(&opts, &options).unwrap();
+        let grpc = adapter_triton::open_grpc(&opts, &options).unwrap();
         // 599 tokens where the model takes 600.
-        let bad = Tensor::from_i64("input", vec![1, 599], &[1; 599]);
+        let short = Tensor::from_i64("input", vec![1, 599], &[1; 599]);
+        // Token ids past the vocabulary: Triton takes the request, the model fails.
+        let out_of_range = Tensor::from_i64("input", vec![1, 600], &[99_999_999; 600]);
         for backend in [&http, &grpc] {
             backend.health().await.unwrap();
             let name = backend.describe().name;
             assert_eq!(backend.describe().details["server"], "existing");
+            assert_eq!(backend.describe().models, ["text-cnn"]);
             let before = backend.server_stats("text-cnn").await.unwrap().unwrap();
-            let request = backend.prepare("text-cnn", vec![bad.clone()]).unwrap();
-            let err = backend.infer(&request).await.unwrap_err();
-            assert_eq!(err.kind(), "server", "{name}: {err}");
-            let msg = err.to_string();
+            let run = |model: &'static str, t: Tensor| {
+                let b = backend.clone();
+                async move { b.infer(&b.prepare(model, vec![t])?).await }
+            };
+            let good = fixtures::inputs::batch(ModelId::TextCnn, 2, 1);
+            let e = run("no-such-model", good.clone()).await;
+            assert_kind(&name, "unknown model", "real Triton", e);
+            let e = run("text-cnn", short.clone()).await;
+            let msg = e
+                .as_ref()
+                .err()
+                .map(ToString::to_string)
+                .unwrap_or_default();
             assert!(
                 msg.contains("unexpected shape for input 'input'") && msg.contains("599"),
                 "{name}: {msg}"
             );
+            assert_kind(&name, "wrong shape", "real Triton", e);
+            let e = run("text-cnn", out_of_range.clone()).await;
+            let msg = e
+                .as_ref()
+                .err()
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            assert!(msg.contains("onnxruntime failed"), "{name}: {msg}");
+            assert_kind(&name, "server error", "real Triton, the model fails", e);
             // A good request still works, and the statistics count it.
-            let good = fixtures::inputs::batch(ModelId::TextCnn, 2, 1);
-            let out = backend
-                .infer(&backend.prepare("text-cnn", vec![good]).unwrap())
-                .await
-                .unwrap();
+            let out = run("text-cnn", good).await.unwrap();
             assert_eq!(out[0].shape, vec![2, 10], "{name}");
             let after = backend.server_stats("text-cnn").await.unwrap().unwrap();
             assert_eq!(after.requests, before.requests + 1, "{name}");
             assert!(after.compute_infer_ns > before.compute_infer_ns, "{name}");
         }
+
+        // The client's own deadline, against a test double that never answers.
+        let silent = Double::silent();
+        let deadlines = error_kinds::short_deadlines();
+        let models = ["text-cnn"];
+        let http = adapter_triton::http::HttpBackend::with_deadlines(
+            &silent.url,
+            adapter_triton::HttpBody::Binary,
+            1,
+            error_kinds::description("triton-http", Protocol::Http, &models),
+            None,
+            deadlines,
+        )
+        .unwrap();
+        let grpc = adapter_triton::grpc::GrpcBackend::with_deadlines(
+            &silent.url,
+            error_kinds::description("triton-grpc", Protocol::Grpc, &models),
+            None,
+            deadlines,
+        )
+        .unwrap();
+        let good = fixtures::inputs::batch(ModelId::TextCnn, 1, 1);
+        for (name, backend) in [
+            ("triton-http", &http as &dyn contract::Backend),
+            ("triton-grpc", &grpc),
+        ] {
+            let request = backend.prepare("text-cnn", vec![good.clone()]).unwrap();
+            let e = backend.infer(&request).await;
+            assert_kind(name, "timeout", "silent test double, 300 ms deadline", e);
+        }
+
         let pids = server.group_pids();
         drop((http, grpc, server));
         assert_all_gone(&[pids], 1);

@@ -33,6 +33,8 @@ impl Backend for NoOp {
             device: "cpu".into(),
             workers: 1,
             intra_threads: None,
+            models: vec![],
+            served_by_test_peer: false,
             details: Default::default(),
         }
     }

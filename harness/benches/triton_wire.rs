@@ -13,7 +13,6 @@
 //! Not a timed test: it prints a table. Run with
 //! `cargo bench -p harness --bench triton_wire` (after `scripts/setup`).
 
-use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,7 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use adapter_triton::server::{Install, ManagedTriton, ServerConfig, READY_TIMEOUT};
-use adapter_triton::{HttpBody, Settings};
+use adapter_triton::{HttpBody, Options};
 use contract::{Backend, Device, OpenOptions};
 use fixtures::ModelId;
 
@@ -91,24 +90,23 @@ fn cpu_time() -> Duration {
 }
 
 fn open(name: &str, url: String, body: HttpBody) -> Arc<dyn Backend> {
-    adapter_triton::configure(Settings {
+    let options = Options {
+        url: Some(url.clone()),
+        grpc_url: Some(url),
         http_body: body,
         dynamic_batching: false,
-    });
-    let mut server_urls = BTreeMap::new();
-    server_urls.insert(name.to_string(), url);
+    };
     let opts = OpenOptions {
         models: vec![ModelId::Resnet50.name().into()],
         fixtures_dir: fixtures::default_dir(),
         workers: 1,
         intra_threads: contract::default_intra_threads(1),
         device: Device::Cpu,
-        server_urls,
     };
     if name == adapter_triton::HTTP_NAME {
-        adapter_triton::open_http(&opts).unwrap()
+        adapter_triton::open_http(&opts, &options).unwrap()
     } else {
-        adapter_triton::open_grpc(&opts).unwrap()
+        adapter_triton::open_grpc(&opts, &options).unwrap()
     }
 }
 

@@ -123,7 +123,6 @@ async fn dispatch(command: Command) -> Result<(), HarnessError> {
 /// Measures the plan, writes its files and prints its page (`single`: the one table of
 /// `harness run`).
 async fn measure_and_report(cfg: RunConfig, single: bool) -> Result<(), HarnessError> {
-    registry::configure(&cfg);
     let results = compare::compare(cfg.plan()).await?;
     let written = output::write_outputs(&results)?;
     if results.config.format == results::Format::Csv {
@@ -148,10 +147,9 @@ fn list_backends() {
         workers: 1,
         intra_threads: 1,
         device: contract::Device::Cpu,
-        server_urls: Default::default(),
     };
     for entry in registry::entries() {
-        match (entry.open)(&opts) {
+        match (entry.open)(&opts, &registry::BackendOptions::default()) {
             Ok(b) => println!("{:<14} available: {}", entry.name, b.describe().engine),
             Err(e) => println!("{:<14} {e}", entry.name),
         }

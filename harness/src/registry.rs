@@ -7,13 +7,52 @@
 use std::sync::Arc;
 
 use contract::{Backend, BackendError, OpenOptions};
+use serde::{Deserialize, Serialize};
+
+/// An opened backend, or why it could not be opened.
+pub type Opened = Result<Arc<dyn Backend>, BackendError>;
 
 /// How to open one backend.
 pub struct Entry {
     /// Name in flags and results.
     pub name: &'static str,
-    /// Opens the backend with every requested model loaded.
-    pub open: fn(&OpenOptions) -> Result<Arc<dyn Backend>, BackendError>,
+    /// Opens the backend with every requested model loaded, reading its own part of the
+    /// backend options.
+    pub open: fn(&OpenOptions, &BackendOptions) -> Opened,
+}
+
+/// What each server backend reads beyond [`OpenOptions`]: one typed options struct per
+/// adapter crate, present when its cargo feature is on. As flags (`clap::Args`) it is
+/// every adapter's flags, flattened; in a file, one table per adapter (`[triton]`, ...).
+/// Two labels of one backend (`triton-http@a`, `triton-http@b`) may be opened with
+/// different `BackendOptions`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, clap::Args)]
+#[serde(default, deny_unknown_fields)]
+pub struct BackendOptions {
+    /// `flask`.
+    #[cfg(feature = "flask")]
+    #[command(flatten)]
+    pub flask: adapter_flask::Options,
+    /// `triton-http` and `triton-grpc`.
+    #[cfg(feature = "triton")]
+    #[command(flatten)]
+    pub triton: adapter_triton::Options,
+    /// `tfserving-rest` and `tfserving-grpc`.
+    #[cfg(feature = "tfserving")]
+    #[command(flatten)]
+    pub tfserving: adapter_tfserving::Options,
+}
+
+/// Opens the backend `name` (`NAME` or `NAME@LABEL`) with the options every backend
+/// reads (`common`) and its own (`options`).
+pub fn open(name: &str, common: &OpenOptions, options: &BackendOptions) -> Opened {
+    let kind = name.split_once('@').map_or(name, |(kind, _)| kind);
+    let entry = find(kind).ok_or_else(|| BackendError::Unavailable {
+        backend: name.into(),
+        reason: "no backend has this name".into(),
+        fix: format!("use one of: {}", names().join(", ")),
+    })?;
+    (entry.open)(common, options)
 }
 
 /// Name of the Flask/Gunicorn backend, known with its feature on or off.
@@ -24,11 +63,11 @@ pub fn entries() -> Vec<Entry> {
     vec![
         Entry {
             name: adapter_candle::NAME,
-            open: adapter_candle::open,
+            open: |common, _| adapter_candle::open(common),
         },
         Entry {
             name: adapter_onnxruntime::NAME,
-            open: adapter_onnxruntime::open,
+            open: |common, _| adapter_onnxruntime::open(common),
         },
         Entry {
             name: LIBTORCH,
@@ -63,22 +102,22 @@ pub const TFSERVING_REST: &str = "tfserving-rest";
 pub const TFSERVING_GRPC: &str = "tfserving-grpc";
 
 #[cfg(feature = "tfserving")]
-fn open_tfserving_rest(opts: &OpenOptions) -> Result<Arc<dyn Backend>, BackendError> {
-    adapter_tfserving::open_rest(opts)
+fn open_tfserving_rest(common: &OpenOptions, o: &BackendOptions) -> Opened {
+    adapter_tfserving::open_rest(common, &o.tfserving)
 }
 
 #[cfg(feature = "tfserving")]
-fn open_tfserving_grpc(opts: &OpenOptions) -> Result<Arc<dyn Backend>, BackendError> {
-    adapter_tfserving::open_grpc(opts)
+fn open_tfserving_grpc(common: &OpenOptions, o: &BackendOptions) -> Opened {
+    adapter_tfserving::open_grpc(common, &o.tfserving)
 }
 
 #[cfg(not(feature = "tfserving"))]
-fn open_tfserving_rest(_: &OpenOptions) -> Result<Arc<dyn Backend>, BackendError> {
+fn open_tfserving_rest(_: &OpenOptions, _: &BackendOptions) -> Opened {
     Err(not_compiled_in(TFSERVING_REST, "tfserving"))
 }
 
 #[cfg(not(feature = "tfserving"))]
-fn open_tfserving_grpc(_: &OpenOptions) -> Result<Arc<dyn Backend>, BackendError> {
+fn open_tfserving_grpc(_: &OpenOptions, _: &BackendOptions) -> Opened {
     Err(not_compiled_in(TFSERVING_GRPC, "tfserving"))
 }
 
@@ -88,76 +127,51 @@ pub const TRITON_HTTP: &str = "triton-http";
 pub const TRITON_GRPC: &str = "triton-grpc";
 
 #[cfg(feature = "triton")]
-fn open_triton_http(opts: &OpenOptions) -> Result<Arc<dyn Backend>, BackendError> {
-    adapter_triton::open_http(opts)
+fn open_triton_http(common: &OpenOptions, o: &BackendOptions) -> Opened {
+    adapter_triton::open_http(common, &o.triton)
 }
 
 #[cfg(feature = "triton")]
-fn open_triton_grpc(opts: &OpenOptions) -> Result<Arc<dyn Backend>, BackendError> {
-    adapter_triton::open_grpc(opts)
+fn open_triton_grpc(common: &OpenOptions, o: &BackendOptions) -> Opened {
+    adapter_triton::open_grpc(common, &o.triton)
 }
 
 #[cfg(not(feature = "triton"))]
-fn open_triton_http(_: &OpenOptions) -> Result<Arc<dyn Backend>, BackendError> {
+fn open_triton_http(_: &OpenOptions, _: &BackendOptions) -> Opened {
     Err(not_compiled_in(TRITON_HTTP, "triton"))
 }
 
 #[cfg(not(feature = "triton"))]
-fn open_triton_grpc(_: &OpenOptions) -> Result<Arc<dyn Backend>, BackendError> {
+fn open_triton_grpc(_: &OpenOptions, _: &BackendOptions) -> Opened {
     Err(not_compiled_in(TRITON_GRPC, "triton"))
 }
 
-/// Passes the run's backend-specific settings to the adapters that read them (Triton's
-/// HTTP body encoding and dynamic batching, TF Serving's REST format), before any
-/// backend is opened.
-pub fn configure(cfg: &crate::config::RunConfig) {
-    #[cfg(feature = "triton")]
-    adapter_triton::configure(adapter_triton::Settings {
-        http_body: if cfg.triton_http_body == "json" {
-            adapter_triton::HttpBody::Json
-        } else {
-            adapter_triton::HttpBody::Binary
-        },
-        dynamic_batching: cfg.dynamic_batching,
-    });
-    #[cfg(feature = "tfserving")]
-    adapter_tfserving::configure(adapter_tfserving::Settings {
-        rest_format: if cfg.tfserving_format == "columnar" {
-            adapter_tfserving::RestFormat::Columnar
-        } else {
-            adapter_tfserving::RestFormat::Row
-        },
-    });
-    #[cfg(not(any(feature = "triton", feature = "tfserving")))]
-    let _ = cfg;
-}
-
 #[cfg(feature = "flask")]
-fn open_flask(opts: &OpenOptions) -> Result<Arc<dyn Backend>, BackendError> {
-    adapter_flask::open(opts)
+fn open_flask(common: &OpenOptions, o: &BackendOptions) -> Opened {
+    adapter_flask::open(common, &o.flask)
 }
 
 #[cfg(not(feature = "flask"))]
-fn open_flask(_: &OpenOptions) -> Result<Arc<dyn Backend>, BackendError> {
+fn open_flask(_: &OpenOptions, _: &BackendOptions) -> Opened {
     Err(not_compiled_in("flask", "flask"))
 }
 
 /// Makes managed servers that are still starting give up and stop (on Ctrl-C): every
-/// managed server (Flask, Triton) waits on the shared flag of [`contract::process`].
+/// managed server (Flask, Triton) waits on the shared flag of [`support::process`].
 pub fn cancel_starts() {
-    contract::process::cancel_starts();
+    support::process::cancel_starts();
 }
 
 /// Name of the libtorch backend, known with or without its feature.
 pub const LIBTORCH: &str = "libtorch";
 
 #[cfg(feature = "libtorch")]
-fn open_libtorch(opts: &OpenOptions) -> Result<Arc<dyn Backend>, BackendError> {
-    adapter_libtorch::open(opts)
+fn open_libtorch(common: &OpenOptions, _: &BackendOptions) -> Opened {
+    adapter_libtorch::open(common)
 }
 
 #[cfg(not(feature = "libtorch"))]
-fn open_libtorch(_: &OpenOptions) -> Result<Arc<dyn Backend>, BackendError> {
+fn open_libtorch(_: &OpenOptions, _: &BackendOptions) -> Opened {
     Err(not_compiled_in_with_env(
         LIBTORCH,
         "libtorch",
@@ -227,9 +241,8 @@ mod tests {
             workers: 1,
             intra_threads: 1,
             device: contract::Device::Cpu,
-            server_urls: Default::default(),
         };
-        let opened = (find(LIBTORCH).unwrap().open)(&opts);
+        let opened = open(LIBTORCH, &opts, &BackendOptions::default());
         if cfg!(feature = "libtorch") {
             let b = opened.unwrap();
             assert!(
@@ -243,6 +256,114 @@ mod tests {
                 e.contains("not compiled in") && e.contains("--features libtorch"),
                 "{e}"
             );
+        }
+    }
+
+    fn common() -> OpenOptions {
+        OpenOptions {
+            models: vec!["text-cnn".into()],
+            fixtures_dir: fixtures::default_dir(),
+            workers: 1,
+            intra_threads: 1,
+            device: contract::Device::Cpu,
+        }
+    }
+
+    #[test]
+    fn an_unknown_name_says_which_names_exist() {
+        let e = open("tensorrt@a", &common(), &BackendOptions::default())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            e.contains("tensorrt@a") && e.contains("candle, onnxruntime"),
+            "{e}"
+        );
+    }
+
+    #[cfg(all(feature = "flask", feature = "triton", feature = "tfserving"))]
+    #[test]
+    fn backend_options_parse_from_flags_and_files() {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            options: BackendOptions,
+        }
+        use clap::Parser;
+        let cli = Cli::try_parse_from([
+            "x",
+            "--triton-url",
+            "http://127.0.0.1:9000/",
+            "--triton-http-body",
+            "json",
+            "--dynamic-batching",
+            "--tfserving-format",
+            "columnar",
+            "--flask-url",
+            "http://127.0.0.1:8000",
+        ])
+        .unwrap();
+        let o = cli.options;
+        assert_eq!(o.triton.url.as_deref(), Some("http://127.0.0.1:9000"));
+        assert_eq!(o.triton.http_body, adapter_triton::HttpBody::Json);
+        assert!(o.triton.dynamic_batching);
+        assert_eq!(o.tfserving.format, adapter_tfserving::RestFormat::Columnar);
+        assert_eq!(o.flask.url.as_deref(), Some("http://127.0.0.1:8000"));
+        let defaults = Cli::try_parse_from(["x"]).unwrap().options;
+        assert_eq!(defaults, BackendOptions::default());
+        assert_eq!(defaults.triton.http_body, adapter_triton::HttpBody::Binary);
+
+        let e = Cli::try_parse_from(["x", "--triton-grpc-url", "127.0.0.1:8001"])
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            e.contains("--triton-grpc-url") && e.contains("http://127.0.0.1:8000"),
+            "{e}"
+        );
+        assert!(Cli::try_parse_from(["x", "--triton-http-body", "xml"]).is_err());
+
+        let json = serde_json::to_string(&o).unwrap();
+        assert_eq!(serde_json::from_str::<BackendOptions>(&json).unwrap(), o);
+        let file: BackendOptions =
+            toml::from_str("[triton]\nhttp_body = \"json\"\n[tfserving]\nformat = \"row\"\n")
+                .unwrap();
+        assert_eq!(file.triton.http_body, adapter_triton::HttpBody::Json);
+        assert!(toml::from_str::<BackendOptions>("[triton]\nbody = \"json\"\n").is_err());
+    }
+
+    /// Two labels of one server backend, opened with different options, keep them
+    /// (opening with a URL connects to nothing yet).
+    #[cfg(feature = "triton")]
+    #[test]
+    fn two_labels_of_one_backend_carry_their_own_options() {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let _in_runtime = rt.enter();
+        let with = |url: &str, body| BackendOptions {
+            triton: adapter_triton::Options {
+                url: Some(url.into()),
+                grpc_url: Some(url.into()),
+                http_body: body,
+                dynamic_batching: false,
+            },
+            ..BackendOptions::default()
+        };
+        let a = with("http://127.0.0.1:1", adapter_triton::HttpBody::Json);
+        let b = with("http://127.0.0.1:2", adapter_triton::HttpBody::Binary);
+        for kind in [TRITON_HTTP, TRITON_GRPC] {
+            let da = open(&format!("{kind}@a"), &common(), &a)
+                .unwrap()
+                .describe();
+            let db = open(&format!("{kind}@b"), &common(), &b)
+                .unwrap()
+                .describe();
+            assert_eq!(da.details["url"], "http://127.0.0.1:1");
+            assert_eq!(db.details["url"], "http://127.0.0.1:2");
+            assert_eq!(da.models, ["text-cnn"]);
+            if kind == TRITON_HTTP {
+                assert_eq!(da.details["http_body"], "json");
+                assert_eq!(db.details["http_body"], "binary");
+            }
         }
     }
 }

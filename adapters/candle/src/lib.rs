@@ -91,6 +91,8 @@ pub fn open(opts: &OpenOptions) -> Result<Arc<dyn Backend>, BackendError> {
         device: opts.device.to_string(),
         workers: opts.workers,
         intra_threads: cpu.then_some(threads),
+        models: opts.models.clone(),
+        served_by_test_peer: false,
         details,
     };
     Ok(Arc::new(EngineBackend::new(pool, description)))

@@ -98,9 +98,6 @@ pub struct OpenOptions {
     pub intra_threads: usize,
     /// Device to run on.
     pub device: Device,
-    /// URL of an already running server, by backend name (`flask` ->
-    /// `http://host:port`). A server backend with an entry here starts nothing.
-    pub server_urls: BTreeMap<String, String>,
 }
 
 /// What a backend says about itself. Goes verbatim into the results file.
@@ -118,24 +115,17 @@ pub struct Description {
     pub workers: usize,
     /// Intra-op threads per worker actually in effect, where the backend knows it.
     pub intra_threads: Option<usize>,
-    /// Anything else worth recording (server URL, model variant, batching mode).
+    /// The models the backend was opened with.
+    #[serde(default)]
+    pub models: Vec<String>,
+    /// True when the server that answered is servebench's TF Serving test peer
+    /// (`fixtures/tfserving/test_peer.py`), not a real server: its timings say nothing
+    /// about the server it stands in for.
+    #[serde(default)]
+    pub served_by_test_peer: bool,
+    /// Anything else worth recording, free-form (server URL, model variant, batching
+    /// mode).
     pub details: BTreeMap<String, String>,
-}
-
-impl Description {
-    /// The models a server backend serves, from the comma-separated `models` detail that
-    /// server backends record when they open (empty when there is none).
-    pub fn models(&self) -> Vec<String> {
-        self.details
-            .get("models")
-            .map(|m| {
-                m.split(',')
-                    .filter(|m| !m.is_empty())
-                    .map(str::to_string)
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
 }
 
 /// Cumulative server-side counters for one model, as Triton's statistics report them.

@@ -24,9 +24,10 @@
 //! the matched worker count) and feeds them through a channel. Adapters for such engines
 //! implement the small synchronous [`Engine`] trait and let [`EngineBackend`] do the rest.
 //!
-//! # Managed servers
-//! Server backends that start their own server share [`process`]: own process group,
-//! free loopback port, readiness with a deadline and a cancel flag, stop on drop.
+//! # Servers
+//! What server adapters share beyond this contract (managed processes, the HTTP and gRPC
+//! clients, the one table from HTTP status / gRPC code to error kind) lives in the
+//! `adapter-support` crate; this crate holds the trait and its types only.
 //!
 //! # Errors
 //! A failed request is data: [`BackendError::kind`] names the kind of failure so the
@@ -36,10 +37,6 @@
 mod backend;
 mod blocking;
 mod error;
-#[cfg(feature = "http")]
-pub mod http;
-pub mod process;
-pub mod pyenv;
 mod tensor;
 
 pub use backend::{Backend, Description, Device, OpenOptions, Prepared, Protocol, ServerStats};

@@ -2,17 +2,23 @@
 
 use bytes::Bytes;
 use contract::{Backend, BackendError, Description, Prepared, Tensor};
+use support::Deadlines;
 
 use crate::codec;
 use crate::server::ManagedServer;
 
 /// The encoded body of one batch, attached to a [`Prepared`] request.
+#[derive(Clone)]
 struct Body(Bytes);
+
+/// How error messages name the server.
+const SERVER: &str = "the Flask app";
 
 /// A Flask/Gunicorn server, managed or existing, reached over HTTP/1.1.
 pub struct FlaskBackend {
     client: reqwest::Client,
     base: String,
+    deadlines: Deadlines,
     description: Description,
     // Declared last: dropped after the client, it stops a managed server.
     _server: Option<ManagedServer>,
@@ -28,34 +34,45 @@ impl FlaskBackend {
         description: Description,
         server: Option<ManagedServer>,
     ) -> Result<FlaskBackend, BackendError> {
-        let client = contract::http::client(connections)?;
+        Self::with_deadlines(base, connections, description, server, Deadlines::default())
+    }
+
+    /// [`FlaskBackend::new`] with the client's own `deadlines`.
+    pub fn with_deadlines(
+        base: &str,
+        connections: usize,
+        description: Description,
+        server: Option<ManagedServer>,
+        deadlines: Deadlines,
+    ) -> Result<FlaskBackend, BackendError> {
         Ok(FlaskBackend {
-            client,
+            client: support::http::client(connections, deadlines)?,
             base: base.trim_end_matches('/').to_string(),
+            deadlines,
             description,
             _server: server,
         })
     }
 
-    async fn send(&self, req: reqwest::RequestBuilder, url: &str) -> Result<Bytes, BackendError> {
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| contract::http::transport_error(url, e))?;
-        let status = resp.status();
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|e| contract::http::transport_error(url, e))?;
-        if status.is_success() {
-            Ok(body)
-        } else {
-            Err(BackendError::Server {
-                status: status.as_u16().to_string(),
-                message: codec::error_message(&body),
-            })
-        }
+    async fn send(
+        &self,
+        req: reqwest::RequestBuilder,
+        url: &str,
+        model: &str,
+    ) -> Result<Bytes, BackendError> {
+        let ctx = self.deadlines.context(SERVER, model);
+        Ok(support::http::exchange(req, url, ctx).await?.body)
     }
+}
+
+fn encode(inputs: &[Tensor]) -> Result<Body, BackendError> {
+    let [input] = inputs else {
+        return Err(BackendError::BadInput(format!(
+            "the Flask app takes one input tensor, got {}",
+            inputs.len()
+        )));
+    };
+    Ok(Body(codec::encode_instances(input)?.into()))
 }
 
 #[async_trait::async_trait]
@@ -66,37 +83,27 @@ impl Backend for FlaskBackend {
 
     async fn health(&self) -> Result<(), BackendError> {
         let url = format!("{}/health", self.base);
-        self.send(self.client.get(&url), &url).await.map(|_| ())
+        self.send(self.client.get(&url), &url, "/health")
+            .await
+            .map(|_| ())
     }
 
     /// Encodes `{"instances": [...]}` once; every `infer` of this batch sends the same bytes.
     fn prepare(&self, model: &str, inputs: Vec<Tensor>) -> Result<Prepared, BackendError> {
-        let [input] = inputs.as_slice() else {
-            return Err(BackendError::BadInput(format!(
-                "the Flask app takes one input tensor, got {}",
-                inputs.len()
-            )));
-        };
-        let body = Body(codec::encode_instances(input)?.into());
+        let body = encode(&inputs)?;
         Ok(Prepared::new(model, inputs).with_payload(body))
     }
 
     /// One `POST /v1/models/<model>:predict`; the answer is parsed into logits.
     async fn infer(&self, request: &Prepared) -> Result<Vec<Tensor>, BackendError> {
-        let body = match request.payload::<Body>() {
-            Some(b) => b.0.clone(),
-            None => codec::encode_instances(request.inputs().first().ok_or_else(|| {
-                BackendError::BadInput("a request needs one input tensor".into())
-            })?)?
-            .into(),
-        };
+        let body = support::payload_or(request, |_, inputs| encode(inputs))?;
         let url = format!("{}/v1/models/{}:predict", self.base, request.model());
         let req = self
             .client
             .post(&url)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(body);
-        let answer = self.send(req, &url).await?;
+            .body(body.0);
+        let answer = self.send(req, &url, request.model()).await?;
         Ok(vec![codec::decode_predictions(&answer, request.batch())?])
     }
 }

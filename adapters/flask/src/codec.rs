@@ -55,11 +55,6 @@ struct Predictions {
     predictions: Vec<Vec<f32>>,
 }
 
-#[derive(Deserialize)]
-struct ErrorBody {
-    error: String,
-}
-
 /// Decodes `{"predictions": [[...], ...]}` into one `[batch, classes]` f32 tensor.
 pub fn decode_predictions(body: &[u8], batch: usize) -> Result<Tensor, BackendError> {
     let p: Predictions = serde_json::from_slice(body).map_err(|e| {
@@ -84,22 +79,6 @@ pub fn decode_predictions(body: &[u8], batch: usize) -> Result<Tensor, BackendEr
         vec![batch, classes],
         &flat,
     ))
-}
-
-/// The server's `{"error": "..."}` message, or the body itself when it is not that.
-pub fn error_message(body: &[u8]) -> String {
-    match serde_json::from_slice::<ErrorBody>(body) {
-        Ok(e) => e.error,
-        Err(_) => {
-            let text = String::from_utf8_lossy(body);
-            let line = text.lines().next().unwrap_or("").trim();
-            if line.is_empty() {
-                "(empty body)".into()
-            } else {
-                line.chars().take(200).collect()
-            }
-        }
-    }
 }
 
 #[cfg(test)]
@@ -128,12 +107,5 @@ mod tests {
         let e = decode_predictions(body.as_bytes(), 3).unwrap_err();
         assert_eq!(e.kind(), "protocol");
         assert!(decode_predictions(b"{\"predictions\": [[1], [1, 2]]}", 2).is_err());
-    }
-
-    #[test]
-    fn reads_error_bodies() {
-        assert_eq!(error_message(br#"{"error": "bad shape"}"#), "bad shape");
-        assert_eq!(error_message(b"<html>\nno"), "<html>");
-        assert_eq!(error_message(b""), "(empty body)");
     }
 }

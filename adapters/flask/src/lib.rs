@@ -10,7 +10,8 @@
 //!   `{"instances": [...]}`, answered by `{"predictions": [...]}`, so payload sizes match.
 //!   The body of a batch is encoded once, in [`contract::Backend::prepare`], outside the
 //!   timed region; `infer` only sends those bytes and parses the answer.
-//! - **A managed server unless told otherwise.** Without `--flask-url` the backend starts
+//! - **A managed server unless told otherwise.** Without a URL ([`Options::url`],
+//!   `--flask-url`) the backend starts
 //!   `gunicorn --workers N` (N the matched worker count; onnxruntime intra-op threads per
 //!   worker from the same rule as the in-process engines) on a free loopback port, waits
 //!   until every worker has loaded every model, and stops the server and all its workers
@@ -19,6 +20,9 @@
 //!   the connection after each answer, as the classic deployment does. The client keeps a
 //!   keep-alive pool sized to the concurrency; against sync workers each request still
 //!   opens a fresh loopback connection, and that cost is part of what is measured.
+//! - **Errors by kind.** An unknown model (404), a bad input (400) and any other error
+//!   status are counted with the table every server backend shares
+//!   ([`support::status`]), with the app's `{"error": ...}` message.
 //! - **Test hook.** When `SERVEBENCH_FLASK_PID_FILE` is set, the pids of the managed
 //!   Gunicorn master and its workers are written there once it is ready, so tests can
 //!   check that every one of them is gone afterwards.
@@ -34,7 +38,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use contract::{Backend, BackendError, Description, Device, OpenOptions, Protocol};
+use serde::{Deserialize, Serialize};
 use server::{ManagedServer, ServerConfig};
+use support::pyenv;
 
 /// Backend name in flags and results.
 pub const NAME: &str = "flask";
@@ -42,9 +48,23 @@ pub const NAME: &str = "flask";
 /// Environment variable naming a file that receives the managed server's pids.
 pub const PID_FILE_ENV: &str = "SERVEBENCH_FLASK_PID_FILE";
 
-/// Opens the Flask backend: the server at `opts.server_urls["flask"]` if given, else a
-/// Gunicorn started here with `opts.workers` workers.
-pub fn open(opts: &OpenOptions) -> Result<Arc<dyn Backend>, BackendError> {
+/// What only the Flask backend reads. With the `clap` feature, also its flags.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::Args))]
+#[serde(default, deny_unknown_fields)]
+pub struct Options {
+    /// Use the Flask app already serving at this URL (such as http://127.0.0.1:8000)
+    /// instead of starting Gunicorn [default: start one with --workers workers].
+    #[cfg_attr(
+        feature = "clap",
+        arg(long = "flask-url", value_name = "URL", value_parser = support::url::server_url)
+    )]
+    pub url: Option<String>,
+}
+
+/// Opens the Flask backend: the server at `options.url` if given, else a Gunicorn
+/// started here with `opts.workers` workers.
+pub fn open(opts: &OpenOptions, options: &Options) -> Result<Arc<dyn Backend>, BackendError> {
     if let Device::Cuda(_) = opts.device {
         return Err(BackendError::Unavailable {
             backend: NAME.into(),
@@ -54,7 +74,7 @@ pub fn open(opts: &OpenOptions) -> Result<Arc<dyn Backend>, BackendError> {
     }
     let mut details = BTreeMap::new();
     details.insert("api".to_string(), "TF Serving REST JSON".to_string());
-    if let Some(url) = opts.server_urls.get(NAME) {
+    if let Some(url) = &options.url {
         details.insert("url".to_string(), url.clone());
         details.insert("server".to_string(), "existing".to_string());
         let description = Description {
@@ -64,6 +84,8 @@ pub fn open(opts: &OpenOptions) -> Result<Arc<dyn Backend>, BackendError> {
             device: opts.device.to_string(),
             workers: opts.workers,
             intra_threads: None,
+            models: opts.models.clone(),
+            served_by_test_peer: false,
             details,
         };
         return Ok(Arc::new(FlaskBackend::new(
@@ -76,13 +98,10 @@ pub fn open(opts: &OpenOptions) -> Result<Arc<dyn Backend>, BackendError> {
 
     let gunicorn = server::gunicorn().ok_or_else(|| BackendError::Unavailable {
         backend: NAME.into(),
-        reason: format!(
-            "gunicorn is not installed in {}",
-            contract::pyenv::venv().display()
-        ),
+        reason: format!("gunicorn is not installed in {}", pyenv::venv().display()),
         fix: format!(
             "{} (it installs flask, gunicorn and onnxruntime from requirements.txt)",
-            contract::pyenv::SETUP_HINT
+            pyenv::SETUP_HINT
         ),
     })?;
     let cfg = ServerConfig {
@@ -108,6 +127,8 @@ pub fn open(opts: &OpenOptions) -> Result<Arc<dyn Backend>, BackendError> {
         device: opts.device.to_string(),
         workers: cfg.workers,
         intra_threads: Some(cfg.intra_threads),
+        models: opts.models.clone(),
+        served_by_test_peer: false,
         details,
     };
     Ok(Arc::new(FlaskBackend::new(
@@ -129,7 +150,7 @@ fn write_pid_file(server: &ManagedServer) {
 
 /// `3.1.3, gunicorn 27.0.1, onnxruntime 1.31.1`, as installed in the environment.
 fn versions() -> String {
-    let Some(site) = contract::pyenv::site_packages() else {
+    let Some(site) = pyenv::site_packages() else {
         return "(versions unknown)".into();
     };
     let version = |dist: &str| -> String {

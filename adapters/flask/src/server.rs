@@ -1,5 +1,5 @@
 //! A Gunicorn server started, watched and stopped by the harness, on the shared
-//! managed-server machinery ([`contract::process`]).
+//! managed-server machinery ([`support::process`]).
 //!
 //! Gunicorn runs in its own process group (its master is the group leader, every worker
 //! it forks joins the group), so stopping it is one signal to the group: `SIGTERM`,
@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use contract::process::{self, ManagedProcess, NotReady, Probe};
 use contract::BackendError;
+use support::process::{self, ManagedProcess, NotReady, Probe};
 
 use crate::NAME;
 
@@ -24,7 +24,7 @@ pub const READY_TIMEOUT: Duration = Duration::from_secs(120);
 const LOG_LINES: usize = 4;
 
 /// Makes every start still waiting for readiness give up and stop what it started
-/// (shared by every managed server: [`contract::process::cancel_starts`]).
+/// (shared by every managed server: [`support::process::cancel_starts`]).
 pub fn cancel_starts() {
     process::cancel_starts();
 }
@@ -194,7 +194,7 @@ fn failed(reason: String) -> BackendError {
         reason,
         fix: format!(
             "{} (it installs flask, gunicorn and onnxruntime into .venv), or use a running server with --flask-url",
-            contract::pyenv::SETUP_HINT
+            support::pyenv::SETUP_HINT
         ),
     }
 }
@@ -226,14 +226,14 @@ fn summary(log: &str) -> String {
 
 /// `fixtures/flask_app` in this repository.
 pub fn app_dir() -> PathBuf {
-    contract::pyenv::repository_root()
+    support::pyenv::repository_root()
         .join("fixtures")
         .join("flask_app")
 }
 
 /// `<venv>/bin/gunicorn`, if installed.
 pub fn gunicorn() -> Option<PathBuf> {
-    let p = contract::pyenv::venv().join("bin").join("gunicorn");
+    let p = support::pyenv::venv().join("bin").join("gunicorn");
     is_file(&p).then_some(p)
 }
 

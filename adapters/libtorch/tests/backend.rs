@@ -12,7 +12,6 @@ fn options(models: &[ModelId], dir: std::path::PathBuf, workers: usize) -> OpenO
         workers,
         intra_threads: 1,
         device: Device::Cpu,
-        server_urls: Default::default(),
     }
 }
 

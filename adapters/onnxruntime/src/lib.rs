@@ -62,6 +62,8 @@ pub fn open(opts: &OpenOptions) -> Result<Arc<dyn Backend>, BackendError> {
         device: opts.device.to_string(),
         workers: opts.workers,
         intra_threads: Some(threads),
+        models: opts.models.clone(),
+        served_by_test_peer: false,
         details: [
             ("library".to_string(), lib.path.display().to_string()),
             ("execution_provider".to_string(), "CPU".to_string()),

@@ -3,7 +3,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use contract::{pyenv, BackendError};
+use contract::BackendError;
+use support::pyenv;
 
 use crate::NAME;
 

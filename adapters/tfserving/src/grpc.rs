@@ -3,12 +3,12 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::Duration;
 
 use bytes::Bytes;
 use contract::{Backend, BackendError, DType, Description, Prepared, Tensor};
 use prost::Message;
-use tonic::transport::{Channel, Endpoint};
+use support::Deadlines;
+use tonic::transport::Channel;
 
 /// The messages and clients generated from `proto/`.
 #[allow(missing_docs, clippy::all)]
@@ -33,14 +33,12 @@ use proto::tensorflow::serving::{
 use proto::tensorflow::tensor_shape_proto::Dim;
 use proto::tensorflow::{DataType, TensorProto, TensorShapeProto};
 
-/// How long one request may take.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
-
 /// A TF Serving server reached over gRPC (one HTTP/2 connection, requests multiplexed).
 pub struct GrpcBackend {
     predict: PredictionServiceClient<Channel>,
     models: ModelServiceClient<Channel>,
     url: String,
+    deadlines: Deadlines,
     description: Mutex<Description>,
 }
 
@@ -48,48 +46,32 @@ impl GrpcBackend {
     /// A backend talking to `url` (such as `http://127.0.0.1:8500`). The connection is
     /// made on first use.
     pub fn new(url: &str, description: Description) -> Result<GrpcBackend, BackendError> {
-        // tonic's lazy channel spawns its connection task on the current runtime.
-        if tokio::runtime::Handle::try_current().is_err() {
-            return Err(BackendError::Transport(format!(
-                "{url}: a gRPC backend must be opened inside a tokio runtime"
-            )));
-        }
-        let endpoint = Endpoint::from_shared(url.to_string())
-            .map_err(|e| BackendError::Transport(format!("{url} is not a gRPC URL: {e}")))?
-            .timeout(REQUEST_TIMEOUT)
-            .connect_timeout(Duration::from_secs(5));
-        let channel = endpoint.connect_lazy();
+        Self::with_deadlines(url, description, Deadlines::default())
+    }
+
+    /// [`GrpcBackend::new`] with the client's own `deadlines`.
+    pub fn with_deadlines(
+        url: &str,
+        description: Description,
+        deadlines: Deadlines,
+    ) -> Result<GrpcBackend, BackendError> {
+        let channel = support::grpc::channel(url, deadlines)?;
         Ok(GrpcBackend {
             predict: PredictionServiceClient::new(channel.clone())
                 .max_decoding_message_size(usize::MAX)
                 .max_encoding_message_size(usize::MAX),
             models: ModelServiceClient::new(channel),
             url: url.to_string(),
+            deadlines,
             description: Mutex::new(description),
         })
     }
-}
 
-/// A gRPC status as a counted error: no answer at all is a transport error, anything
-/// else is the server's status with its message.
-pub fn status_error(url: &str, model: &str, s: tonic::Status) -> BackendError {
-    match s.code() {
-        tonic::Code::Unavailable => BackendError::Transport(format!("{url}: {}", cause(&s))),
-        tonic::Code::DeadlineExceeded if s.message().contains("Timeout expired") => {
-            BackendError::Timeout(REQUEST_TIMEOUT.as_millis() as u64)
-        }
-        code => crate::server_error(model, &format!("{code:?}"), s.message().to_string()),
+    /// A failed call about `model` as a counted error.
+    fn status(&self, model: &str, s: tonic::Status) -> BackendError {
+        let ctx = self.deadlines.context(crate::SERVER, model);
+        support::grpc::status_error(&self.url, ctx, &s)
     }
-}
-
-fn cause(s: &tonic::Status) -> String {
-    let mut cause = s.message().to_string();
-    let mut source = std::error::Error::source(s);
-    while let Some(e) = source {
-        cause = e.to_string();
-        source = e.source();
-    }
-    cause
 }
 
 fn spec(model: &str) -> Option<ModelSpec> {
@@ -202,11 +184,9 @@ pub fn decode(resp: PredictResponse) -> Result<Vec<Tensor>, BackendError> {
         .collect()
 }
 
-/// The value of the test peer's metadata key, if the answer carries it.
-fn peer_of(meta: &tonic::metadata::MetadataMap) -> Option<String> {
-    meta.get(crate::PEER_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
+/// True when the answer carries the test peer's metadata key.
+fn peer_of(meta: &tonic::metadata::MetadataMap) -> bool {
+    meta.contains_key(crate::PEER_HEADER)
 }
 
 #[async_trait::async_trait]
@@ -221,7 +201,7 @@ impl Backend for GrpcBackend {
     /// For every model: `GetModelStatus` (a version is `AVAILABLE`) and
     /// `GetModelMetadata` (the `serving_default` signature takes `input`, gives `logits`).
     async fn health(&self) -> Result<(), BackendError> {
-        for m in &self.describe().models() {
+        for m in &self.describe().models {
             let resp = self
                 .models
                 .clone()
@@ -232,8 +212,8 @@ impl Backend for GrpcBackend {
                     }),
                 })
                 .await
-                .map_err(|s| status_error(&self.url, m, s))?;
-            crate::note_server(&self.description, peer_of(resp.metadata()).as_deref());
+                .map_err(|s| self.status(m, s))?;
+            crate::note_server(&self.description, peer_of(resp.metadata()));
             let versions = resp.into_inner().model_version_status;
             if !versions.iter().any(|v| v.state == State::Available as i32) {
                 return Err(BackendError::Server {
@@ -249,7 +229,7 @@ impl Backend for GrpcBackend {
                     metadata_field: vec!["signature_def".into()],
                 })
                 .await
-                .map_err(|s| status_error(&self.url, m, s))?
+                .map_err(|s| self.status(m, s))?
                 .into_inner();
             check_signature(m, &meta.metadata)?;
         }
@@ -265,16 +245,15 @@ impl Backend for GrpcBackend {
 
     /// One `Predict` call.
     async fn infer(&self, request: &Prepared) -> Result<Vec<Tensor>, BackendError> {
-        let message = match request.payload::<PredictRequest>() {
-            Some(m) => m.clone(),
-            None => encode(request.model(), request.inputs()),
-        };
+        let message: PredictRequest = support::payload_or(request, |m, inputs| {
+            Ok::<_, BackendError>(encode(m, inputs))
+        })?;
         let resp = self
             .predict
             .clone()
             .predict(message)
             .await
-            .map_err(|s| status_error(&self.url, request.model(), s))?;
+            .map_err(|s| self.status(request.model(), s))?;
         decode(resp.into_inner())
     }
 }
@@ -350,37 +329,5 @@ mod tests {
             ..tensor_proto(&logits)
         };
         assert_eq!(from_proto("logits", short).unwrap_err().kind(), "protocol");
-    }
-
-    #[test]
-    fn opening_outside_a_runtime_is_an_error_not_a_panic() {
-        let d = Description {
-            name: "tfserving-grpc".into(),
-            engine: String::new(),
-            protocol: contract::Protocol::Grpc,
-            device: "cpu".into(),
-            workers: 1,
-            intra_threads: None,
-            details: Default::default(),
-        };
-        let e = GrpcBackend::new("http://127.0.0.1:1", d).err().unwrap();
-        assert!(e.to_string().contains("inside a tokio runtime"), "{e}");
-    }
-
-    #[test]
-    fn statuses_become_counted_errors() {
-        let e = status_error(
-            "u",
-            "m",
-            tonic::Status::invalid_argument("unexpected shape"),
-        );
-        assert_eq!(e.kind(), "bad_input");
-        assert!(e.to_string().contains("unexpected shape"), "{e}");
-        let e = status_error("u", "m", tonic::Status::not_found("Servable not found"));
-        assert_eq!(e.kind(), "unknown_model");
-        let e = status_error("u", "m", tonic::Status::unavailable("tcp connect error"));
-        assert_eq!(e.kind(), "transport");
-        let e = status_error("u", "m", tonic::Status::internal("boom"));
-        assert_eq!(e.kind(), "server");
     }
 }

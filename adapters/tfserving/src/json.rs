@@ -18,18 +18,25 @@ use std::fmt::Write;
 
 use bytes::Bytes;
 use contract::{BackendError, DType, Tensor};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// The signature every fixture model exports.
 pub const SIGNATURE: &str = "serving_default";
 
-/// TF Serving's two JSON request formats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// TF Serving's two JSON request formats (`row` or `columnar` in flags and files).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+#[serde(rename_all = "snake_case")]
 pub enum RestFormat {
     /// `{"instances": [...]}`, one entry per sample.
     #[default]
+    #[cfg_attr(feature = "clap", value(alias = "instances"))]
+    #[serde(alias = "instances")]
     Row,
     /// `{"inputs": {...}}`, one tensor per input.
+    #[cfg_attr(feature = "clap", value(alias = "inputs"))]
+    #[serde(alias = "inputs")]
     Columnar,
 }
 
@@ -204,14 +211,6 @@ fn flatten(v: &Value, shape: &[usize], out: &mut Vec<f32>) -> Result<(), String>
     }
 }
 
-/// TF Serving's error message from an error body (`{"error": "..."}`), else the body.
-pub fn error_message(body: &[u8]) -> String {
-    serde_json::from_slice::<Value>(body)
-        .ok()
-        .and_then(|v| v.get("error")?.as_str().map(str::to_string))
-        .unwrap_or_else(|| String::from_utf8_lossy(body).trim().to_string())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -269,15 +268,6 @@ mod tests {
         for bad in [&br#"{"predictions": [[1], [1, 2]]}"#[..], b"{}", b"nope"] {
             assert_eq!(decode(bad, "logits").unwrap_err().kind(), "protocol");
         }
-    }
-
-    #[test]
-    fn reads_error_bodies() {
-        assert_eq!(
-            error_message(br#"{ "error": "Servable not found for request: Latest(x)" }"#),
-            "Servable not found for request: Latest(x)"
-        );
-        assert_eq!(error_message(b"plain text\n"), "plain text");
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! - `tfserving-rest` ([`rest`]): `POST /v1/models/<m>:predict` with a JSON body in
 //!   TF Serving's **row** format (`{"instances": [...]}`, answered with `predictions`)
 //!   or **columnar** format (`{"inputs": {...}}`, answered with `outputs`), chosen by
-//!   [`Settings::rest_format`]; readiness is `GET /v1/models/<m>` (every version
+//!   [`Options::format`]; readiness is `GET /v1/models/<m>` (every version
 //!   `AVAILABLE`) and the signature comes from `GET /v1/models/<m>/metadata`.
 //! - `tfserving-grpc` ([`grpc`]): `tensorflow.serving.PredictionService/Predict` with
 //!   `TensorProto` inputs (`tensor_content` bytes), `GetModelMetadata` and
@@ -12,15 +12,15 @@
 //!   TF Serving's packages, services and field numbers.
 //!
 //! Both encode a batch once, in [`contract::Backend::prepare`], outside the timed region.
-//! Errors the server answers are counted by kind with the server's own message: an
-//! unknown model (HTTP 404, gRPC `NOT_FOUND`) is `unknown_model`, a bad input (HTTP 400,
-//! gRPC `INVALID_ARGUMENT`) is `bad_input`, anything else is `server`.
+//! Errors the server answers are counted by kind with the server's own message, with
+//! the table every server backend shares ([`support::status`]): an unknown model (HTTP
+//! 404, gRPC `NOT_FOUND`) is `unknown_model`, a bad input (HTTP 400, gRPC
+//! `INVALID_ARGUMENT`) is `bad_input`, anything else is `server`.
 //!
 //! # Which server
 //! TF Serving is never started by the harness (there is no binary to start on a machine
-//! without Docker). The backend talks to `server_urls["tfserving-rest"]` /
-//! `["tfserving-grpc"]` (from `--tfserving-url` / `--tfserving-grpc-url`, or
-//! `--stack compose`), else to TF Serving's default ports on 127.0.0.1 (8501 REST,
+//! without Docker). The backend talks to [`Options::url`] / [`Options::grpc_url`] (from
+//! `--tfserving-url` / `--tfserving-grpc-url`, or `--stack compose`), else to TF Serving's default ports on 127.0.0.1 (8501 REST,
 //! 8500 gRPC). Opening checks with a short connect timeout that something listens
 //! there; if nothing does, it returns [`contract::BackendError::Unavailable`] saying
 //! TF Serving is not reachable at that URL and how to start it.
@@ -29,7 +29,8 @@
 //! `fixtures/tfserving/test_peer.py` answers the same APIs from TensorFlow in Python, for
 //! tests only. It says so (HTTP header [`PEER_HEADER`], gRPC metadata of the same name);
 //! when the adapter sees it, [`contract::Backend::describe`] names the engine
-//! [`PEER_ENGINE`], so a result can never pass for TF Serving.
+//! [`PEER_ENGINE`] and sets [`contract::Description::served_by_test_peer`], so a result
+//! can never pass for TF Serving.
 #![deny(missing_docs)]
 
 pub mod grpc;
@@ -43,6 +44,7 @@ use std::time::Duration;
 
 use contract::{Backend, BackendError, Description, OpenOptions, Protocol};
 use fixtures::ModelId;
+use serde::{Deserialize, Serialize};
 
 pub use json::RestFormat;
 
@@ -64,44 +66,73 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 const START_HINT: &str = "start it with `docker compose up -d tfserving` (on a host with Docker), \
      or point the harness at a running one with --tfserving-url / --tfserving-grpc-url";
 
-/// Run-wide settings only TF Serving reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Settings {
-    /// Body format of `tfserving-rest` requests.
-    pub rest_format: RestFormat,
+/// How error messages name the server.
+pub(crate) const SERVER: &str = "TF Serving";
+
+/// What only the TF Serving backends read. With the `clap` feature, also their flags.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::Args))]
+#[serde(default, deny_unknown_fields)]
+pub struct Options {
+    /// Use TF Serving's REST API at this URL for tfserving-rest
+    /// [default: http://127.0.0.1:8501, TF Serving's own default].
+    #[cfg_attr(
+        feature = "clap",
+        arg(long = "tfserving-url", value_name = "URL", value_parser = support::url::server_url)
+    )]
+    pub url: Option<String>,
+
+    /// Use TF Serving's gRPC API at this URL for tfserving-grpc
+    /// [default: http://127.0.0.1:8500, TF Serving's own default].
+    #[cfg_attr(
+        feature = "clap",
+        arg(long = "tfserving-grpc-url", value_name = "URL", value_parser = support::url::server_url)
+    )]
+    pub grpc_url: Option<String>,
+
+    /// JSON format of tfserving-rest requests: row ({"instances": ...}) or columnar
+    /// ({"inputs": ...}).
+    #[cfg_attr(
+        feature = "clap",
+        arg(
+            id = "tfserving_format",
+            long = "tfserving-format",
+            value_enum,
+            default_value_t = RestFormat::Row
+        )
+    )]
+    pub format: RestFormat,
 }
 
-static SETTINGS: Mutex<Settings> = Mutex::new(Settings {
-    rest_format: RestFormat::Row,
-});
-
-/// Sets the settings for every TF Serving backend opened from now on.
-pub fn configure(settings: Settings) {
-    *SETTINGS.lock().unwrap_or_else(|e| e.into_inner()) = settings;
-}
-
-fn settings() -> Settings {
-    *SETTINGS.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Opens `tfserving-rest` at `server_urls["tfserving-rest"]`, else `127.0.0.1:8501`.
-pub fn open_rest(opts: &OpenOptions) -> Result<Arc<dyn Backend>, BackendError> {
-    let format = settings().rest_format;
-    let (url, mut description) = connect(opts, REST_NAME, Protocol::Http, DEFAULT_REST_URL)?;
+/// Opens `tfserving-rest` at `options.url`, else `127.0.0.1:8501`.
+pub fn open_rest(opts: &OpenOptions, options: &Options) -> Result<Arc<dyn Backend>, BackendError> {
+    let (url, mut description) = connect(
+        opts,
+        REST_NAME,
+        Protocol::Http,
+        options.url.as_deref(),
+        DEFAULT_REST_URL,
+    )?;
     description
         .details
-        .insert("rest_format".into(), format.name().into());
+        .insert("rest_format".into(), options.format.name().into());
     Ok(Arc::new(rest::RestBackend::new(
         &url,
-        format,
+        options.format,
         opts.workers,
         description,
     )?))
 }
 
-/// Opens `tfserving-grpc` at `server_urls["tfserving-grpc"]`, else `127.0.0.1:8500`.
-pub fn open_grpc(opts: &OpenOptions) -> Result<Arc<dyn Backend>, BackendError> {
-    let (url, description) = connect(opts, GRPC_NAME, Protocol::Grpc, DEFAULT_GRPC_URL)?;
+/// Opens `tfserving-grpc` at `options.grpc_url`, else `127.0.0.1:8500`.
+pub fn open_grpc(opts: &OpenOptions, options: &Options) -> Result<Arc<dyn Backend>, BackendError> {
+    let (url, description) = connect(
+        opts,
+        GRPC_NAME,
+        Protocol::Grpc,
+        options.grpc_url.as_deref(),
+        DEFAULT_GRPC_URL,
+    )?;
     Ok(Arc::new(grpc::GrpcBackend::new(&url, description)?))
 }
 
@@ -110,13 +141,14 @@ fn connect(
     opts: &OpenOptions,
     name: &str,
     protocol: Protocol,
+    given_url: Option<&str>,
     default_url: &str,
 ) -> Result<(String, Description), BackendError> {
     for m in &opts.models {
         m.parse::<ModelId>()
             .map_err(|_| BackendError::UnknownModel(m.clone()))?;
     }
-    let (url, source) = match opts.server_urls.get(name) {
+    let (url, source) = match given_url {
         Some(u) => (u.trim_end_matches('/').to_string(), "given"),
         None => (default_url.to_string(), "default port"),
     };
@@ -127,7 +159,6 @@ fn connect(
     })?;
     let mut details = BTreeMap::new();
     details.insert("api".into(), "TF Serving".into());
-    details.insert("models".into(), opts.models.join(","));
     details.insert("url".into(), url.clone());
     details.insert("server".into(), format!("existing ({source})"));
     let description = Description {
@@ -139,6 +170,8 @@ fn connect(
         // worker count on its side (connections, concurrency) and records it here.
         workers: opts.workers,
         intra_threads: None,
+        models: opts.models.clone(),
+        served_by_test_peer: false,
         details,
     };
     Ok((url, description))
@@ -182,35 +215,13 @@ fn socket_addrs(url: &str) -> Result<Vec<SocketAddr>, String> {
 }
 
 /// Records what the server said about itself: the test peer is labelled as such.
-pub(crate) fn note_server(description: &Mutex<Description>, peer: Option<&str>) {
+pub(crate) fn note_server(description: &Mutex<Description>, peer: bool) {
     let mut d = description.lock().unwrap_or_else(|e| e.into_inner());
-    match peer {
-        Some(what) => {
-            d.engine = PEER_ENGINE.into();
-            d.details.insert("test_peer".into(), what.to_string());
-        }
-        None => {
-            if d.engine == PEER_ENGINE {
-                return;
-            }
-            d.engine = "tfserving (existing server)".into();
-        }
-    }
-}
-
-/// A server error as a counted error of the right kind, with the server's message.
-pub(crate) fn server_error(model: &str, status: &str, message: String) -> BackendError {
-    match status {
-        "404" | "NotFound" => {
-            BackendError::UnknownModel(format!("{model} (TF Serving answered {status}: {message})"))
-        }
-        "400" | "InvalidArgument" => {
-            BackendError::BadInput(format!("TF Serving answered {status}: {message}"))
-        }
-        _ => BackendError::Server {
-            status: status.into(),
-            message,
-        },
+    if peer {
+        d.engine = PEER_ENGINE.into();
+        d.served_by_test_peer = true;
+    } else if !d.served_by_test_peer {
+        d.engine = "tfserving (existing server)".into();
     }
 }
 
@@ -229,18 +240,23 @@ mod tests {
 
     #[test]
     fn an_unreachable_server_is_unavailable_with_the_fix() {
-        let port = contract::process::free_port().unwrap();
-        let mut opts = OpenOptions {
+        // A port just freed: nothing listens there.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap()
+            .port();
+        let opts = OpenOptions {
             models: vec!["text-cnn".into()],
             fixtures_dir: fixtures::default_dir(),
             workers: 1,
             intra_threads: 1,
             device: contract::Device::Cpu,
-            server_urls: Default::default(),
         };
-        opts.server_urls
-            .insert(REST_NAME.into(), format!("http://127.0.0.1:{port}"));
-        let e = open_rest(&opts).err().unwrap();
+        let options = Options {
+            url: Some(format!("http://127.0.0.1:{port}")),
+            ..Options::default()
+        };
+        let e = open_rest(&opts, &options).err().unwrap();
         assert_eq!(e.kind(), "unavailable");
         let msg = e.to_string();
         assert!(
@@ -250,18 +266,5 @@ mod tests {
                 && msg.contains("--tfserving-url"),
             "{msg}"
         );
-    }
-
-    #[test]
-    fn server_errors_are_counted_by_kind() {
-        assert_eq!(server_error("m", "404", "x".into()).kind(), "unknown_model");
-        assert_eq!(
-            server_error("m", "NotFound", "x".into()).kind(),
-            "unknown_model"
-        );
-        let e = server_error("m", "InvalidArgument", "wrong shape".into());
-        assert_eq!(e.kind(), "bad_input");
-        assert!(e.to_string().contains("wrong shape"), "{e}");
-        assert_eq!(server_error("m", "500", "x".into()).kind(), "server");
     }
 }

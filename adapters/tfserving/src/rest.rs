@@ -5,6 +5,7 @@ use std::sync::Mutex;
 use bytes::Bytes;
 use contract::{Backend, BackendError, Description, Prepared, Tensor};
 use serde_json::Value;
+use support::Deadlines;
 
 use crate::json::{self, RestFormat};
 
@@ -17,6 +18,7 @@ pub struct RestBackend {
     client: reqwest::Client,
     base: String,
     format: RestFormat,
+    deadlines: Deadlines,
     description: Mutex<Description>,
 }
 
@@ -29,53 +31,41 @@ impl RestBackend {
         connections: usize,
         description: Description,
     ) -> Result<RestBackend, BackendError> {
-        let client = contract::http::client(connections)?;
+        Self::with_deadlines(base, format, connections, description, Deadlines::default())
+    }
+
+    /// [`RestBackend::new`] with the client's own `deadlines`.
+    pub fn with_deadlines(
+        base: &str,
+        format: RestFormat,
+        connections: usize,
+        description: Description,
+        deadlines: Deadlines,
+    ) -> Result<RestBackend, BackendError> {
         Ok(RestBackend {
-            client,
+            client: support::http::client(connections, deadlines)?,
             base: base.trim_end_matches('/').to_string(),
             format,
+            deadlines,
             description: Mutex::new(description),
         })
     }
 
-    /// Sends `req`; a non-2xx answer becomes a counted error with TF Serving's
+    /// Sends `req` about `model`; an error status is counted by kind with TF Serving's
     /// `"error"` message. Returns the body and whether the test peer answered.
     async fn send(
         &self,
         req: reqwest::RequestBuilder,
         url: &str,
         model: &str,
-    ) -> Result<(Bytes, Option<String>), BackendError> {
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| contract::http::transport_error(url, e))?;
-        let status = resp.status();
-        let peer = resp
-            .headers()
-            .get(crate::PEER_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|e| contract::http::transport_error(url, e))?;
-        if status.is_success() {
-            Ok((body, peer))
-        } else {
-            Err(crate::server_error(
-                model,
-                status.as_str(),
-                json::error_message(&body),
-            ))
-        }
+    ) -> Result<(Bytes, bool), BackendError> {
+        let ctx = self.deadlines.context(crate::SERVER, model);
+        let reply = support::http::exchange(req, url, ctx).await?;
+        let peer = reply.headers.contains_key(crate::PEER_HEADER);
+        Ok((reply.body, peer))
     }
 
-    async fn get_json(
-        &self,
-        path: &str,
-        model: &str,
-    ) -> Result<(Value, Option<String>), BackendError> {
+    async fn get_json(&self, path: &str, model: &str) -> Result<(Value, bool), BackendError> {
         let url = format!("{}{path}", self.base);
         let (body, peer) = self.send(self.client.get(&url), &url, model).await?;
         let v = serde_json::from_slice(&body)
@@ -145,9 +135,9 @@ impl Backend for RestBackend {
     /// For every model: `GET /v1/models/<m>` (a version is `AVAILABLE`) and
     /// `GET /v1/models/<m>/metadata` (the signature fits).
     async fn health(&self) -> Result<(), BackendError> {
-        for m in &self.describe().models() {
+        for m in &self.describe().models {
             let (status, peer) = self.get_json(&format!("/v1/models/{m}"), m).await?;
-            crate::note_server(&self.description, peer.as_deref());
+            crate::note_server(&self.description, peer);
             check_status(m, &status)?;
             let (meta, _) = self
                 .get_json(&format!("/v1/models/{m}/metadata"), m)
@@ -165,10 +155,9 @@ impl Backend for RestBackend {
 
     /// One `POST /v1/models/<model>:predict`.
     async fn infer(&self, request: &Prepared) -> Result<Vec<Tensor>, BackendError> {
-        let body = match request.payload::<Body>() {
-            Some(b) => b.0.clone(),
-            None => json::encode(request.inputs(), self.format)?,
-        };
+        let Body(body) = support::payload_or(request, |_, inputs| {
+            json::encode(inputs, self.format).map(Body)
+        })?;
         let url = format!("{}/v1/models/{}:predict", self.base, request.model());
         let req = self
             .client

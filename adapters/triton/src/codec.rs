@@ -18,8 +18,10 @@ use serde_json::{json, Value};
 /// The HTTP header carrying the length of the JSON part of a binary body.
 pub const HEADER_LENGTH: &str = "Inference-Header-Content-Length";
 
-/// How tensors travel in HTTP bodies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// How tensors travel in HTTP bodies (`json` or `binary` in flags and files).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+#[serde(rename_all = "snake_case")]
 pub enum HttpBody {
     /// Tensors as JSON arrays of numbers.
     Json,
@@ -234,14 +236,6 @@ pub fn decode(body: &[u8], header_len: Option<usize>) -> Result<Vec<Tensor>, Bac
     Ok(out)
 }
 
-/// The `"error"` of a KServe error body, or the body itself.
-pub fn error_message(body: &[u8]) -> String {
-    serde_json::from_slice::<Value>(body)
-        .ok()
-        .and_then(|v| v.get("error")?.as_str().map(str::to_string))
-        .unwrap_or_else(|| String::from_utf8_lossy(body).trim().to_string())
-}
-
 #[derive(Deserialize)]
 struct StatsDoc {
     model_stats: Vec<ModelStat>,
@@ -347,9 +341,7 @@ mod tests {
     }
 
     #[test]
-    fn error_bodies_and_statistics() {
-        assert_eq!(error_message(br#"{"error":"bad shape"}"#), "bad shape");
-        assert_eq!(error_message(b"plain text\n"), "plain text");
+    fn statistics() {
         let body = br#"{"model_stats":[{"name":"m","version":"1","inference_stats":{
             "success":{"count":4,"ns":100},"fail":{"count":0,"ns":0},"queue":{"count":4,"ns":8},
             "compute_input":{"count":4,"ns":12},"compute_infer":{"count":4,"ns":60},

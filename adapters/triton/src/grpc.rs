@@ -1,10 +1,10 @@
 //! `triton-grpc`: KServe v2 over gRPC (tonic), tensors in `raw_input_contents`.
 
 use std::sync::Mutex;
-use std::time::Duration;
 
 use contract::{Backend, BackendError, Description, Prepared, ServerStats, Tensor};
-use tonic::transport::{Channel, Endpoint};
+use support::Deadlines;
+use tonic::transport::Channel;
 
 use crate::codec;
 use crate::server::ManagedTriton;
@@ -19,14 +19,12 @@ use proto::grpc_inference_service_client::GrpcInferenceServiceClient;
 use proto::model_infer_request::{InferInputTensor, InferRequestedOutputTensor};
 use proto::{ModelInferRequest, ModelMetadataRequest, ModelStatisticsRequest, ServerReadyRequest};
 
-/// How long one request may take.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
-
 /// A Triton server, managed or existing, reached over gRPC (one HTTP/2 connection,
 /// requests multiplexed on it).
 pub struct GrpcBackend {
     client: GrpcInferenceServiceClient<Channel>,
     url: String,
+    deadlines: Deadlines,
     description: Mutex<Description>,
     // Declared last: dropped after the client, it stops a managed server.
     _server: Option<ManagedTriton>,
@@ -40,50 +38,33 @@ impl GrpcBackend {
         description: Description,
         server: Option<ManagedTriton>,
     ) -> Result<GrpcBackend, BackendError> {
-        let endpoint = Endpoint::from_shared(url.to_string())
-            .map_err(|e| BackendError::Transport(format!("{url} is not a gRPC URL: {e}")))?
-            .timeout(REQUEST_TIMEOUT)
-            .connect_timeout(Duration::from_secs(5));
-        let client = GrpcInferenceServiceClient::new(endpoint.connect_lazy())
+        Self::with_deadlines(url, description, server, Deadlines::default())
+    }
+
+    /// [`GrpcBackend::new`] with the client's own `deadlines`.
+    pub fn with_deadlines(
+        url: &str,
+        description: Description,
+        server: Option<ManagedTriton>,
+        deadlines: Deadlines,
+    ) -> Result<GrpcBackend, BackendError> {
+        let client = GrpcInferenceServiceClient::new(support::grpc::channel(url, deadlines)?)
             .max_decoding_message_size(usize::MAX)
             .max_encoding_message_size(usize::MAX);
         Ok(GrpcBackend {
             client,
             url: url.to_string(),
+            deadlines,
             description: Mutex::new(description),
             _server: server,
         })
     }
 
-    fn status(&self, s: tonic::Status) -> BackendError {
-        status_error(&self.url, s)
+    /// A failed call about `model` as a counted error.
+    fn status(&self, model: &str, s: tonic::Status) -> BackendError {
+        let ctx = self.deadlines.context(crate::SERVER, model);
+        support::grpc::status_error(&self.url, ctx, &s)
     }
-}
-
-/// A gRPC status as a counted error: no answer at all is a transport error, anything
-/// else is the server's status name and message.
-fn status_error(url: &str, s: tonic::Status) -> BackendError {
-    match s.code() {
-        tonic::Code::Unavailable => BackendError::Transport(format!("{url}: {}", cause(&s))),
-        tonic::Code::DeadlineExceeded if s.message().contains("Timeout expired") => {
-            BackendError::Timeout(REQUEST_TIMEOUT.as_millis() as u64)
-        }
-        code => BackendError::Server {
-            status: format!("{code:?}"),
-            message: s.message().to_string(),
-        },
-    }
-}
-
-/// The innermost cause of a status (connection refused, ...), or its message.
-fn cause(s: &tonic::Status) -> String {
-    let mut cause = s.message().to_string();
-    let mut source = std::error::Error::source(s);
-    while let Some(e) = source {
-        cause = e.to_string();
-        source = e.source();
-    }
-    cause
 }
 
 /// The request message for `inputs`, built once per batch.
@@ -146,7 +127,7 @@ impl Backend for GrpcBackend {
         let ready = c
             .server_ready(ServerReadyRequest {})
             .await
-            .map_err(|s| self.status(s))?
+            .map_err(|s| self.status("", s))?
             .into_inner()
             .ready;
         if !ready {
@@ -155,14 +136,14 @@ impl Backend for GrpcBackend {
                 message: format!("{} says it is not ready", self.url),
             });
         }
-        for m in &self.describe().models() {
+        for m in &self.describe().models {
             let meta = c
                 .model_metadata(ModelMetadataRequest {
                     name: m.to_string(),
                     version: String::new(),
                 })
                 .await
-                .map_err(|s| self.status(s))?
+                .map_err(|s| self.status(m, s))?
                 .into_inner();
             crate::note_platform(&self.description, &meta.platform);
         }
@@ -178,16 +159,15 @@ impl Backend for GrpcBackend {
 
     /// One `ModelInfer` call.
     async fn infer(&self, request: &Prepared) -> Result<Vec<Tensor>, BackendError> {
-        let message = match request.payload::<ModelInferRequest>() {
-            Some(m) => m.clone(),
-            None => encode(request.model(), request.inputs()),
-        };
+        let message: ModelInferRequest = support::payload_or(request, |m, inputs| {
+            Ok::<_, BackendError>(encode(m, inputs))
+        })?;
         let resp = self
             .client
             .clone()
             .model_infer(message)
             .await
-            .map_err(|s| self.status(s))?;
+            .map_err(|s| self.status(request.model(), s))?;
         decode(resp.into_inner())
     }
 
@@ -201,7 +181,7 @@ impl Backend for GrpcBackend {
                 version: String::new(),
             })
             .await
-            .map_err(|s| self.status(s))?
+            .map_err(|s| self.status(model, s))?
             .into_inner();
         let mut s = ServerStats::default();
         for m in resp.model_stats.iter().filter(|m| m.name == model) {
@@ -249,17 +229,5 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(decode(bad).unwrap_err().kind(), "protocol");
-    }
-
-    #[test]
-    fn statuses_become_counted_errors() {
-        let e = status_error("u", tonic::Status::invalid_argument("unexpected shape"));
-        assert_eq!(e.kind(), "server");
-        assert!(
-            e.to_string().contains("InvalidArgument: unexpected shape"),
-            "{e}"
-        );
-        let e = status_error("u", tonic::Status::unavailable("tcp connect error"));
-        assert_eq!(e.kind(), "transport");
     }
 }

@@ -5,6 +5,7 @@ use std::sync::Mutex;
 use bytes::Bytes;
 use contract::{Backend, BackendError, Description, Prepared, ServerStats, Tensor};
 use serde_json::Value;
+use support::Deadlines;
 
 use crate::codec::{self, Encoded, HttpBody};
 use crate::server::ManagedTriton;
@@ -14,6 +15,7 @@ pub struct HttpBackend {
     client: reqwest::Client,
     base: String,
     body: HttpBody,
+    deadlines: Deadlines,
     description: Mutex<Description>,
     // Declared last: dropped after the client, it stops a managed server.
     _server: Option<ManagedTriton>,
@@ -30,49 +32,55 @@ impl HttpBackend {
         description: Description,
         server: Option<ManagedTriton>,
     ) -> Result<HttpBackend, BackendError> {
-        let client = contract::http::client(connections)?;
+        Self::with_deadlines(
+            base,
+            body,
+            connections,
+            description,
+            server,
+            Deadlines::default(),
+        )
+    }
+
+    /// [`HttpBackend::new`] with the client's own `deadlines`.
+    pub fn with_deadlines(
+        base: &str,
+        body: HttpBody,
+        connections: usize,
+        description: Description,
+        server: Option<ManagedTriton>,
+        deadlines: Deadlines,
+    ) -> Result<HttpBackend, BackendError> {
         Ok(HttpBackend {
-            client,
+            client: support::http::client(connections, deadlines)?,
             base: base.trim_end_matches('/').to_string(),
             body,
+            deadlines,
             description: Mutex::new(description),
             _server: server,
         })
     }
 
-    /// Sends `req`; a non-2xx answer becomes [`BackendError::Server`] with Triton's
+    /// Sends `req` about `model`; an error status is counted by kind with Triton's
     /// `"error"` message. Returns the body and the binary header length, if any.
     async fn send(
         &self,
         req: reqwest::RequestBuilder,
         url: &str,
+        model: &str,
     ) -> Result<(Bytes, Option<usize>), BackendError> {
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| contract::http::transport_error(url, e))?;
-        let status = resp.status();
-        let header_len = resp
-            .headers()
+        let ctx = self.deadlines.context(crate::SERVER, model);
+        let reply = support::http::exchange(req, url, ctx).await?;
+        let header_len = reply
+            .headers
             .get(codec::HEADER_LENGTH)
             .and_then(|v| v.to_str().ok()?.parse().ok());
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|e| contract::http::transport_error(url, e))?;
-        if status.is_success() {
-            Ok((body, header_len))
-        } else {
-            Err(BackendError::Server {
-                status: status.as_u16().to_string(),
-                message: codec::error_message(&body),
-            })
-        }
+        Ok((reply.body, header_len))
     }
 
-    async fn get_json(&self, path: &str) -> Result<Value, BackendError> {
+    async fn get_json(&self, path: &str, model: &str) -> Result<Value, BackendError> {
         let url = format!("{}{path}", self.base);
-        let (body, _) = self.send(self.client.get(&url), &url).await?;
+        let (body, _) = self.send(self.client.get(&url), &url, model).await?;
         serde_json::from_slice(&body)
             .map_err(|e| BackendError::Protocol(format!("{url} did not answer JSON: {e}")))
     }
@@ -91,9 +99,10 @@ impl Backend for HttpBackend {
     /// platform an existing server runs).
     async fn health(&self) -> Result<(), BackendError> {
         let url = format!("{}/v2/health/ready", self.base);
-        self.send(self.client.get(&url), &url).await?;
-        for m in &self.describe().models() {
-            let meta = self.get_json(&format!("/v2/models/{m}")).await?;
+        self.send(self.client.get(&url), &url, "/v2/health/ready")
+            .await?;
+        for m in &self.describe().models {
+            let meta = self.get_json(&format!("/v2/models/{m}"), m).await?;
             let platform = meta.get("platform").and_then(Value::as_str).unwrap_or("");
             crate::note_platform(&self.description, platform);
         }
@@ -108,10 +117,8 @@ impl Backend for HttpBackend {
 
     /// One `POST /v2/models/<model>/infer`.
     async fn infer(&self, request: &Prepared) -> Result<Vec<Tensor>, BackendError> {
-        let encoded = match request.payload::<Encoded>() {
-            Some(e) => e.clone(),
-            None => codec::encode(request.inputs(), self.body)?,
-        };
+        let encoded: Encoded =
+            support::payload_or(request, |_, inputs| codec::encode(inputs, self.body))?;
         let url = format!("{}/v2/models/{}/infer", self.base, request.model());
         let mut req = self.client.post(&url);
         req = match encoded.header_len {
@@ -120,14 +127,16 @@ impl Backend for HttpBackend {
                 .header(codec::HEADER_LENGTH, n),
             None => req.header(reqwest::header::CONTENT_TYPE, "application/json"),
         };
-        let (body, header_len) = self.send(req.body(encoded.body), &url).await?;
+        let (body, header_len) = self
+            .send(req.body(encoded.body), &url, request.model())
+            .await?;
         codec::decode(&body, header_len)
     }
 
     /// `GET /v2/models/<model>/stats`.
     async fn server_stats(&self, model: &str) -> Result<Option<ServerStats>, BackendError> {
         let url = format!("{}/v2/models/{model}/stats", self.base);
-        let (body, _) = self.send(self.client.get(&url), &url).await?;
+        let (body, _) = self.send(self.client.get(&url), &url, model).await?;
         codec::decode_stats(&body, model).map(Some)
     }
 }

@@ -1,7 +1,7 @@
 //! Triton Inference Server, measured over KServe v2 HTTP and gRPC.
 //!
 //! Two backends, one server: `triton-http` ([`http`]: JSON tensors or Triton's binary
-//! tensor data extension, chosen by [`Settings::http_body`]) and `triton-grpc`
+//! tensor data extension, chosen by [`Options::http_body`]) and `triton-grpc`
 //! ([`grpc`]: `ModelInfer` with `raw_input_contents`). Both encode a batch once, in
 //! [`contract::Backend::prepare`], outside the timed region, and both read Triton's own
 //! per-model statistics ([`contract::Backend::server_stats`]) so the harness can split
@@ -9,7 +9,7 @@
 //! (network + protocol), as `perf_analyzer` does.
 //!
 //! # Which server
-//! - With a URL (`server_urls["triton-http"]` / `["triton-grpc"]`, from `--triton-url` /
+//! - With a URL ([`Options::url`] / [`Options::grpc_url`], from `--triton-url` /
 //!   `--triton-grpc-url`) the backend uses that server and starts nothing. It serves
 //!   whatever variant that server was given (on a GPU host, the `onnxruntime_onnx`
 //!   repository); the platform its metadata reports is recorded.
@@ -18,13 +18,20 @@
 //!   **Python-backend variant**: `model.py` running onnxruntime (Python) on the same
 //!   `model.onnx` (the wheel has no other backend). `instance_group` count = the matched
 //!   worker count, onnxruntime intra-op threads = the matched thread count, dynamic
-//!   batching as [`Settings::dynamic_batching`] says. Two backends in one run start two
+//!   batching as [`Options::dynamic_batching`] says. Two backends in one run start two
 //!   servers, one after the other (each is stopped when its backend is dropped).
 //!
-//! # Settings
-//! The harness's flags that only Triton reads (`--triton-http-body`,
-//! `--dynamic-batching`) reach the adapter through [`configure`], once per run, before
-//! any backend is opened; [`contract::OpenOptions`] stays the same for every backend.
+//! # Options
+//! What only Triton reads travels in [`Options`], passed to each open: two labels of one
+//! backend (`triton-http@a`, `triton-http@b`) may carry different options. With the
+//! `clap` feature the struct is also the flags (`--triton-url`, `--triton-http-body`,
+//! ...). [`contract::OpenOptions`] stays the same for every backend.
+//!
+//! # Errors
+//! Errors Triton answers are counted with the table every server backend shares
+//! ([`support::status`]): HTTP 404 / `NOT_FOUND` is `unknown_model`, 400 /
+//! `INVALID_ARGUMENT` (Triton's answer to a wrong shape) is `bad_input`, anything else
+//! `server`, each with Triton's own message.
 //!
 //! # Test hook
 //! When `SERVEBENCH_TRITON_PID_FILE` is set, the pids of a managed server's process group
@@ -41,6 +48,7 @@ use std::sync::{Arc, Mutex};
 
 use contract::{Backend, BackendError, Description, Device, OpenOptions, Protocol};
 use fixtures::ModelId;
+use serde::{Deserialize, Serialize};
 
 pub use codec::HttpBody;
 use server::{Install, ManagedTriton, ServerConfig};
@@ -51,58 +59,102 @@ pub const HTTP_NAME: &str = "triton-http";
 pub const GRPC_NAME: &str = "triton-grpc";
 /// Environment variable naming a file that receives a managed server's pids.
 pub const PID_FILE_ENV: &str = "SERVEBENCH_TRITON_PID_FILE";
+/// How error messages name the server.
+pub(crate) const SERVER: &str = "Triton";
 
-/// Run-wide settings only Triton reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Settings {
-    /// Tensor encoding of `triton-http` bodies.
+/// What only the Triton backends read. With the `clap` feature, also their flags.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::Args))]
+#[serde(default, deny_unknown_fields)]
+pub struct Options {
+    /// Use the Triton server already serving KServe v2 HTTP at this URL (such as
+    /// http://127.0.0.1:8000) for triton-http instead of starting one.
+    #[cfg_attr(
+        feature = "clap",
+        arg(long = "triton-url", value_name = "URL", value_parser = support::url::server_url)
+    )]
+    pub url: Option<String>,
+
+    /// Use the Triton server already serving gRPC at this URL (such as
+    /// http://127.0.0.1:8001) for triton-grpc instead of starting one.
+    #[cfg_attr(
+        feature = "clap",
+        arg(long = "triton-grpc-url", value_name = "URL", value_parser = support::url::server_url)
+    )]
+    pub grpc_url: Option<String>,
+
+    /// Tensor encoding of triton-http bodies: json, or binary (Triton's binary tensor
+    /// data extension).
+    #[cfg_attr(
+        feature = "clap",
+        arg(
+            id = "triton_http_body",
+            long = "triton-http-body",
+            value_enum,
+            default_value_t = HttpBody::Binary
+        )
+    )]
     pub http_body: HttpBody,
-    /// Triton's dynamic batcher on (managed server only).
+
+    /// Turn on Triton's dynamic batcher in the managed server's model configuration.
+    #[cfg_attr(
+        feature = "clap",
+        arg(
+            id = "dynamic_batching",
+            long = "dynamic-batching",
+            action = clap::ArgAction::Set,
+            num_args = 0..=1,
+            require_equals = true,
+            default_value_t = false,
+            default_missing_value = "true",
+            value_name = "BOOL"
+        )
+    )]
     pub dynamic_batching: bool,
 }
 
-static SETTINGS: Mutex<Settings> = Mutex::new(Settings {
-    http_body: HttpBody::Binary,
-    dynamic_batching: false,
-});
-
-/// Sets the settings for every Triton backend opened from now on.
-pub fn configure(settings: Settings) {
-    *SETTINGS.lock().unwrap_or_else(|e| e.into_inner()) = settings;
-}
-
-fn settings() -> Settings {
-    *SETTINGS.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Opens `triton-http`: the server at `opts.server_urls["triton-http"]`, else a managed one.
-pub fn open_http(opts: &OpenOptions) -> Result<Arc<dyn Backend>, BackendError> {
-    let s = settings();
-    let (url, server, mut description) =
-        connect(opts, HTTP_NAME, Protocol::Http, |t| t.http_url())?;
+/// Opens `triton-http`: the server at `options.url`, else a managed one.
+pub fn open_http(opts: &OpenOptions, options: &Options) -> Result<Arc<dyn Backend>, BackendError> {
+    let (url, server, mut description) = connect(
+        opts,
+        options,
+        HTTP_NAME,
+        Protocol::Http,
+        options.url.as_deref(),
+        |t| t.http_url(),
+    )?;
     description
         .details
-        .insert("http_body".into(), s.http_body.name().into());
+        .insert("http_body".into(), options.http_body.name().into());
     Ok(Arc::new(http::HttpBackend::new(
         &url,
-        s.http_body,
+        options.http_body,
         opts.workers,
         description,
         server,
     )?))
 }
 
-/// Opens `triton-grpc`: the server at `opts.server_urls["triton-grpc"]`, else a managed one.
-pub fn open_grpc(opts: &OpenOptions) -> Result<Arc<dyn Backend>, BackendError> {
-    let (url, server, description) = connect(opts, GRPC_NAME, Protocol::Grpc, |t| t.grpc_url())?;
+/// Opens `triton-grpc`: the server at `options.grpc_url`, else a managed one.
+pub fn open_grpc(opts: &OpenOptions, options: &Options) -> Result<Arc<dyn Backend>, BackendError> {
+    let (url, server, description) = connect(
+        opts,
+        options,
+        GRPC_NAME,
+        Protocol::Grpc,
+        options.grpc_url.as_deref(),
+        |t| t.grpc_url(),
+    )?;
     Ok(Arc::new(grpc::GrpcBackend::new(&url, description, server)?))
 }
 
 /// The URL to talk to, the managed server if one was started, and the description.
 fn connect(
     opts: &OpenOptions,
+    options: &Options,
     name: &str,
     protocol: Protocol,
+    given_url: Option<&str>,
     url_of: impl Fn(&ManagedTriton) -> String,
 ) -> Result<(String, Option<ManagedTriton>, Description), BackendError> {
     let models = opts
@@ -115,9 +167,8 @@ fn connect(
         .collect::<Result<Vec<_>, _>>()?;
     let mut details = BTreeMap::new();
     details.insert("api".to_string(), "KServe v2".to_string());
-    details.insert("models".to_string(), opts.models.join(","));
-    if let Some(url) = opts.server_urls.get(name) {
-        details.insert("url".into(), url.clone());
+    if let Some(url) = given_url {
+        details.insert("url".into(), url.to_string());
         details.insert("server".into(), "existing".into());
         let description = Description {
             name: name.into(),
@@ -126,6 +177,8 @@ fn connect(
             device: opts.device.to_string(),
             workers: opts.workers,
             intra_threads: None,
+            models: opts.models.clone(),
+            served_by_test_peer: false,
             details,
         };
         return Ok((url.trim_end_matches('/').to_string(), None, description));
@@ -138,14 +191,13 @@ fn connect(
         });
     }
     let install = Install::find().map_err(|e| rename(e, name))?;
-    let s = settings();
     let cfg = ServerConfig {
         install,
         fixtures_dir: opts.fixtures_dir.clone(),
         models,
         instances: opts.workers.max(1),
         intra_threads: opts.intra_threads.max(1),
-        dynamic_batching: s.dynamic_batching,
+        dynamic_batching: options.dynamic_batching,
         ready_timeout: server::READY_TIMEOUT,
     };
     let triton = ManagedTriton::start(&cfg).map_err(|e| rename(e, name))?;
@@ -172,6 +224,8 @@ fn connect(
         device: opts.device.to_string(),
         workers: cfg.instances,
         intra_threads: Some(cfg.intra_threads),
+        models: opts.models.clone(),
+        served_by_test_peer: false,
         details,
     };
     Ok((url, Some(triton), description))

@@ -12,16 +12,16 @@
 //! - three **free loopback ports** (HTTP, gRPC, metrics), all bound to 127.0.0.1.
 //!
 //! Process group, readiness deadline, cancel flag and stop-on-drop come from the shared
-//! [`contract::process`] machinery.
+//! [`support::process`] machinery.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use contract::process::{self, ManagedProcess, NotReady, Probe};
 use contract::BackendError;
 use fixtures::triton::{RepositoryOptions, Variant};
 use fixtures::ModelId;
+use support::process::{self, ManagedProcess, NotReady, Probe};
 
 /// How long Triton may take to load every model instance.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(180);
@@ -34,7 +34,7 @@ pub fn venv() -> PathBuf {
     if let Some(dir) = std::env::var_os("SERVEBENCH_TRITON_VENV") {
         return PathBuf::from(dir);
     }
-    contract::pyenv::repository_root().join(".venv-triton")
+    support::pyenv::repository_root().join(".venv-triton")
 }
 
 /// What the managed server needs from the installed wheel.
@@ -60,7 +60,7 @@ impl Install {
             reason: format!("{what} is not installed in {}", venv.display()),
             fix: format!(
                 "{} (it installs nvidia-pytriton==0.7.0 from requirements-triton.txt into .venv-triton)",
-                contract::pyenv::SETUP_HINT
+                support::pyenv::SETUP_HINT
             ),
         }
         };
@@ -117,7 +117,7 @@ impl Install {
         let io = |what: &str, p: &Path, e: std::io::Error| BackendError::Unavailable {
             backend: "triton".into(),
             reason: format!("cannot {what} {}: {e}", p.display()),
-            fix: contract::pyenv::SETUP_HINT.into(),
+            fix: support::pyenv::SETUP_HINT.into(),
         };
         std::fs::create_dir_all(&python).map_err(|e| io("create", &python, e))?;
         for (src, name) in files {
@@ -315,7 +315,7 @@ fn failed(reason: String) -> BackendError {
         reason,
         fix: format!(
             "{} (it installs nvidia-pytriton into .venv-triton and generates the fixtures), or use a running server with --triton-url / --triton-grpc-url",
-            contract::pyenv::SETUP_HINT
+            support::pyenv::SETUP_HINT
         ),
     }
 }

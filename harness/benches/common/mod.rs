@@ -37,7 +37,6 @@ pub fn options(dir: &std::path::Path, threads: usize) -> OpenOptions {
         workers: 1,
         intra_threads: threads,
         device: Device::Cpu,
-        server_urls: Default::default(),
     }
 }
 

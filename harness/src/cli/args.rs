@@ -433,3 +433,43 @@ fn url(port: u16) -> impl TypedValueParser<Value = String> {
         Ok(s.trim_end_matches('/').to_string())
     })
 }
+
+#[cfg(test)]
+mod backend_flags {
+    /// The flags of every adapter's options keep the names, value names and help texts
+    /// of the harness's own flags.
+    #[cfg(all(feature = "flask", feature = "triton", feature = "tfserving"))]
+    #[test]
+    fn backend_flags_match_the_harness_flags() {
+        use clap::Args;
+        let ours = crate::registry::BackendOptions::augment_args(clap::Command::new("ours"));
+        let harness = super::ServerArgs::augment_args(clap::Command::new("harness"));
+        let mut seen = Vec::new();
+        for arg in ours.get_arguments() {
+            let long = arg.get_long().unwrap();
+            let theirs = harness
+                .get_arguments()
+                .find(|a| a.get_long() == Some(long))
+                .unwrap_or_else(|| panic!("--{long} is not a harness flag"));
+            assert_eq!(arg.get_id(), theirs.get_id(), "--{long}");
+            let help = |a: &clap::Arg| a.get_help().map(ToString::to_string);
+            assert_eq!(help(arg), help(theirs), "--{long}");
+            assert_eq!(arg.get_value_names(), theirs.get_value_names(), "--{long}");
+            seen.push(long.to_string());
+        }
+        seen.sort();
+        assert_eq!(
+            seen,
+            [
+                "dynamic-batching",
+                "flask-url",
+                "tfserving-format",
+                "tfserving-grpc-url",
+                "tfserving-url",
+                "triton-grpc-url",
+                "triton-http-body",
+                "triton-url",
+            ]
+        );
+    }
+}

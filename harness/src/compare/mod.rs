@@ -66,7 +66,7 @@ pub async fn compare(plan: Plan) -> Result<Results, HarnessError> {
     ));
     fixtures_check::prepare_fixtures(&plan, &progress)?;
 
-    let opts = &plan.open;
+    let opts = (&plan.open, &plan.backend_options);
     let (opened, unavailable) = open_all(&plan, opts, &progress).await?;
     if opened.is_empty() {
         return Err(HarnessError::NothingToMeasure(
@@ -117,9 +117,12 @@ pub async fn compare(plan: Plan) -> Result<Results, HarnessError> {
     })
 }
 
+/// The options every backend reads, and each backend's own.
+type Options<'a> = (&'a OpenOptions, &'a registry::BackendOptions);
+
 async fn open_all(
     plan: &Plan,
-    opts: &OpenOptions,
+    opts: Options<'_>,
     progress: &Progress,
 ) -> Result<(Vec<Opened>, Vec<Unavailable>), HarnessError> {
     let mut opened = Vec::new();
@@ -145,11 +148,11 @@ async fn open_all(
 
 async fn open_one(
     name: &str,
-    opts: &OpenOptions,
+    (common, options): Options<'_>,
     progress: &Progress,
 ) -> Result<Opened, HarnessError> {
     // `candle@a` and `candle@b` are two instances of the backend type `candle`.
-    let entry = registry::find(backend_type(name)).ok_or_else(|| {
+    registry::find(backend_type(name)).ok_or_else(|| {
         HarnessError::Config(format!(
             "unknown backend {name:?}; known backends: {}",
             registry::names().join(", ")
@@ -161,13 +164,13 @@ async fn open_one(
     };
     progress.note(&format!("opening {name}"));
     let t0 = Instant::now();
-    let open = entry.open;
-    let opts_owned = opts.clone();
+    let (common, options, owned_name) = (common.clone(), options.clone(), name.to_string());
     // Opening loads models (and may start a server): keep it off the async workers.
-    let backend = tokio::task::spawn_blocking(move || open(&opts_owned))
-        .await
-        .map_err(|e| fail(BackendError::Engine(format!("opening panicked: {e}"))))?
-        .map_err(fail)?;
+    let backend =
+        tokio::task::spawn_blocking(move || registry::open(&owned_name, &common, &options))
+            .await
+            .map_err(|e| fail(BackendError::Engine(format!("opening panicked: {e}"))))?
+            .map_err(fail)?;
     backend.health().await.map_err(fail)?;
     let cold_start_ms = t0.elapsed().as_secs_f64() * 1000.0;
     let d = backend.describe();
@@ -180,7 +183,7 @@ async fn open_one(
             device: d.device,
             workers: d.workers,
             intra_threads: d.intra_threads,
-            test_peer: d.details.contains_key("test_peer"),
+            test_peer: d.served_by_test_peer,
             details: d.details,
             cold_start_ms,
         },

@@ -66,6 +66,8 @@ pub struct Plan {
     pub models: Vec<ModelId>,
     /// How every backend is opened (models, fixtures, workers, threads, device).
     pub open: OpenOptions,
+    /// What each server backend reads beyond that (its URL, body encoding, ...).
+    pub backend_options: crate::registry::BackendOptions,
     /// Seed of the inputs, the trial order and the bootstrap.
     pub seed: u64,
     /// The agreement check.

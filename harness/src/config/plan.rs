@@ -3,6 +3,7 @@
 
 use crate::compare::{Check, Measure, Plan, Point};
 use crate::config::RunConfig;
+use crate::registry::BackendOptions;
 use crate::results::{BatchClass, RunRecord};
 
 impl RunConfig {
@@ -43,8 +44,8 @@ impl RunConfig {
                 workers: self.workers,
                 intra_threads: self.intra_threads,
                 device: self.device,
-                server_urls: self.server_urls(),
             },
+            backend_options: self.backend_options(),
             seed: self.seed,
             check: Check {
                 reference: self.reference.clone(),
@@ -64,6 +65,30 @@ impl RunConfig {
             },
             quiet: self.quiet,
             record: self.record(),
+        }
+    }
+
+    /// Each server backend's own options, from the flags (URLs already defaulted by
+    /// `--stack compose`).
+    fn backend_options(&self) -> BackendOptions {
+        BackendOptions {
+            #[cfg(feature = "flask")]
+            flask: adapter_flask::Options {
+                url: self.flask_url.clone(),
+            },
+            #[cfg(feature = "triton")]
+            triton: adapter_triton::Options {
+                url: self.triton_url.clone(),
+                grpc_url: self.triton_grpc_url.clone(),
+                http_body: self.triton_http_body.parse().unwrap_or_default(),
+                dynamic_batching: self.dynamic_batching,
+            },
+            #[cfg(feature = "tfserving")]
+            tfserving: adapter_tfserving::Options {
+                url: self.tfserving_url.clone(),
+                grpc_url: self.tfserving_grpc_url.clone(),
+                format: self.tfserving_format.parse().unwrap_or_default(),
+            },
         }
     }
 

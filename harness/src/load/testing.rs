@@ -41,6 +41,8 @@ impl Backend for Sleeper {
             device: "cpu".into(),
             workers: 1,
             intra_threads: None,
+            models: vec![],
+            served_by_test_peer: false,
             details: Default::default(),
         }
     }

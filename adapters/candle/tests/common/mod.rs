@@ -27,7 +27,6 @@ pub fn options(dir: &Path, models: &[&str], workers: usize, intra_threads: usize
         workers,
         intra_threads,
         device: Device::Cpu,
-        server_urls: Default::default(),
     }
 }
 

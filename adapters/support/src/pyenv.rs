@@ -18,7 +18,7 @@ pub fn venv() -> PathBuf {
     repository_root().join(".venv")
 }
 
-/// The repository this build came from (two levels above the contract crate).
+/// The repository this build came from (two levels above this crate).
 pub fn repository_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .ancestors()
