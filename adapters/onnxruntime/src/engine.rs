@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use contract::{BackendError, DType, Engine, Tensor};
-use fixtures::{ModelFiles, ModelId};
+use fixtures::{check_input, ModelFiles, ModelId};
 use ort::environment::Environment;
 use ort::session::builder::GraphOptimizationLevel;
 use ort::session::Session;
@@ -94,39 +94,4 @@ fn view<T: bytemuck::Pod>(bytes: &[u8]) -> std::borrow::Cow<'_, [T]> {
         Ok(values) => std::borrow::Cow::Borrowed(values),
         Err(_) => std::borrow::Cow::Owned(bytemuck::pod_collect_to_vec(bytes)),
     }
-}
-
-/// The single input tensor, checked against the model's name, dtype and shape.
-fn check_input(model: ModelId, inputs: &[Tensor]) -> Result<&Tensor, BackendError> {
-    let [input] = inputs else {
-        return Err(BackendError::BadInput(format!(
-            "{model} takes exactly one input tensor, got {}",
-            inputs.len()
-        )));
-    };
-    let want = model.input_shape(input.batch());
-    if input.name != fixtures::INPUT_NAME
-        || input.dtype != model.input_dtype()
-        || input.shape != want
-        || input.batch() == 0
-    {
-        return Err(BackendError::BadInput(format!(
-            "{model} takes {} {} {:?} with batch >= 1, got {} {} {:?}",
-            fixtures::INPUT_NAME,
-            model.input_dtype(),
-            model
-                .input_shape(0)
-                .iter()
-                .map(|d| if *d == 0 {
-                    "batch".to_string()
-                } else {
-                    d.to_string()
-                })
-                .collect::<Vec<_>>(),
-            input.name,
-            input.dtype,
-            input.shape
-        )));
-    }
-    Ok(input)
 }

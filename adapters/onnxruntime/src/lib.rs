@@ -10,6 +10,9 @@
 //! - **One session per executor.** `Session::run` takes `&mut self`, so each of the N
 //!   executor threads of [`contract::BlockingPool`] owns its own sessions, one per model,
 //!   each limited to the configured intra-op threads (inter-op 1, sequential execution).
+//! - **The shared input check.** A request is checked by [`fixtures::check_input`]
+//!   (name, dtype, shape, token ids inside the vocabulary) before ONNX Runtime sees it,
+//!   so it is rejected with the same `bad_input` message as by every in-process engine.
 //! - **Zero-copy inputs.** Input bytes are viewed in place as `f32`/`i64` when aligned
 //!   (they practically always are); outputs are copied once into host tensors.
 #![deny(missing_docs)]
