@@ -366,7 +366,6 @@ fn failures_are_counted_by_kind_with_tritons_message() {
             let name = backend.describe().name;
             assert_eq!(backend.describe().details["server"], "existing");
             assert_eq!(backend.describe().models, ["text-cnn"]);
-            let before = backend.server_stats("text-cnn").await.unwrap().unwrap();
             let run = |model: &'static str, t: Tensor| {
                 let b = backend.clone();
                 async move { b.infer(&b.prepare(model, vec![t])?).await }
@@ -394,6 +393,7 @@ fn failures_are_counted_by_kind_with_tritons_message() {
             assert!(msg.contains("onnxruntime failed"), "{name}: {msg}");
             assert_kind(&name, "server error", "real Triton, the model fails", e);
             // A good request still works, and the statistics count it.
+            let before = backend.server_stats("text-cnn").await.unwrap().unwrap();
             let out = run("text-cnn", good).await.unwrap();
             assert_eq!(out[0].shape, vec![2, 10], "{name}");
             let after = backend.server_stats("text-cnn").await.unwrap().unwrap();

@@ -51,13 +51,14 @@ pub const PID_FILE_ENV: &str = "SERVEBENCH_FLASK_PID_FILE";
 /// What only the Flask backend reads. With the `clap` feature, also its flags.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "clap", derive(clap::Args))]
+#[cfg_attr(feature = "clap", group(id = "flask"))]
 #[serde(default, deny_unknown_fields)]
 pub struct Options {
     /// Use the Flask app already serving at this URL (such as http://127.0.0.1:8000)
     /// instead of starting Gunicorn [default: start one with --workers workers].
     #[cfg_attr(
         feature = "clap",
-        arg(long = "flask-url", value_name = "URL", value_parser = support::url::server_url)
+        arg(id = "flask_url", long = "flask-url", value_name = "URL", value_parser = support::url::server_url)
     )]
     pub url: Option<String>,
 }

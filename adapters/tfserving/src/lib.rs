@@ -72,13 +72,14 @@ pub(crate) const SERVER: &str = "TF Serving";
 /// What only the TF Serving backends read. With the `clap` feature, also their flags.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "clap", derive(clap::Args))]
+#[cfg_attr(feature = "clap", group(id = "tfserving"))]
 #[serde(default, deny_unknown_fields)]
 pub struct Options {
     /// Use TF Serving's REST API at this URL for tfserving-rest
     /// [default: http://127.0.0.1:8501, TF Serving's own default].
     #[cfg_attr(
         feature = "clap",
-        arg(long = "tfserving-url", value_name = "URL", value_parser = support::url::server_url)
+        arg(id = "tfserving_url", long = "tfserving-url", value_name = "URL", value_parser = support::url::server_url)
     )]
     pub url: Option<String>,
 
@@ -86,7 +87,7 @@ pub struct Options {
     /// [default: http://127.0.0.1:8500, TF Serving's own default].
     #[cfg_attr(
         feature = "clap",
-        arg(long = "tfserving-grpc-url", value_name = "URL", value_parser = support::url::server_url)
+        arg(id = "tfserving_grpc_url", long = "tfserving-grpc-url", value_name = "URL", value_parser = support::url::server_url)
     )]
     pub grpc_url: Option<String>,
 

@@ -65,13 +65,14 @@ pub(crate) const SERVER: &str = "Triton";
 /// What only the Triton backends read. With the `clap` feature, also their flags.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "clap", derive(clap::Args))]
+#[cfg_attr(feature = "clap", group(id = "triton"))]
 #[serde(default, deny_unknown_fields)]
 pub struct Options {
     /// Use the Triton server already serving KServe v2 HTTP at this URL (such as
     /// http://127.0.0.1:8000) for triton-http instead of starting one.
     #[cfg_attr(
         feature = "clap",
-        arg(long = "triton-url", value_name = "URL", value_parser = support::url::server_url)
+        arg(id = "triton_url", long = "triton-url", value_name = "URL", value_parser = support::url::server_url)
     )]
     pub url: Option<String>,
 
@@ -79,7 +80,7 @@ pub struct Options {
     /// http://127.0.0.1:8001) for triton-grpc instead of starting one.
     #[cfg_attr(
         feature = "clap",
-        arg(long = "triton-grpc-url", value_name = "URL", value_parser = support::url::server_url)
+        arg(id = "triton_grpc_url", long = "triton-grpc-url", value_name = "URL", value_parser = support::url::server_url)
     )]
     pub grpc_url: Option<String>,
 
