@@ -98,6 +98,7 @@ pub struct Options {
         arg(
             id = "tfserving_format",
             long = "tfserving-format",
+            value_name = "TFSERVING_FORMAT",
             value_enum,
             default_value_t = RestFormat::Row
         )

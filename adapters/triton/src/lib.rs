@@ -91,6 +91,7 @@ pub struct Options {
         arg(
             id = "triton_http_body",
             long = "triton-http-body",
+            value_name = "TRITON_HTTP_BODY",
             value_enum,
             default_value_t = HttpBody::Binary
         )
