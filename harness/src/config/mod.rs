@@ -17,7 +17,7 @@ use fixtures::ModelId;
 use crate::cli::{spelled, Common, CompareArgs, RunArgs, Stack};
 use crate::compare::backend_type;
 use crate::load::{Arrival, Load, Window};
-use crate::results::Format;
+use crate::results::RunRecord;
 use crate::HarnessError;
 
 /// Default absolute tolerance of the agreement check.
@@ -34,85 +34,29 @@ pub const COMPOSE_URLS: [(&str, &str); 5] = [
     ("tfserving-grpc", "http://127.0.0.1:8500"),
 ];
 
-/// The settings of one run with every default filled in.
+/// The settings of one run with every default filled in: the record the results file
+/// keeps, plus the typed values the run itself needs. Reads through to the record
+/// (`cfg.workers`), which is how the registry's bridge reads the server settings until
+/// the adapters take typed options.
 #[derive(Debug, Clone)]
 pub struct RunConfig {
-    /// Backends requested, in order.
-    pub backends: Vec<String>,
-    /// True when the user named the backends (then an unavailable one is an error).
-    pub backends_explicit: bool,
-    /// Baseline backend for ratios (`None`: the first backend compared).
-    pub baseline: Option<String>,
-    /// Reference backend for the agreement check.
-    pub reference: String,
+    /// Every setting, as recorded.
+    pub record: RunRecord,
     /// Models, in order.
     pub models: Vec<ModelId>,
-    /// Matched worker count.
-    pub workers: usize,
-    /// Intra-op threads per worker.
-    pub intra_threads: usize,
     /// Device for in-process engines.
     pub device: Device,
-    /// Small batch sizes (`harness run`: its one batch size).
-    pub small_batches: Vec<usize>,
-    /// Large batch sizes for the text-CNN (`harness run`: none).
-    pub large_batches: Vec<usize>,
-    /// Large batch sizes for the ResNets (`harness run`: none).
-    pub large_batches_resnet: Vec<usize>,
-    /// Measurement window.
-    pub window: Window,
-    /// Warm-up requests per point and trial (`None`: from the load).
-    pub warmup: Option<u64>,
-    /// Seed of weights and inputs.
-    pub seed: u64,
-    /// Agreement tolerances.
-    pub atol: f64,
-    /// Agreement tolerance relative to the reference's largest output.
-    pub rtol: f64,
-    /// Disagreement is an error.
-    pub strict: bool,
-    /// Short run.
-    pub quick: bool,
-    /// Fixture directory.
-    pub fixtures_dir: PathBuf,
-    /// Results directory.
-    pub results_dir: PathBuf,
-    /// Extra JSON output path.
-    pub json: Option<PathBuf>,
-    /// No progress output.
-    pub quiet: bool,
-    /// Existing Flask server (`None`: the harness starts Gunicorn).
-    pub flask_url: Option<String>,
-    /// Existing Triton HTTP endpoint (`None`: the harness starts Triton).
-    pub triton_url: Option<String>,
-    /// Existing Triton gRPC endpoint (`None`: the harness starts Triton).
-    pub triton_grpc_url: Option<String>,
-    /// `json` or `binary` bodies for triton-http.
-    pub triton_http_body: String,
-    /// Triton's dynamic batcher on.
-    pub dynamic_batching: bool,
-    /// Existing TF Serving REST endpoint (`None`: TF Serving's default port).
-    pub tfserving_url: Option<String>,
-    /// Existing TF Serving gRPC endpoint (`None`: TF Serving's default port).
-    pub tfserving_grpc_url: Option<String>,
-    /// `row` or `columnar` bodies for tfserving-rest.
-    pub tfserving_format: String,
-    /// `local` or `compose`: where the server backends run.
-    pub stack: String,
-    /// Load levels, each measured at every point.
-    pub loads: Vec<Load>,
-    /// Times the backend set is measured.
-    pub trials: usize,
-    /// Windows per point and trial at most.
-    pub max_windows: usize,
     /// Time after which a point's trial starts no new window.
     pub point_budget: Duration,
-    /// Stability tolerance, a fraction (0.1 = ±10 %).
-    pub stability: f64,
-    /// Stabilising latency percentile.
-    pub percentile: f64,
-    /// Terminal output.
-    pub format: Format,
+    /// No progress output.
+    pub quiet: bool,
+}
+
+impl std::ops::Deref for RunConfig {
+    type Target = RunRecord;
+    fn deref(&self) -> &RunRecord {
+        &self.record
+    }
 }
 
 impl RunConfig {
@@ -154,13 +98,15 @@ impl RunConfig {
         };
         let reference = args.common.agreement.reference.clone();
         let mut cfg =
-            RunConfig::common(args.common, backends, reference.unwrap_or("candle".into()))?;
-        cfg.backends_explicit = backends_explicit;
-        cfg.baseline = s.baseline;
+            RunConfig::common(args.common, backends, reference.unwrap_or("candle".into()));
+        let r = &mut cfg.record;
+        r.backends_explicit = backends_explicit;
+        r.baseline = s.baseline;
+        r.models = models.iter().map(|m| m.name().to_string()).collect();
+        r.small_batches = sizes(s.small_batches, &[1, 2, 4, 8], &[1, 4]);
+        r.large_batches = sizes(s.large_batches, &[1, 10, 100, 1000], &[1, 100]);
+        r.large_batches_resnet = sizes(s.large_batches_resnet, &[1, 8, 32], &[1, 8]);
         cfg.models = models;
-        cfg.small_batches = sizes(s.small_batches, &[1, 2, 4, 8], &[1, 4]);
-        cfg.large_batches = sizes(s.large_batches, &[1, 10, 100, 1000], &[1, 100]);
-        cfg.large_batches_resnet = sizes(s.large_batches_resnet, &[1, 8, 32], &[1, 8]);
         Ok(cfg)
     }
 
@@ -172,19 +118,16 @@ impl RunConfig {
             args.common,
             vec![t.backend.clone()],
             reference.unwrap_or(t.backend),
-        )?;
-        cfg.backends_explicit = true;
+        );
+        cfg.record.backends_explicit = true;
+        cfg.record.models = vec![t.model.name().to_string()];
+        cfg.record.small_batches = vec![t.batch];
         cfg.models = vec![t.model];
-        cfg.small_batches = vec![t.batch];
         Ok(cfg)
     }
 
     /// Every setting `compare` and `run` share; the selection is left empty.
-    fn common(
-        c: Common,
-        backends: Vec<String>,
-        reference: String,
-    ) -> Result<RunConfig, HarnessError> {
+    fn common(c: Common, backends: Vec<String>, reference: String) -> RunConfig {
         let (w, m, o, srv) = (c.workload, c.measure, c.output, c.servers);
         let quick = w.quick;
         let workers = w.workers.unwrap_or(1);
@@ -215,7 +158,8 @@ impl RunConfig {
                 })?
             })
         };
-        Ok(RunConfig {
+        let device = w.device.unwrap_or_default();
+        let record = RunRecord {
             backends,
             backends_explicit: false,
             baseline: None,
@@ -225,7 +169,7 @@ impl RunConfig {
             intra_threads: w
                 .intra_threads
                 .unwrap_or_else(|| contract::default_intra_threads(workers)),
-            device: w.device.unwrap_or_default(),
+            device: device.to_string(),
             small_batches: vec![],
             large_batches: vec![],
             large_batches_resnet: vec![],
@@ -239,7 +183,6 @@ impl RunConfig {
             fixtures_dir: w.fixtures_dir.unwrap_or_else(fixtures::default_dir),
             results_dir: o.results_dir.unwrap_or_else(|| PathBuf::from("results")),
             json: o.json,
-            quiet: o.quiet,
             flask_url: compose(srv.flask_url, "flask"),
             triton_url: compose(srv.triton_url, "triton-http"),
             triton_grpc_url: compose(srv.triton_grpc_url, "triton-grpc"),
@@ -257,11 +200,18 @@ impl RunConfig {
             ),
             trials: m.trials.unwrap_or(3),
             max_windows: m.max_windows.unwrap_or(if quick { 3 } else { 6 }),
-            point_budget,
+            point_budget_s: point_budget.as_secs_f64(),
             stability: m.stability_percent.unwrap_or(10.0) / 100.0,
             percentile: m.percentile.unwrap_or(50.0),
             format: o.format,
-        })
+        };
+        RunConfig {
+            record,
+            models: vec![],
+            device,
+            point_budget,
+            quiet: o.quiet,
+        }
     }
 
     /// URLs of existing servers by backend name (`OpenOptions::server_urls`).

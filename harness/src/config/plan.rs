@@ -1,10 +1,9 @@
-//! The plan of a run, built once from its settings, and the record of those settings
-//! that the results file keeps.
+//! The plan of a run, built once from its settings.
 
 use crate::compare::{Check, Measure, Plan, Point};
 use crate::config::RunConfig;
 use crate::registry::BackendOptions;
-use crate::results::{BatchClass, RunRecord};
+use crate::results::BatchClass;
 
 impl RunConfig {
     /// Every point to measure, in order: each model's small then large batch sizes,
@@ -13,12 +12,7 @@ impl RunConfig {
         let mut points: Vec<Point> = Vec::new();
         for &model in &self.models {
             for class in [BatchClass::Small, BatchClass::Large] {
-                let batches = match (class, model) {
-                    (BatchClass::Small, _) => &self.small_batches,
-                    (BatchClass::Large, fixtures::ModelId::TextCnn) => &self.large_batches,
-                    (BatchClass::Large, _) => &self.large_batches_resnet,
-                };
-                for &batch in batches {
+                for &batch in self.record.batches(model.name(), class) {
                     for &load in &self.loads {
                         let point = Point { model, batch, load };
                         if !points.contains(&point) {
@@ -64,7 +58,7 @@ impl RunConfig {
                 warmup: self.warmup,
             },
             quiet: self.quiet,
-            record: self.record(),
+            record: self.record.clone(),
         }
     }
 
@@ -89,49 +83,6 @@ impl RunConfig {
                 grpc_url: self.tfserving_grpc_url.clone(),
                 format: self.tfserving_format.parse().unwrap_or_default(),
             },
-        }
-    }
-
-    /// The settings as the results file records them.
-    fn record(&self) -> RunRecord {
-        RunRecord {
-            backends: self.backends.clone(),
-            backends_explicit: self.backends_explicit,
-            baseline: self.baseline.clone(),
-            reference: self.reference.clone(),
-            models: self.models.iter().map(|m| m.name().to_string()).collect(),
-            workers: self.workers,
-            intra_threads: self.intra_threads,
-            device: self.device.to_string(),
-            small_batches: self.small_batches.clone(),
-            large_batches: self.large_batches.clone(),
-            large_batches_resnet: self.large_batches_resnet.clone(),
-            window: self.window,
-            warmup: self.warmup,
-            seed: self.seed,
-            atol: self.atol,
-            rtol: self.rtol,
-            strict: self.strict,
-            quick: self.quick,
-            fixtures_dir: self.fixtures_dir.clone(),
-            results_dir: self.results_dir.clone(),
-            json: self.json.clone(),
-            flask_url: self.flask_url.clone(),
-            triton_url: self.triton_url.clone(),
-            triton_grpc_url: self.triton_grpc_url.clone(),
-            triton_http_body: self.triton_http_body.clone(),
-            dynamic_batching: self.dynamic_batching,
-            tfserving_url: self.tfserving_url.clone(),
-            tfserving_grpc_url: self.tfserving_grpc_url.clone(),
-            tfserving_format: self.tfserving_format.clone(),
-            stack: self.stack.clone(),
-            loads: self.loads.clone(),
-            trials: self.trials,
-            max_windows: self.max_windows,
-            point_budget_s: self.point_budget.as_secs_f64(),
-            stability: self.stability,
-            percentile: self.percentile,
-            format: self.format,
         }
     }
 }

@@ -250,7 +250,7 @@ fn loads_from_flags_and_files() {
     let path = dir.path().join("c.toml");
     let load = |text: &str| {
         std::fs::write(&path, text).unwrap();
-        ok(&["--config", path.to_str().unwrap()]).loads
+        ok(&["--config", path.to_str().unwrap()]).record.loads
     };
     assert_eq!(load("concurrency = 2\n"), [Load::Closed { concurrency: 2 }]);
     assert_eq!(
