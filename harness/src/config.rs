@@ -196,6 +196,11 @@ pub struct Settings {
     #[arg(long, value_name = "N")]
     pub max_windows: Option<usize>,
 
+    /// Open loop: requests in flight at most; a send due beyond it is dropped, counted
+    /// and flagged (D) [default: 1024].
+    #[arg(long, value_name = "N")]
+    pub max_in_flight: Option<usize>,
+
     /// Seconds after which a point's trial starts no new window [default: 1.5, with
     /// --quick 0.3, at least 3 windows' length].
     #[arg(long, value_name = "SECONDS")]
@@ -374,6 +379,8 @@ pub struct RunConfig {
     pub max_windows: usize,
     /// Seconds after which a point's trial starts no new window.
     pub point_budget_s: f64,
+    /// Open loop: requests in flight at most.
+    pub max_in_flight: usize,
     /// Stability tolerance, a fraction (0.1 = ±10 %).
     pub stability: f64,
     /// Stabilising latency percentile.
@@ -448,6 +455,7 @@ impl Settings {
             arrival: self.arrival.or(file.arrival),
             trials: self.trials.or(file.trials),
             max_windows: self.max_windows.or(file.max_windows),
+            max_in_flight: self.max_in_flight.or(file.max_in_flight),
             point_budget: self.point_budget.or(file.point_budget),
             stability_percent: self.stability_percent.or(file.stability_percent),
             percentile: self.percentile.or(file.percentile),
@@ -642,6 +650,10 @@ impl Settings {
                 crate::stats::stability::WINDOWS
             ));
         }
+        let max_in_flight = match self.max_in_flight {
+            Some(0) => return bad("--max-in-flight must be at least 1".into()),
+            n => n.unwrap_or(crate::load::DEFAULT_MAX_IN_FLIGHT),
+        };
         let point_budget_s = match (self.point_budget, window) {
             (Some(b), _) if !(b.is_finite() && b > 0.0) => {
                 return bad(format!(
@@ -752,6 +764,7 @@ impl Settings {
             trials,
             max_windows,
             point_budget_s,
+            max_in_flight,
             stability,
             percentile,
             format,
