@@ -46,6 +46,7 @@ impl FifoServer {
             .name("fifo-double".into())
             .spawn(move || {
                 clock::tighten_timer_slack();
+                clock::raise_priority();
                 let never = AtomicBool::new(false);
                 let mut last_end: Option<Instant> = None;
                 while let Ok((reply, queued)) = rx.recv() {

@@ -101,6 +101,7 @@ impl Sender {
     /// gone; returns the schedule (its random stream continues where it stopped).
     pub fn run(mut self) -> Schedule {
         clock::tighten_timer_slack();
+        clock::raise_priority();
         let in_flight = Arc::new(AtomicUsize::new(0));
         let begin = Instant::now();
         self.schedule.restart();
