@@ -1,5 +1,5 @@
 //! The open loop checked against queueing theory, with wide tolerances: a test double
-//! of one FIFO worker and a fixed service time (`harness/benches/queue`) must show the
+//! of one FIFO worker and a fixed service time (`harness/benches/doubles`) must show the
 //! D/D/1 latency under constant arrivals below capacity, the latencies a simulation of
 //! the same M/D/1 queue gives for the same Poisson arrivals, and c service times in a
 //! closed loop of c. No assertion is about the harness's own speed: every expectation
@@ -13,13 +13,14 @@
 //! the old executor), and a sender that lags its schedule by a millisecond. Both are
 //! built here from the public API and run through the same checks.
 
-#[path = "../harness/benches/queue/mod.rs"]
-mod queue;
+#[path = "../harness/benches/doubles/mod.rs"]
+mod doubles;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use contract::{Backend, BackendError, Description, Prepared, Tensor};
+use doubles as queue;
 use harness::config::Window;
 use harness::load::schedule::Schedule;
 use harness::load::{self, clock, Arrival, OpenLoop, OpenSpec};
@@ -61,15 +62,6 @@ impl Backend for Lagging {
     }
 }
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name(load::cpu::CLIENT_THREAD_NAME)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
 /// Latencies (µs) of `windows` windows of `per_window` sends at `rate`, sent by `how`.
 fn open(
     how: Sender,
@@ -87,7 +79,7 @@ fn open(
     let request = Arc::new(Prepared::new("m", vec![]));
     let window = Window::Requests(per_window);
     let mut all = load::histogram();
-    runtime().block_on(async {
+    queue::runtime(Some(2)).block_on(async {
         let mut schedule = Schedule::new(rate, arrival, seed);
         if how == Sender::DrainsPerWindow {
             for _ in 0..windows {
@@ -205,7 +197,7 @@ fn a_closed_loop_of_c_waits_c_service_times() {
     let server = Arc::new(FifoServer::new(D));
     let backend: Arc<dyn Backend> = server.clone();
     let request = Arc::new(Prepared::new("m", vec![]));
-    let m = runtime().block_on(load::closed_loop(
+    let m = queue::runtime(Some(2)).block_on(load::closed_loop(
         backend,
         request,
         3,

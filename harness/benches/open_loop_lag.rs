@@ -10,50 +10,19 @@
 
 #[allow(dead_code)]
 mod common;
+mod doubles;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use contract::{Backend, BackendError, Description, Prepared, Protocol, Tensor};
+use contract::{Backend, Prepared};
 use fixtures::ModelId;
 use harness::config::Window;
 use harness::load::schedule::Schedule;
-use harness::load::{self, Arrival, Measurement, OpenLoop, OpenSpec};
+use harness::load::{self, Arrival, Measurement, OpenSpec};
 
 /// Seconds of sending per rate.
 const SECONDS: f64 = 5.0;
-
-/// A backend that does nothing: the cost of the harness alone.
-struct NoOp;
-
-#[async_trait::async_trait]
-impl Backend for NoOp {
-    fn describe(&self) -> Description {
-        Description {
-            name: "no-op".into(),
-            engine: "bench double".into(),
-            protocol: Protocol::InProcess,
-            device: "cpu".into(),
-            workers: 1,
-            intra_threads: None,
-            details: Default::default(),
-        }
-    }
-    async fn health(&self) -> Result<(), BackendError> {
-        Ok(())
-    }
-    async fn infer(&self, _: &Prepared) -> Result<Vec<Tensor>, BackendError> {
-        Ok(vec![])
-    }
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .thread_name(load::cpu::CLIENT_THREAD_NAME)
-        .enable_all()
-        .build()
-        .expect("a runtime")
-}
 
 /// An open loop at `rate` (Poisson) for `seconds`, windows of a second, merged.
 fn open(
@@ -64,26 +33,16 @@ fn open(
     seconds: f64,
     seed: u64,
 ) -> Measurement {
-    rt.block_on(async {
-        let spec = OpenSpec {
-            window: Window::Duration {
-                seconds: 1.0_f64.min(seconds),
-                min_requests: 1,
-            },
-            max_windows: Some(seconds.ceil() as usize),
-            max_in_flight: load::DEFAULT_MAX_IN_FLIGHT,
-        };
-        let s = Schedule::new(rate, Arrival::Poisson, seed);
-        let mut lp = OpenLoop::start(backend.clone(), request.clone(), s, spec);
-        let mut all = Measurement::empty();
-        let mut k = 0;
-        while let Some(m) = lp.next_window().await {
-            all.merge(&m, k);
-            k += 1;
-        }
-        lp.finish().await;
-        all
-    })
+    let spec = OpenSpec {
+        window: Window::Duration {
+            seconds: 1.0_f64.min(seconds),
+            min_requests: 1,
+        },
+        max_windows: Some(seconds.ceil() as usize),
+        max_in_flight: load::DEFAULT_MAX_IN_FLIGHT,
+    };
+    let s = Schedule::new(rate, Arrival::Poisson, seed);
+    doubles::open_windows(rt, backend, request, s, spec)
 }
 
 fn report(what: &str, rate: f64, m: &Measurement) {
@@ -115,8 +74,8 @@ fn lags(
 }
 
 fn main() {
-    let rt = runtime();
-    let noop: Arc<dyn Backend> = Arc::new(NoOp);
+    let rt = doubles::runtime(None);
+    let noop: Arc<dyn Backend> = Arc::new(doubles::NoOp);
     lags(
         &rt,
         "no-op backend",

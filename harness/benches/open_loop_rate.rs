@@ -10,10 +10,12 @@
 //! backend's own rate mean the client is not the bottleneck; compare with the
 //! `client-bound` flag of real runs.
 
+mod doubles;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use contract::{Backend, BackendError, Description, Prepared, Protocol, Tensor};
+use contract::{Backend, Prepared};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use harness::config::Window;
 use harness::load::schedule::Schedule;
@@ -22,41 +24,9 @@ use harness::load::{cpu, open_loop, Arrival, DEFAULT_MAX_IN_FLIGHT};
 /// Sends per measured window.
 const SENDS: u64 = 20_000;
 
-/// A backend that does nothing: the cost of the harness alone.
-struct NoOp;
-
-#[async_trait::async_trait]
-impl Backend for NoOp {
-    fn describe(&self) -> Description {
-        Description {
-            name: "no-op".into(),
-            engine: "bench double".into(),
-            protocol: Protocol::InProcess,
-            device: "cpu".into(),
-            workers: 1,
-            intra_threads: None,
-            details: Default::default(),
-        }
-    }
-    async fn health(&self) -> Result<(), BackendError> {
-        Ok(())
-    }
-    async fn infer(&self, _: &Prepared) -> Result<Vec<Tensor>, BackendError> {
-        Ok(vec![])
-    }
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .thread_name(cpu::CLIENT_THREAD_NAME)
-        .enable_all()
-        .build()
-        .expect("a runtime")
-}
-
 fn open_loop_rate(c: &mut Criterion) {
-    let rt = runtime();
-    let backend: Arc<dyn Backend> = Arc::new(NoOp);
+    let rt = doubles::runtime(None);
+    let backend: Arc<dyn Backend> = Arc::new(doubles::NoOp);
     let request = Arc::new(Prepared::new("m", vec![]));
     let mut group = c.benchmark_group("open_loop");
     group.throughput(Throughput::Elements(SENDS));

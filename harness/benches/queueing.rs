@@ -1,6 +1,6 @@
 //! Validation: the open loop against queueing theory.
 //!
-//! The backend is a test double (`queue::FifoServer`): ONE FIFO worker holding every
+//! The backend is a test double (`doubles::FifoServer`): ONE FIFO worker holding every
 //! request for exactly D. Under the harness's loads it is a textbook queue, so its
 //! latencies are known:
 //!
@@ -17,15 +17,16 @@
 //! (default 1) scales the number of requests; about 3 minutes at 1. Run it on an idle
 //! machine: a busy one stretches the double's service time.
 
-mod queue;
+mod doubles;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use contract::{Backend, Prepared};
+use doubles as queue;
 use harness::config::Window;
 use harness::load::schedule::Schedule;
-use harness::load::{self, Arrival, Measurement, OpenLoop, OpenSpec};
+use harness::load::{self, Arrival, Measurement, OpenSpec};
 use queue::FifoServer;
 
 /// Service time of the double.
@@ -46,15 +47,6 @@ fn windows(n: f64) -> usize {
     ((n * scale() / PER_WINDOW as f64).round() as usize).max(2)
 }
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name(load::cpu::CLIENT_THREAD_NAME)
-        .enable_all()
-        .build()
-        .expect("a runtime")
-}
-
 /// `windows` windows of an open loop, merged.
 fn open_loop(
     rt: &tokio::runtime::Runtime,
@@ -62,23 +54,13 @@ fn open_loop(
     schedule: Schedule,
     windows: usize,
 ) -> Measurement {
+    let spec = OpenSpec {
+        window: Window::Requests(PER_WINDOW),
+        max_windows: Some(windows),
+        max_in_flight: load::DEFAULT_MAX_IN_FLIGHT,
+    };
     let request = Arc::new(Prepared::new("m", vec![]));
-    rt.block_on(async {
-        let spec = OpenSpec {
-            window: Window::Requests(PER_WINDOW),
-            max_windows: Some(windows),
-            max_in_flight: load::DEFAULT_MAX_IN_FLIGHT,
-        };
-        let mut lp = OpenLoop::start(backend.clone(), request, schedule, spec);
-        let mut all = Measurement::empty();
-        let mut k = 0;
-        while let Some(m) = lp.next_window().await {
-            all.merge(&m, k);
-            k += 1;
-        }
-        lp.finish().await;
-        all
-    })
+    queue::open_windows(rt, backend, &request, schedule, spec)
 }
 
 fn closed_loop(
@@ -162,7 +144,7 @@ fn lag(m: &Measurement) -> Option<(Duration, Duration)> {
 
 fn main() {
     // `cargo bench` passes --bench; nothing to parse.
-    let rt = runtime();
+    let rt = queue::runtime(Some(2));
     let server = Arc::new(FifoServer::new(D));
     let backend: Arc<dyn Backend> = server.clone();
     let d = D.as_secs_f64();

@@ -1,8 +1,9 @@
-//! TEST DOUBLE, never a benchmark target: a server of known, deterministic service time
-//! with ONE FIFO worker, and the queueing theory its latencies must follow.
+//! TEST DOUBLES, never benchmark targets, and the queueing theory they must follow.
 //!
-//! Shared by `benches/queueing.rs` (the validation table) and `tests/queueing.rs` (the
-//! wide-tolerance check). [`FifoServer`] is an in-process [`Backend`] whose `infer`
+//! [`NoOp`] answers at once: the cost of the harness alone. [`FifoServer`] is a server
+//! of known, deterministic service time with ONE FIFO worker. Shared by the open-loop
+//! benches (`open_loop_rate`, `open_loop_lag`), `benches/queueing.rs` (the validation
+//! table) and `tests/queueing.rs` (the wide-tolerance check). [`FifoServer`] is an in-process [`Backend`] whose `infer`
 //! queues a job to a single worker thread; the worker holds each job for exactly the
 //! service time `D` (a coarse sleep, then a spin: [`clock::wait_until`]) and answers,
 //! in arrival order. Under the open loop that is a D/D/1 queue (constant arrivals) or
@@ -20,10 +21,74 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use contract::{Backend, BackendError, Description, Prepared, Protocol, Tensor};
-use harness::load::clock;
 use harness::load::schedule::Schedule;
-use harness::load::Arrival;
+use harness::load::{self, clock, Arrival, Measurement, OpenLoop, OpenSpec};
 use tokio::sync::oneshot;
+
+/// The description of a test double.
+fn describe(name: &str, engine: &str) -> Description {
+    Description {
+        name: name.into(),
+        engine: engine.into(),
+        protocol: Protocol::InProcess,
+        device: "cpu".into(),
+        workers: 1,
+        intra_threads: None,
+        details: Default::default(),
+    }
+}
+
+/// A test double that does nothing: the cost of the harness alone.
+pub struct NoOp;
+
+#[async_trait::async_trait]
+impl Backend for NoOp {
+    fn describe(&self) -> Description {
+        describe("no-op", "test double: answers at once")
+    }
+    async fn health(&self) -> Result<(), BackendError> {
+        Ok(())
+    }
+    async fn infer(&self, _: &Prepared) -> Result<Vec<Tensor>, BackendError> {
+        Ok(vec![])
+    }
+}
+
+/// The harness's runtime: multi-threaded, `workers` threads (`None`: one per core),
+/// named as the harness names them (so their CPU counts as the client's).
+pub fn runtime(workers: Option<usize>) -> tokio::runtime::Runtime {
+    let mut b = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = workers {
+        b.worker_threads(n);
+    }
+    b.thread_name(load::cpu::CLIENT_THREAD_NAME)
+        .enable_all()
+        .build()
+        .expect("a runtime")
+}
+
+/// Every window of an open loop on `schedule` under `spec` (it must bound the windows),
+/// merged; then the drain.
+pub fn open_windows(
+    rt: &tokio::runtime::Runtime,
+    backend: &Arc<dyn Backend>,
+    request: &Arc<Prepared>,
+    schedule: Schedule,
+    spec: OpenSpec,
+) -> Measurement {
+    assert!(spec.max_windows.is_some(), "a bounded open loop");
+    rt.block_on(async {
+        let mut lp = OpenLoop::start(backend.clone(), request.clone(), schedule, spec);
+        let mut all = Measurement::empty();
+        let mut k = 0;
+        while let Some(m) = lp.next_window().await {
+            all.merge(&m, k);
+            k += 1;
+        }
+        lp.finish().await;
+        all
+    })
+}
 
 /// A job: where to answer, and when it was queued.
 type Job = (oneshot::Sender<()>, Instant);
@@ -92,15 +157,10 @@ impl FifoServer {
 #[async_trait::async_trait]
 impl Backend for FifoServer {
     fn describe(&self) -> Description {
-        Description {
-            name: "fifo-double".into(),
-            engine: "test double: one FIFO worker, fixed service time".into(),
-            protocol: Protocol::InProcess,
-            device: "cpu".into(),
-            workers: 1,
-            intra_threads: None,
-            details: Default::default(),
-        }
+        describe(
+            "fifo-double",
+            "test double: one FIFO worker, fixed service time",
+        )
     }
     async fn health(&self) -> Result<(), BackendError> {
         Ok(())
