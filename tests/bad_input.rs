@@ -9,8 +9,18 @@ use common::{harness, result_files, text};
 use fixtures::{ModelFiles, ModelId};
 
 /// Runs `compare` with `args` (plus a private results dir) and checks that it failed
-/// cleanly; returns stderr.
+/// cleanly with exit status 1 (a bad setting found after parsing, or a failed run);
+/// returns stderr.
 fn fails(args: &[&str]) -> String {
+    fails_with(args, 1)
+}
+
+/// As [`fails`], for a value the parser itself rejects: exit status 2.
+fn rejected(args: &[&str]) -> String {
+    fails_with(args, 2)
+}
+
+fn fails_with(args: &[&str], code: i32) -> String {
     let results = tempfile::tempdir().unwrap();
     let mut all = vec![
         "compare",
@@ -21,9 +31,10 @@ fn fails(args: &[&str]) -> String {
     all.extend_from_slice(args);
     let out = harness(&all);
     let (stdout, stderr) = text(&out);
-    assert!(
-        !out.status.success(),
-        "{args:?} succeeded:\n{stdout}\n{stderr}"
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{args:?}:\n{stdout}\n{stderr}"
     );
     assert!(!stderr.contains("panicked"), "{args:?} panicked:\n{stderr}");
     assert!(!stderr.contains("RUST_BACKTRACE"), "{stderr}");
@@ -38,7 +49,7 @@ fn fails(args: &[&str]) -> String {
 
 #[test]
 fn unknown_backend() {
-    let e = fails(&["--backends", "tensorrt"]);
+    let e = rejected(&["--backends", "tensorrt"]);
     assert!(
         e.contains("unknown backend \"tensorrt\"") && e.contains("candle"),
         "{e}"
@@ -47,16 +58,19 @@ fn unknown_backend() {
 
 #[test]
 fn batch_size_zero_and_empty_batch_lists() {
-    let e = fails(&["--small-batches", "1,0"]);
-    assert!(e.contains("batch size 0 in --small-batches"), "{e}");
-    let e = fails(&["--large-batches", ""]);
+    let e = rejected(&["--small-batches", "1,0"]);
+    assert!(
+        e.contains("invalid value '0' for '--small-batches") && e.contains("from 1 to 4096"),
+        "{e}"
+    );
+    let e = rejected(&["--large-batches", ""]);
     assert!(e.contains("--large-batches"), "{e}");
 }
 
 #[test]
 fn unknown_model() {
-    let e = fails(&["--models", "bert"]);
-    assert!(e.contains("unknown model \"bert\""), "{e}");
+    let e = rejected(&["--models", "bert"]);
+    assert!(e.contains("invalid value 'bert' for '--models"), "{e}");
     assert!(e.contains("text-cnn, resnet18, resnet50"), "{e}");
 }
 
@@ -180,64 +194,77 @@ fn libtorch_without_its_feature_is_not_compiled_in() {
 
 #[test]
 fn bad_tfserving_format_url_and_stack() {
-    let e = fails(&["--tfserving-format", "csv"]);
+    let e = rejected(&["--tfserving-format", "csv"]);
     assert!(
-        e.contains("--tfserving-format \"csv\" is not valid") && e.contains("row or columnar"),
+        e.contains("invalid value 'csv' for '--tfserving-format")
+            && e.contains("[possible values: row, columnar]"),
         "{e}"
     );
-    let e = fails(&["--tfserving-url", "localhost:8501"]);
+    let e = rejected(&["--tfserving-url", "localhost:8501"]);
     assert!(
-        e.contains("--tfserving-url \"localhost:8501\" is not valid")
+        e.contains("invalid value 'localhost:8501' for '--tfserving-url")
             && e.contains("http://127.0.0.1:8501"),
         "{e}"
     );
-    let e = fails(&["--tfserving-grpc-url", "grpc://127.0.0.1:8500"]);
+    let e = rejected(&["--tfserving-grpc-url", "grpc://127.0.0.1:8500"]);
     assert!(
         e.contains("--tfserving-grpc-url") && e.contains("http://127.0.0.1:8500"),
         "{e}"
     );
-    let e = fails(&["--stack", "swarm"]);
+    let e = rejected(&["--stack", "swarm"]);
     assert!(
-        e.contains("--stack \"swarm\"") && e.contains("local or compose"),
+        e.contains("invalid value 'swarm' for '--stack")
+            && e.contains("[possible values: local, compose]"),
         "{e}"
     );
 }
 
 #[test]
 fn bad_load_settings() {
-    let e = fails(&["--request-rate", "0"]);
-    assert!(e.contains("--request-rate 0 is not valid"), "{e}");
-    let e = fails(&["--request-rate", "10", "--arrival", "foo"]);
+    let e = rejected(&["--request-rate", "0"]);
     assert!(
-        e.contains("--arrival \"foo\"") && e.contains("constant or poisson"),
+        e.contains("invalid value '0' for '--request-rate") && e.contains("above 0"),
         "{e}"
     );
-    let e = fails(&["--concurrency", "1,2", "--request-rate", "5"]);
+    let e = rejected(&["--request-rate", "10", "--arrival", "foo"]);
     assert!(
-        e.contains("either --concurrency") && e.contains("not both"),
+        e.contains("invalid value 'foo' for '--arrival")
+            && e.contains("[possible values: constant, poisson]"),
         "{e}"
     );
-    let e = fails(&["--concurrency", "0"]);
-    assert!(e.contains("--concurrency must be at least 1"), "{e}");
+    let e = rejected(&["--concurrency", "1,2", "--request-rate", "5"]);
+    assert!(
+        e.contains("'--concurrency") && e.contains("cannot be used with '--request-rate"),
+        "{e}"
+    );
+    let e = rejected(&["--concurrency", "0"]);
+    assert!(
+        e.contains("invalid value '0' for '--concurrency") && e.contains("at least 1"),
+        "{e}"
+    );
 }
 
 #[test]
 fn bad_measurement_settings() {
-    let e = fails(&["--percentile", "120"]);
+    let e = rejected(&["--percentile", "120"]);
     assert!(
-        e.contains("--percentile 120 is not valid") && e.contains("below 100"),
+        e.contains("invalid value '120' for '--percentile") && e.contains("below 100"),
         "{e}"
     );
-    let e = fails(&["--trials", "0"]);
-    assert!(e.contains("--trials must be at least 1"), "{e}");
-    let e = fails(&["--max-windows", "2"]);
+    let e = rejected(&["--trials", "0"]);
     assert!(
-        e.contains("--max-windows 2") && e.contains("at least 3"),
+        e.contains("invalid value '0' for '--trials") && e.contains("at least 1"),
         "{e}"
     );
-    let e = fails(&["--format", "xml"]);
+    let e = rejected(&["--max-windows", "2"]);
     assert!(
-        e.contains("--format \"xml\"") && e.contains("table or csv"),
+        e.contains("invalid value '2' for '--max-windows") && e.contains("at least 3"),
+        "{e}"
+    );
+    let e = rejected(&["--format", "xml"]);
+    assert!(
+        e.contains("invalid value 'xml' for '--format")
+            && e.contains("[possible values: table, csv]"),
         "{e}"
     );
 }
@@ -263,13 +290,13 @@ fn a_named_tfserving_backend_without_a_server_is_one_clear_error() {
 
 #[test]
 fn bad_backend_labels() {
-    let e = fails(&["--backends", "candle@"]);
+    let e = rejected(&["--backends", "candle@"]);
     assert!(
         e.contains("\"candle@\" is not valid") && e.contains("NAME@LABEL"),
         "{e}"
     );
     let e = fails(&["--backends", "candle@a,candle@a"]);
     assert!(e.contains("\"candle@a\" is given twice"), "{e}");
-    let e = fails(&["--backends", "tensorrt@a"]);
+    let e = rejected(&["--backends", "tensorrt@a"]);
     assert!(e.contains("unknown backend \"tensorrt\""), "{e}");
 }

@@ -1,5 +1,6 @@
 //! End to end: `harness compare --quick` through the real binary, on the real engines
-//! (candle and ONNX Runtime), with its JSON checked against the published schema.
+//! (candle and ONNX Runtime), with its JSON checked against the published schema and
+//! read back through the results types.
 
 mod common;
 
@@ -57,16 +58,26 @@ fn quick_compare_measures_both_backends_on_both_models() {
         assert_eq!(a["top1_agreement"], 1.0, "{a}");
     }
     let results = doc["results"].as_array().unwrap();
+    let config = &doc["config"];
     for backend in ["candle", "onnxruntime"] {
         for model in ["text-cnn", "resnet18"] {
-            for class in ["small", "large"] {
+            let large = if model == "text-cnn" {
+                "large_batches"
+            } else {
+                "large_batches_resnet"
+            };
+            for list in ["small_batches", large] {
+                // A table is a view: the rows whose batch size is in its list.
+                let batches = config[list].as_array().unwrap();
                 let rows: Vec<_> = results
                     .iter()
                     .filter(|r| {
-                        r["backend"] == backend && r["model"] == model && r["batch_class"] == class
+                        r["backend"] == backend
+                            && r["model"] == model
+                            && batches.contains(&r["batch_size"])
                     })
                     .collect();
-                assert!(!rows.is_empty(), "no {backend} {model} {class} rows");
+                assert_eq!(rows.len(), batches.len(), "{backend} {model} {list}");
                 for r in rows {
                     assert_eq!(r["errors"], 0, "{r}");
                     assert!(r["requests"].as_u64().unwrap() >= 2, "{r}");
@@ -77,7 +88,17 @@ fn quick_compare_measures_both_backends_on_both_models() {
             }
         }
     }
-    // Every onnxruntime point has a ratio against the baseline (candle, listed first).
+    // Batch 1 is in both lists of both models, and still one measured row each.
+    for backend in ["candle", "onnxruntime"] {
+        for model in ["text-cnn", "resnet18"] {
+            let ones = results
+                .iter()
+                .filter(|r| r["backend"] == backend && r["model"] == model && r["batch_size"] == 1)
+                .count();
+            assert_eq!(ones, 1, "{backend} {model}");
+        }
+    }
+    // Every onnxruntime point has one ratio against the baseline (candle, listed first).
     assert_eq!(doc["baseline"], "candle");
     let ratios = doc["ratios"].as_array().unwrap();
     let ort_points = results
@@ -99,4 +120,10 @@ fn quick_compare_measures_both_backends_on_both_models() {
         "{engines}"
     );
     assert!(engines["candle"].as_str().unwrap().starts_with("candle "));
+
+    // The document reads back into the results types and writes out the same.
+    let typed: harness::results::Results = serde_json::from_value(doc.clone()).unwrap();
+    assert_eq!(serde_json::to_value(&typed).unwrap(), doc);
+    // And the report renders from what was read back.
+    assert!(harness::report::markdown(&typed).contains("text-cnn, small batches"));
 }

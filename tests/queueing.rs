@@ -21,9 +21,8 @@ use std::time::{Duration, Instant};
 
 use contract::{Backend, BackendError, Description, Prepared, Tensor};
 use doubles as queue;
-use harness::config::Window;
 use harness::load::schedule::Schedule;
-use harness::load::{self, clock, Arrival, OpenLoop, OpenSpec};
+use harness::load::{self, clock, Arrival, OpenLoop, OpenSpec, Window};
 use queue::FifoServer;
 
 /// Service time of the double.

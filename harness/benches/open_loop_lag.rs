@@ -17,9 +17,8 @@ use std::time::Duration;
 
 use contract::{Backend, Prepared};
 use fixtures::ModelId;
-use harness::config::Window;
 use harness::load::schedule::Schedule;
-use harness::load::{self, Arrival, Measurement, OpenSpec};
+use harness::load::{self, Arrival, Measurement, OpenSpec, Window};
 
 /// Seconds of sending per rate.
 const SECONDS: f64 = 5.0;

@@ -17,9 +17,8 @@ use std::time::{Duration, Instant};
 
 use contract::{Backend, Prepared};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use harness::config::Window;
 use harness::load::schedule::Schedule;
-use harness::load::{cpu, open_loop, Arrival, DEFAULT_MAX_IN_FLIGHT};
+use harness::load::{cpu, open_loop, Arrival, Window, DEFAULT_MAX_IN_FLIGHT};
 
 /// Sends per measured window.
 const SENDS: u64 = 20_000;

@@ -24,9 +24,8 @@ use std::time::Duration;
 
 use contract::{Backend, Prepared};
 use doubles as queue;
-use harness::config::Window;
 use harness::load::schedule::Schedule;
-use harness::load::{self, Arrival, Measurement, OpenSpec};
+use harness::load::{self, Arrival, Measurement, OpenSpec, Window};
 use queue::FifoServer;
 
 /// Service time of the double.

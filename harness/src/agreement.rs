@@ -1,9 +1,10 @@
 //! The agreement check: same inputs, same outputs, before any timing.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// How one backend's outputs compare with the reference's on the same inputs.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Agreement {
     /// Model name.
     pub model: String,

@@ -1,26 +1,36 @@
 //! servebench's harness: identical workloads on every backend, side-by-side ratios.
 //!
 //! The binary's `main` only calls [`run`], so tests drive the whole program in-process
-//! exactly as a user does from the shell. The modules follow the life of a run:
-//! [`config`] turns flags and a TOML file into a validated [`config::RunConfig`];
-//! [`registry`] knows every backend; [`compare`] opens them, checks that their outputs
-//! agree, and measures each point — a model, a batch size and a load level — in
-//! `--trials` shuffled, interleaved trials, each a series of windows run until stable,
-//! with the closed- or open-loop generators of [`load`]; [`stats`] summarises latencies
-//! (percentiles, slowest requests, bootstrap intervals of ratios) and [`report`] prints
-//! tables (or perf_analyzer-style CSV) and writes the JSON results (schema:
-//! `results/schema.json`) and a Markdown report. `harness run` measures one backend,
-//! model and batch size the same way and prints one table.
+//! exactly as a user does from the shell. The modules are layers, each using only those
+//! below it (a test, `layers.rs`, reads their `crate::` paths to keep it so):
+//!
+//! 1. [`stats`] (percentiles, stability, bootstrap intervals), [`agreement`];
+//! 2. [`load`]: load shapes, windows, the closed- and open-loop generators; [`registry`]:
+//!    every backend and how to open it;
+//! 3. [`results`]: the results model, what `results.json` holds (schema generated from
+//!    it: `results/schema.json`), readable back;
+//! 4. [`compare`]: follows a [`compare::Plan`]: opens the backends, checks that their
+//!    outputs agree, measures each point (a model, a batch size and a load level) in
+//!    `--trials` shuffled, interleaved trials, one result row per point and backend;
+//! 5. [`report`]: pure functions from results to the terminal page, Markdown and CSV;
+//! 6. [`output`]: writes a run's files;
+//! 7. [`cli`] (typed flag groups, the config file read as flags) and [`config`] (the
+//!    cross-field defaults, and the one plan of a run).
 #![deny(missing_docs)]
 
 pub mod agreement;
+pub mod cli;
 pub mod compare;
 pub mod config;
 mod error;
+#[cfg(test)]
+mod layers;
 pub mod load;
+pub mod output;
 mod progress;
 pub mod registry;
 pub mod report;
+pub mod results;
 pub mod stats;
 
 pub use error::HarnessError;
@@ -29,82 +39,8 @@ use std::ffi::OsString;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
-
-/// Command line of the `harness` binary.
-#[derive(Debug, Parser)]
-#[command(
-    name = "harness",
-    version,
-    about = "Compare ways of serving a model on identical workloads."
-)]
-pub struct Cli {
-    /// What to do.
-    #[command(subcommand)]
-    pub command: Command,
-}
-
-/// The subcommands.
-#[derive(Debug, Subcommand)]
-pub enum Command {
-    /// Run identical text-CNN and ResNet workloads on every backend and print
-    /// side-by-side latency tables with ratios, for small and large batches.
-    Compare(Box<config::Settings>),
-    /// Measure one backend on one model and batch size (like perf_analyzer for one
-    /// model) and print one table; writes the JSON results too.
-    Run(Box<RunArgs>),
-    /// List the backends and whether each can run on this machine.
-    Backends,
-}
-
-/// Flags of `harness run`: the target, plus every load and output setting of `compare`.
-#[derive(Debug, clap::Args)]
-pub struct RunArgs {
-    /// Backend to measure (NAME or NAME@LABEL).
-    #[arg(long, value_name = "NAME")]
-    pub backend: String,
-    /// Model: text-cnn, resnet18 or resnet50.
-    #[arg(long, value_name = "MODEL")]
-    pub model: String,
-    /// Samples per request.
-    #[arg(long, value_name = "N")]
-    pub batch: usize,
-    /// Load, window, trial and output settings (as for compare).
-    #[command(flatten)]
-    pub settings: config::Settings,
-}
-
-impl RunArgs {
-    /// The validated configuration of a single-target run.
-    fn config(self) -> Result<config::RunConfig, HarnessError> {
-        let s = self.settings.with_file()?;
-        for (given, flag) in [
-            (s.backends.is_some(), "--backends"),
-            (s.models.is_some(), "--models"),
-            (s.small_batches.is_some(), "--small-batches"),
-            (s.large_batches.is_some(), "--large-batches"),
-            (s.large_batches_resnet.is_some(), "--large-batches-resnet"),
-        ] {
-            if given {
-                return Err(HarnessError::Config(format!(
-                    "harness run measures one target: give --backend, --model and --batch, not {flag}"
-                )));
-            }
-        }
-        let settings = config::Settings {
-            reference: Some(s.reference.clone().unwrap_or_else(|| self.backend.clone())),
-            backends: Some(vec![self.backend]),
-            models: Some(vec![self.model]),
-            small_batches: Some(vec![self.batch]),
-            large_batches: Some(vec![self.batch]),
-            large_batches_resnet: Some(vec![self.batch]),
-            ..s
-        };
-        let mut cfg = settings.validate(&registry::names())?;
-        cfg.single = true;
-        Ok(cfg)
-    }
-}
+use cli::{Command, ParseError};
+use config::RunConfig;
 
 /// Exit status after Ctrl-C.
 const INTERRUPTED: u8 = 130;
@@ -116,15 +52,19 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    let cli = match Cli::try_parse_from(args) {
+    let cli = match cli::parse(args) {
         Ok(cli) => cli,
-        Err(e) => {
+        Err(ParseError::Clap(e)) => {
             let _ = e.print();
             return if e.use_stderr() {
                 ExitCode::from(2)
             } else {
                 ExitCode::SUCCESS
             };
+        }
+        Err(ParseError::File(e)) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
         }
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -166,67 +106,38 @@ where
 
 async fn dispatch(command: Command) -> Result<(), HarnessError> {
     match command {
-        Command::Compare(settings) => {
-            let cfg = settings.with_file()?.validate(&registry::names())?;
-            measure_and_report(cfg).await
-        }
-        Command::Run(args) => measure_and_report(args.config()?).await,
+        Command::Compare(args) => measure_and_report(RunConfig::compare(*args)?, false).await,
+        Command::Run(args) => measure_and_report(RunConfig::run(*args)?, true).await,
         Command::Backends => {
             list_backends();
+            Ok(())
+        }
+        Command::Schema => {
+            let schema = serde_json::to_string_pretty(&results::schema()).expect("schema");
+            println!("{schema}");
             Ok(())
         }
     }
 }
 
-async fn measure_and_report(cfg: config::RunConfig) -> Result<(), HarnessError> {
+/// Measures the plan, writes its files and prints its page (`single`: the one table of
+/// `harness run`).
+async fn measure_and_report(cfg: RunConfig, single: bool) -> Result<(), HarnessError> {
     registry::configure(&cfg);
-    let results = compare::compare(cfg).await?;
-    let written = report::write_outputs(&results)?;
-    if results.config.format == config::Format::Csv {
+    let results = compare::compare(cfg.plan()).await?;
+    let written = output::write_outputs(&results)?;
+    if results.config.format == results::Format::Csv {
         print!("{}", report::csv(&results));
-    } else if results.config.single {
-        print!("{}", report::tails_tables(&results, false));
-        println!("{}\n", report::legend(false));
-        print_written(&written);
     } else {
-        print_report(&results, &written);
+        let page = if single {
+            report::run_page(&results)
+        } else {
+            report::page(&results, false)
+        };
+        print!("{page}");
+        println!("{}", written.line());
     }
     Ok(())
-}
-
-fn print_report(results: &report::Results, written: &report::Written) {
-    for d in results.backends.iter().map(|b| &b.description) {
-        if d.details.contains_key("test_peer") {
-            println!("{} answered from servebench's test peer, not TF Serving: its timings say nothing about TF Serving.\n", d.name);
-        }
-    }
-    if !results.unavailable.is_empty() {
-        println!("Not measured:\n{}", report::unavailable_lines(results));
-    }
-    if !results.agreement.is_empty() {
-        println!(
-            "Agreement with {} (same inputs, before timing):\n{}\n",
-            results.config.reference,
-            report::agreement_table(results, false)
-        );
-    }
-    print!("{}", report::ratio_tables(results, false));
-    print!("{}", report::tails_tables(results, false));
-    print!("{}", report::breakdown_table(results, false));
-    print_written(written);
-}
-
-fn print_written(written: &report::Written) {
-    println!(
-        "Results: {} (JSON), {} (Markdown)",
-        written
-            .json
-            .iter()
-            .map(|p| p.display().to_string())
-            .collect::<Vec<_>>()
-            .join(", "),
-        written.markdown.display()
-    );
 }
 
 fn list_backends() {

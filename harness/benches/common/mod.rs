@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use contract::{Backend, Device, OpenOptions};
 use criterion::Criterion;
 use fixtures::ModelId;
-use harness::config::Window;
 use harness::load;
+use harness::load::Window;
 
 /// Calls behind each p50.
 const CALLS_FOR_P50: u64 = 3000;

@@ -2,7 +2,7 @@
 
 use fixtures::ModelId;
 
-use crate::config::RunConfig;
+use crate::compare::Plan;
 use crate::progress::Progress;
 use crate::HarnessError;
 
@@ -11,22 +11,22 @@ use crate::HarnessError;
 /// is missing, or whose size differs from the manifest, is an error naming the file
 /// and the command that rebuilds it; deeper damage is reported by the backend that
 /// fails to load it.
-pub fn prepare_fixtures(cfg: &RunConfig, progress: &Progress) -> Result<(), HarnessError> {
-    let dir = &cfg.fixtures_dir;
+pub fn prepare_fixtures(plan: &Plan, progress: &Progress) -> Result<(), HarnessError> {
+    let dir = &plan.open.fixtures_dir;
     let fixture_err = |e: fixtures::FixtureError| HarnessError::Fixtures(e.to_string());
     if let Ok(manifest) = fixtures::Manifest::read(dir) {
-        if manifest.seed != cfg.seed {
+        if manifest.seed != plan.seed {
             return Err(HarnessError::Fixtures(format!(
                 "the fixtures in {} were generated with seed {}, not {}; run `cargo run --release -p fixtures -- generate --force --seed {} --dir {}`",
                 dir.display(),
                 manifest.seed,
-                cfg.seed,
-                cfg.seed,
+                plan.seed,
+                plan.seed,
                 dir.display()
             )));
         }
     }
-    let absent: Vec<ModelId> = cfg
+    let absent: Vec<ModelId> = plan
         .models
         .iter()
         .copied()
@@ -42,10 +42,10 @@ pub fn prepare_fixtures(cfg: &RunConfig, progress: &Progress) -> Result<(), Harn
                 .join(", "),
             dir.display()
         ));
-        fixtures::ensure(dir, &absent, cfg.seed).map_err(fixture_err)?;
+        fixtures::ensure(dir, &absent, plan.seed).map_err(fixture_err)?;
     }
     let manifest = fixtures::Manifest::read(dir).ok();
-    for &model in &cfg.models {
+    for &model in &plan.models {
         let files = fixtures::ModelFiles::new(dir, model);
         let recorded = manifest.as_ref().and_then(|m| m.model(model));
         for (path, entry) in [

@@ -11,13 +11,12 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use super::plan::{plan, Point};
+use super::plan::{Measure, Plan, Point};
 use super::Opened;
-use crate::config::{RunConfig, Window};
 use crate::load::series::{self, Series, SeriesSpec};
-use crate::load::{cpu, Load, Measurement};
+use crate::load::{cpu, Load, Measurement, Window};
 use crate::progress::Progress;
-use crate::report::{Breakdown, ErrorCount, MeasurementInfo, PointResult};
+use crate::results::{Breakdown, ErrorCount, MeasurementInfo, PointResult};
 use crate::stats::{self, Latency};
 use crate::HarnessError;
 
@@ -42,16 +41,16 @@ struct Trial {
 
 /// Measures every planned point on every opened backend not `excluded` for its model.
 pub async fn measure_all(
-    cfg: &RunConfig,
+    plan: &Plan,
     opened: &[Opened],
     excluded: &BTreeSet<(String, String)>,
     progress: &Progress,
 ) -> Result<Vec<PointResult>, HarnessError> {
-    let points = plan(cfg);
+    let (points, cfg) = (&plan.points, &plan.measure);
     progress.start((points.len() * opened.len() * cfg.trials) as u64);
     let mut rows = Vec::new();
     for (p, point) in points.iter().enumerate() {
-        let input = fixtures::inputs::batch(point.model, point.batch, cfg.seed);
+        let input = fixtures::inputs::batch(point.model, point.batch, plan.seed);
         let mut requests: Vec<Option<Arc<Prepared>>> = Vec::new();
         for o in opened {
             if excluded.contains(&(point.model.name().to_string(), o.name.clone())) {
@@ -69,7 +68,7 @@ pub async fn measure_all(
         }
         let mut trials: Vec<Vec<Trial>> = opened.iter().map(|_| Vec::new()).collect();
         for t in 0..cfg.trials {
-            for i in trial_order(opened.len(), cfg.seed, p, t) {
+            for i in trial_order(opened.len(), plan.seed, p, t) {
                 let o = &opened[i];
                 progress.step(&format!(
                     "{} batch {} {} on {} (trial {}/{})",
@@ -83,7 +82,7 @@ pub async fn measure_all(
                 let Some(request) = &requests[i] else {
                     continue;
                 };
-                let seed = cfg.seed ^ ((p as u64) << 32) ^ ((t as u64) << 16) ^ i as u64;
+                let seed = plan.seed ^ ((p as u64) << 32) ^ ((t as u64) << 16) ^ i as u64;
                 let warm = trials[i]
                     .first()
                     .and_then(|t: &Trial| t.warm_mean)
@@ -95,13 +94,7 @@ pub async fn measure_all(
             if ts.is_empty() {
                 continue;
             }
-            let row = summarise(o, point, ts, cfg.seed);
-            for &class in &point.classes {
-                rows.push(PointResult {
-                    batch_class: class,
-                    ..row.clone()
-                });
-            }
+            rows.push(summarise(o, point, ts, plan.seed));
         }
     }
     Ok(rows)
@@ -117,7 +110,7 @@ pub fn trial_order(n: usize, seed: u64, p: usize, t: usize) -> Vec<usize> {
 
 /// Warm-up (never counted), then a series of windows.
 async fn trial(
-    cfg: &RunConfig,
+    cfg: &Measure,
     o: &Opened,
     point: &Point,
     request: &Arc<Prepared>,
@@ -143,7 +136,7 @@ async fn trial(
     let spec = SeriesSpec {
         window: cfg.window,
         max_windows: cfg.max_windows,
-        budget: Duration::from_secs_f64(cfg.point_budget_s),
+        budget: cfg.budget,
         tolerance: cfg.stability,
         percentile: cfg.percentile,
         max_in_flight: cfg.max_in_flight,
@@ -161,7 +154,7 @@ async fn trial(
 /// Warm-up requests under the point's load: `--warmup` of them, or by default the
 /// concurrency (closed loop) or a tenth of a second of sends (open loop), at least 2;
 /// cut short after [`WARMUP_CAP`], but never fewer than one.
-async fn warm_up(cfg: &RunConfig, o: &Opened, load: Load, request: &Arc<Prepared>) -> Measurement {
+async fn warm_up(cfg: &Measure, o: &Opened, load: Load, request: &Arc<Prepared>) -> Measurement {
     let count = cfg.warmup.unwrap_or(match load {
         Load::Closed { concurrency } => (concurrency as u64).max(2),
         Load::Open { request_rate, .. } => ((request_rate * 0.1).ceil() as u64).max(2),
@@ -275,7 +268,6 @@ fn summarise(o: &Opened, point: &Point, trials: Vec<Trial>, seed: u64) -> PointR
     PointResult {
         model: point.model.name().into(),
         backend: o.name.clone(),
-        batch_class: point.classes[0],
         batch_size: point.batch,
         load: point.load.label(),
         concurrency: point.load.concurrency(),
@@ -284,7 +276,7 @@ fn summarise(o: &Opened, point: &Point, trials: Vec<Trial>, seed: u64) -> PointR
             Load::Open { arrival, .. } => Some(arrival),
             Load::Closed { .. } => None,
         },
-        workers: o.info.description.workers,
+        workers: o.info.workers,
         requests: merged.ok(),
         errors: merged.failed(),
         error_kinds: merged

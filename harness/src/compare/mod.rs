@@ -12,7 +12,7 @@
 //!    times, in a seeded shuffled order per trial, so a shared machine's drift hits
 //!    every backend alike; each backend's trial is a warm-up (never counted) and a
 //!    series of windows run until stable ([`measure`], [`crate::load::series`]);
-//!    A batch size in both classes is measured once and reported in both tables.
+//!    A point is measured once per backend: one row, whichever tables show it.
 //! 5. ratios against the baseline, each with a bootstrap 95 % interval ([`ratios`]).
 
 mod fixtures_check;
@@ -28,12 +28,12 @@ use contract::{Backend, BackendError, OpenOptions};
 use fixtures::ModelId;
 
 use crate::agreement::{self, Agreement};
-use crate::config::{backend_type, RunConfig};
 use crate::progress::Progress;
 use crate::registry;
-use crate::report::{BackendInfo, Results, System, Unavailable, SCHEMA_VERSION};
+use crate::results::{BackendInfo, Results, System, Unavailable, SCHEMA_VERSION};
 use crate::HarnessError;
 
+pub use plan::{Check, Measure, Plan, Point};
 pub use ratios::ratios;
 
 /// Samples per backend in the agreement check.
@@ -49,43 +49,45 @@ pub struct Opened {
     pub info: BackendInfo,
 }
 
-/// Runs the whole comparison and returns its results (not yet written anywhere).
-pub async fn compare(cfg: RunConfig) -> Result<Results, HarnessError> {
+/// The backend type of a `NAME@LABEL` entry (`candle@a` is a `candle`).
+pub fn backend_type(label: &str) -> &str {
+    label.split_once('@').map_or(label, |(name, _)| name)
+}
+
+/// Runs the whole plan and returns its results (not yet written anywhere).
+pub async fn compare(plan: Plan) -> Result<Results, HarnessError> {
     let started_at = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
-    let progress = Progress::new(cfg.quiet);
+    let progress = Progress::new(plan.quiet);
 
     progress.note(&format!(
         "fixtures: {} (seed {})",
-        cfg.fixtures_dir.display(),
-        cfg.seed
+        plan.open.fixtures_dir.display(),
+        plan.seed
     ));
-    fixtures_check::prepare_fixtures(&cfg, &progress)?;
+    fixtures_check::prepare_fixtures(&plan, &progress)?;
 
-    let opts = OpenOptions {
-        models: cfg.models.iter().map(|m| m.name().to_string()).collect(),
-        fixtures_dir: cfg.fixtures_dir.clone(),
-        workers: cfg.workers,
-        intra_threads: cfg.intra_threads,
-        device: cfg.device,
-        server_urls: cfg.server_urls(),
-    };
-    let (opened, unavailable) = open_all(&cfg, &opts, &progress).await?;
+    let opts = &plan.open;
+    let (opened, unavailable) = open_all(&plan, opts, &progress).await?;
     if opened.is_empty() {
         return Err(HarnessError::NothingToMeasure(
             "no backend can run on this machine; see the reasons above".into(),
         ));
     }
-    let baseline = cfg
+    let baseline = plan
         .baseline
         .clone()
         .unwrap_or_else(|| opened[0].name.clone());
 
     // The reference may not be among the backends compared; open it just for the check.
-    let reference = match opened.iter().find(|o| o.name == cfg.reference) {
+    let reference = match opened.iter().find(|o| o.name == plan.check.reference) {
         Some(o) => o.backend.clone(),
-        None => open_one(&cfg.reference, &opts, &progress).await?.backend,
+        None => {
+            open_one(&plan.check.reference, opts, &progress)
+                .await?
+                .backend
+        }
     };
-    let agreement = check_agreement(&cfg, &reference, &opened, &progress).await?;
+    let agreement = check_agreement(&plan, &reference, &opened, &progress).await?;
     let excluded: BTreeSet<(String, String)> = agreement
         .iter()
         .filter(|a| !a.passed)
@@ -93,8 +95,8 @@ pub async fn compare(cfg: RunConfig) -> Result<Results, HarnessError> {
         .collect();
     drop(reference);
 
-    let results = measure::measure_all(&cfg, &opened, &excluded, &progress).await?;
-    let ratios = ratios(&results, &baseline, cfg.seed);
+    let results = measure::measure_all(&plan, &opened, &excluded, &progress).await?;
+    let ratios = ratios(&results, &baseline, plan.seed);
     let backends: Vec<BackendInfo> = opened.iter().map(|o| o.info.clone()).collect();
     progress.finish();
     drop(opened); // Stops servers and executor threads before the report is written.
@@ -105,7 +107,7 @@ pub async fn compare(cfg: RunConfig) -> Result<Results, HarnessError> {
         started_at,
         finished_at: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
         system: System::probe(Results::engines(&backends)),
-        config: cfg,
+        config: plan.record,
         backends,
         baseline,
         unavailable,
@@ -116,19 +118,19 @@ pub async fn compare(cfg: RunConfig) -> Result<Results, HarnessError> {
 }
 
 async fn open_all(
-    cfg: &RunConfig,
+    plan: &Plan,
     opts: &OpenOptions,
     progress: &Progress,
 ) -> Result<(Vec<Opened>, Vec<Unavailable>), HarnessError> {
     let mut opened = Vec::new();
     let mut unavailable = Vec::new();
-    for name in &cfg.backends {
+    for name in &plan.backends {
         match open_one(name, opts, progress).await {
             Ok(o) => opened.push(o),
             Err(HarnessError::Backend {
                 backend,
                 source: source @ BackendError::Unavailable { .. },
-            }) if !cfg.backends_explicit => {
+            }) if !plan.backends_explicit => {
                 progress.note(&format!("skipping {backend}: {source}"));
                 unavailable.push(Unavailable {
                     backend,
@@ -168,12 +170,18 @@ async fn open_one(
         .map_err(fail)?;
     backend.health().await.map_err(fail)?;
     let cold_start_ms = t0.elapsed().as_secs_f64() * 1000.0;
-    let mut description = backend.describe();
-    description.name = name.to_string();
+    let d = backend.describe();
     Ok(Opened {
         name: name.to_string(),
         info: BackendInfo {
-            description,
+            name: name.to_string(),
+            engine: d.engine,
+            protocol: d.protocol.to_string(),
+            device: d.device,
+            workers: d.workers,
+            intra_threads: d.intra_threads,
+            test_peer: d.details.contains_key("test_peer"),
+            details: d.details,
             cold_start_ms,
         },
         backend,
@@ -181,15 +189,16 @@ async fn open_one(
 }
 
 async fn check_agreement(
-    cfg: &RunConfig,
+    plan: &Plan,
     reference: &Arc<dyn Backend>,
     opened: &[Opened],
     progress: &Progress,
 ) -> Result<Vec<Agreement>, HarnessError> {
     let mut rows = Vec::new();
-    for &model in &cfg.models {
+    let cfg = &plan.check;
+    for &model in &plan.models {
         // A seed of its own, so agreement inputs are not the timed inputs.
-        let input = fixtures::inputs::batch(model, AGREEMENT_BATCH, cfg.seed.wrapping_add(1));
+        let input = fixtures::inputs::batch(model, AGREEMENT_BATCH, plan.seed.wrapping_add(1));
         let want = logits(reference, &cfg.reference, model, input.clone()).await?;
         for o in opened.iter().filter(|o| o.name != cfg.reference) {
             progress.note(&format!("agreement: {} on {model}", o.name));

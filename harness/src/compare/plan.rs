@@ -1,12 +1,17 @@
-//! What a run measures: every (model, batch size, load level), once each.
+//! The plan of a run: what to open, what to check, what to measure, built once by the
+//! CLI layer ([`crate::config`]) and only read here.
 
+use std::time::Duration;
+
+use contract::OpenOptions;
 use fixtures::ModelId;
 
-use crate::config::{BatchClass, RunConfig};
-use crate::load::Load;
+use crate::load::{Load, Window};
+use crate::results::RunRecord;
 
-/// One point: a model at a batch size under one load, with the tables it appears in.
-#[derive(Debug, Clone, PartialEq)]
+/// One point: a model at a batch size under one load. Measured once per backend, it
+/// is one row of the results, whichever tables (small, large batches) show it.
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Point {
     /// Model.
     pub model: ModelId,
@@ -14,61 +19,65 @@ pub struct Point {
     pub batch: usize,
     /// Load level.
     pub load: Load,
-    /// Batch classes (tables) the point is reported in.
-    pub classes: Vec<BatchClass>,
 }
 
-/// Every point to measure, in order; a batch size in both classes is measured once.
-/// `harness run` reports its single batch size in the small-batch table only.
-pub fn plan(cfg: &RunConfig) -> Vec<Point> {
-    let mut points: Vec<Point> = Vec::new();
-    let classes: &[BatchClass] = if cfg.single {
-        &[BatchClass::Small]
-    } else {
-        &[BatchClass::Small, BatchClass::Large]
-    };
-    for &model in &cfg.models {
-        for &class in classes {
-            for &batch in cfg.batches(model, class) {
-                for &load in &cfg.loads {
-                    match points
-                        .iter_mut()
-                        .find(|p| p.model == model && p.batch == batch && p.load == load)
-                    {
-                        Some(p) => p.classes.push(class),
-                        None => points.push(Point {
-                            model,
-                            batch,
-                            load,
-                            classes: vec![class],
-                        }),
-                    }
-                }
-            }
-        }
-    }
-    points
+/// The agreement check before timing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Check {
+    /// Backend whose outputs the others must agree with.
+    pub reference: String,
+    /// Absolute tolerance.
+    pub atol: f64,
+    /// Tolerance relative to the largest reference output.
+    pub rtol: f64,
+    /// A disagreement fails the run instead of excluding the backend.
+    pub strict: bool,
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// How each point is measured.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Measure {
+    /// Times the whole backend set is measured, in a shuffled, interleaved order.
+    pub trials: usize,
+    /// One measurement window.
+    pub window: Window,
+    /// Windows per point and trial at most.
+    pub max_windows: usize,
+    /// Time after which a point's trial starts no new window.
+    pub budget: Duration,
+    /// Stability tolerance, a fraction (0.1 = ±10 %).
+    pub stability: f64,
+    /// Stabilising latency percentile, 0..100.
+    pub percentile: f64,
+    /// Warm-up requests per point and trial (`None`: from the load).
+    pub warmup: Option<u64>,
+    /// Open loop: requests in flight at most; sends beyond are dropped and counted.
+    pub max_in_flight: usize,
+}
 
-    #[test]
-    fn shared_batch_sizes_are_planned_once_per_load() {
-        let cfg = crate::config::Settings {
-            models: Some(vec!["text-cnn".into()]),
-            small_batches: Some(vec![1, 2]),
-            large_batches: Some(vec![1, 100]),
-            concurrency: Some(vec![1, 2]),
-            ..Default::default()
-        }
-        .validate(&["candle"])
-        .unwrap();
-        let p = plan(&cfg);
-        assert_eq!(p.len(), 6);
-        assert_eq!(p[0].classes, vec![BatchClass::Small, BatchClass::Large]);
-        assert_eq!(p[0].load, Load::Closed { concurrency: 1 });
-        assert_eq!(p[1].load, Load::Closed { concurrency: 2 });
-    }
+/// Everything a run does, decided before it starts.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// Backends to open, in order: a backend type or `NAME@LABEL`.
+    pub backends: Vec<String>,
+    /// The user named the backends: one that cannot run is an error, not a skip.
+    pub backends_explicit: bool,
+    /// Baseline of the ratios (`None`: the first backend opened).
+    pub baseline: Option<String>,
+    /// Models to load and check.
+    pub models: Vec<ModelId>,
+    /// How every backend is opened (models, fixtures, workers, threads, device).
+    pub open: OpenOptions,
+    /// Seed of the inputs, the trial order and the bootstrap.
+    pub seed: u64,
+    /// The agreement check.
+    pub check: Check,
+    /// The points to measure, in order, each once.
+    pub points: Vec<Point>,
+    /// How each point is measured.
+    pub measure: Measure,
+    /// No progress output.
+    pub quiet: bool,
+    /// The settings, as the results file records them.
+    pub record: RunRecord,
 }

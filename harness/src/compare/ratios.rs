@@ -2,48 +2,31 @@
 
 use std::collections::BTreeMap;
 
-use crate::config::BatchClass;
-use crate::report::{PointResult, Ratio};
+use crate::results::{PointResult, Ratio};
 use crate::stats::bootstrap::{ratio_interval, Statistic};
 use crate::stats::{self};
 
-/// Every backend's p50 and mean against the baseline's at the same model, batch class,
-/// batch size and load, each with a 95 % interval from [`crate::stats::bootstrap`]
+/// Every backend's p50 and mean against the baseline's at the same point (model, batch
+/// size and load), one ratio per point, each with a 95 % interval from [`crate::stats::bootstrap`]
 /// over the windows of every trial. `seed` makes the intervals reproducible.
 pub fn ratios(results: &[PointResult], baseline: &str, seed: u64) -> Vec<Ratio> {
-    let base: BTreeMap<(&str, BatchClass, usize, &str), &PointResult> = results
+    let base: BTreeMap<(&str, usize, &str), &PointResult> = results
         .iter()
         .filter(|r| r.backend == baseline && r.latency_ms.is_some())
-        .map(|r| {
-            (
-                (
-                    r.model.as_str(),
-                    r.batch_class,
-                    r.batch_size,
-                    r.load.as_str(),
-                ),
-                r,
-            )
-        })
+        .map(|r| ((r.model.as_str(), r.batch_size, r.load.as_str()), r))
         .collect();
     results
         .iter()
         .enumerate()
         .filter(|(_, r)| r.backend != baseline)
         .filter_map(|(i, r)| {
-            let b = base.get(&(
-                r.model.as_str(),
-                r.batch_class,
-                r.batch_size,
-                r.load.as_str(),
-            ))?;
+            let b = base.get(&(r.model.as_str(), r.batch_size, r.load.as_str()))?;
             let (l, bl) = (r.latency_ms.as_ref()?, b.latency_ms.as_ref()?);
             let seed = seed ^ (i as u64).wrapping_mul(0x9E37_79B9);
             let p50 = ratio_interval(&r.samples, &b.samples, Statistic::P50, seed)?;
             let mean = ratio_interval(&r.samples, &b.samples, Statistic::Mean, seed + 1)?;
             Some(Ratio {
                 model: r.model.clone(),
-                batch_class: r.batch_class,
                 batch_size: r.batch_size,
                 load: r.load.clone(),
                 backend: r.backend.clone(),
@@ -63,7 +46,7 @@ pub fn ratios(results: &[PointResult], baseline: &str, seed: u64) -> Vec<Ratio> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::MeasurementInfo;
+    use crate::results::MeasurementInfo;
     use crate::stats::Latency;
 
     fn point(backend: &str, batch: usize, scale: u64) -> PointResult {
@@ -80,7 +63,6 @@ mod tests {
         PointResult {
             model: "text-cnn".into(),
             backend: backend.into(),
-            batch_class: BatchClass::Small,
             batch_size: batch,
             load: "c=1".into(),
             concurrency: Some(1),

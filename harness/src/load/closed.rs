@@ -10,8 +10,7 @@ use std::time::Instant;
 
 use contract::{Backend, Prepared};
 
-use super::{cpu, Measurement, Recorder};
-use crate::config::Window;
+use super::{cpu, Measurement, Recorder, Window};
 
 /// Runs `request` in a closed loop at `concurrency` until `window` ends.
 pub async fn closed_loop(

@@ -37,7 +37,7 @@ pub use open::{open_loop, OpenLoop, OpenSpec, DEFAULT_MAX_IN_FLIGHT};
 pub use record::{
     histogram, lag_histogram, Measurement, Recorder, MAX_LATENCY_US, SAMPLE_CAP, SLOWEST_KEPT,
 };
-pub use spec::{Arrival, Load};
+pub use spec::{Arrival, Load, Window};
 
 use std::time::Duration;
 

@@ -26,8 +26,8 @@ use tokio::sync::mpsc;
 
 use super::schedule::Schedule;
 use super::sender::{Event, Sender};
+use super::Window;
 use super::{cpu, Measurement, Recorder};
-use crate::config::Window;
 
 /// Requests in flight at most unless told otherwise (`--max-in-flight`).
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 1024;

@@ -26,7 +26,7 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use super::clock;
 use super::schedule::Schedule;
-use crate::config::Window;
+use super::Window;
 
 /// What the sender thread and the requests it sent tell the collector.
 #[derive(Debug)]

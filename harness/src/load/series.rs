@@ -18,8 +18,7 @@ use contract::{Backend, Prepared};
 
 use super::open::{OpenLoop, OpenSpec};
 use super::schedule::Schedule;
-use super::{closed_loop, open_loop, Load, Measurement};
-use crate::config::Window;
+use super::{closed_loop, open_loop, Load, Measurement, Window};
 use crate::stats::stability::{self, WindowFigures};
 
 /// How a series runs.

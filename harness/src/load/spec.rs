@@ -1,29 +1,19 @@
-//! What load a point is measured under: closed loop at a concurrency, or open loop at a
-//! request rate with constant or Poisson arrivals.
+//! What load a point is measured under (closed loop at a concurrency, or open loop at a
+//! request rate with constant or Poisson arrivals), and when a measurement window ends.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// How sends are spaced in an open loop.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, clap::ValueEnum,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Arrival {
     /// Evenly spaced, `1 / rate` apart.
     Constant,
     /// Exponentially distributed gaps of mean `1 / rate` (a Poisson process).
     Poisson,
-}
-
-impl std::str::FromStr for Arrival {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "constant" => Ok(Arrival::Constant),
-            "poisson" => Ok(Arrival::Poisson),
-            other => Err(format!(
-                "--arrival {other:?} is not valid; use constant or poisson"
-            )),
-        }
-    }
 }
 
 impl std::fmt::Display for Arrival {
@@ -36,7 +26,7 @@ impl std::fmt::Display for Arrival {
 }
 
 /// One load level of a sweep.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Load {
     /// `concurrency` requests always in flight.
@@ -80,4 +70,19 @@ impl Load {
             Load::Open { request_rate, .. } => Some(*request_rate),
         }
     }
+}
+
+/// When a measurement window ends.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Window {
+    /// After this many seconds, but not before `min_requests` requests finished.
+    Duration {
+        /// Length in seconds.
+        seconds: f64,
+        /// Floor on the number of requests.
+        min_requests: u64,
+    },
+    /// After exactly this many requests.
+    Requests(u64),
 }

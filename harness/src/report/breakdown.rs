@@ -2,7 +2,7 @@
 //!
 //! For backends that report server-side statistics (Triton), every measured point holds
 //! per-request averages of the server's queue, compute input, compute infer and compute
-//! output times ([`crate::report::Breakdown`], read before and after the window). This
+//! output times ([`crate::results::Breakdown`], read before and after the window). This
 //! table sets them beside the client's mean latency, as `perf_analyzer` does; what the
 //! server does not account for — the remainder — is network, protocol (encoding,
 //! HTTP/gRPC framing) and the server's own request handling.
@@ -13,7 +13,7 @@ use tabled::builder::Builder;
 use tabled::settings::Style;
 
 use crate::report::table::ms;
-use crate::report::Results;
+use crate::results::Results;
 
 /// The breakdown table under a title line, or an empty string when no backend reported
 /// server-side statistics.
@@ -38,14 +38,7 @@ pub fn breakdown_table(results: &Results, markdown: bool) -> String {
         "compute output",
         "remainder (network + protocol)",
     ]);
-    let mut seen = Vec::new();
     for (r, s, l) in rows {
-        // A batch size in both classes is one measurement: show it once.
-        let key = (&r.model, r.batch_size, &r.load, &r.backend);
-        if seen.contains(&key) {
-            continue;
-        }
-        seen.push(key);
         let server = s.queue_ms + s.compute_input_ms + s.compute_infer_ms + s.compute_output_ms;
         builder.push_record([
             r.model.clone(),

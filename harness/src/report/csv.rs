@@ -6,16 +6,16 @@
 //! and server latency parts in µs, and the percentiles in µs. Parts the harness does not
 //! know are 0: `Client Send` and `Client Recv` (encoding happens before timing) and every
 //! server part for backends without server statistics; for Triton the server parts come
-//! from its statistics ([`crate::report::Breakdown`]) and `Network+Server Send/Recv` is
+//! from its statistics ([`crate::results::Breakdown`]) and `Network+Server Send/Recv` is
 //! the remainder of the mean. Three extra columns at the end name the model, backend
 //! and batch size of each row.
 
-use crate::report::Results;
+use crate::results::Results;
 
 /// perf_analyzer's header after the load column.
 const COLUMNS: &str = "Inferences/Second,Client Send,Network+Server Send/Recv,Server Queue,Server Compute Input,Server Compute Infer,Server Compute Output,Client Recv,p50 latency,p90 latency,p95 latency,p99 latency,Avg latency,Model,Backend,Batch";
 
-/// The CSV document: one row per measured point (each measurement once).
+/// The CSV document: one row per measured point.
 pub fn csv(results: &Results) -> String {
     let open = results
         .config
@@ -26,13 +26,7 @@ pub fn csv(results: &Results) -> String {
         "{},{COLUMNS}\n",
         if open { "Request Rate" } else { "Concurrency" }
     );
-    let mut seen = Vec::new();
     for r in &results.results {
-        let key = (&r.model, r.batch_size, &r.load, &r.backend);
-        if seen.contains(&key) {
-            continue;
-        }
-        seen.push(key);
         let Some(l) = &r.latency_ms else { continue };
         let us = |ms: f64| format!("{:.0}", ms * 1000.0);
         let (queue, input, infer, output, network) = match &r.server {

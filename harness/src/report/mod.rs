@@ -1,20 +1,19 @@
-//! What a run produces: the JSON results document, the tables, and writing them.
+//! Pure functions from [`crate::results::Results`] to text: the terminal page, the
+//! Markdown report and perf_analyzer-style CSV. Nothing here measures or writes files.
 
 mod breakdown;
 mod csv;
-mod results;
-mod system;
+mod page;
 mod table;
 mod tails;
-mod write;
 
 pub use breakdown::breakdown_table;
 pub use csv::csv;
-pub use results::{
-    BackendInfo, Breakdown, ErrorCount, MeasurementInfo, PointResult, Ratio, Results, Unavailable,
-    SCHEMA_VERSION,
-};
-pub use system::System;
-pub use table::{agreement_table, legend, markdown, ratio_tables, unavailable_lines, FLAGS};
+pub use page::{page, run_page, unavailable_lines};
+pub use table::{agreement_table, legend, ratio_tables, FLAGS};
 pub use tails::tails_tables;
-pub use write::{write_outputs, Written};
+
+/// The whole Markdown report (`report.md`): [`page`] in Markdown.
+pub fn markdown(results: &crate::results::Results) -> String {
+    page(results, true)
+}

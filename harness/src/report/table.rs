@@ -12,20 +12,14 @@ use std::fmt::Write;
 use tabled::builder::Builder;
 use tabled::settings::Style;
 
-use crate::config::BatchClass;
-use crate::report::Results;
+use crate::results::{BatchClass, Ratio, Results};
 
 /// Renders every model × batch class table, each under a title line.
 pub fn ratio_tables(results: &Results, markdown: bool) -> String {
     let mut out = String::new();
     for model in &results.config.models {
         for class in [BatchClass::Small, BatchClass::Large] {
-            let rows: Vec<_> = results
-                .results
-                .iter()
-                .filter(|r| r.model == model.name() && r.batch_class == class)
-                .collect();
-            if rows.is_empty() {
+            if results.rows_in(model, class).next().is_none() {
                 continue;
             }
             let title = format!(
@@ -37,7 +31,7 @@ pub fn ratio_tables(results: &Results, markdown: bool) -> String {
             } else {
                 let _ = writeln!(out, "{title}");
             }
-            let table = one_table(results, model.name(), class, markdown);
+            let table = one_table(results, model, class, markdown);
             let _ = writeln!(out, "{table}\n");
         }
     }
@@ -100,7 +94,7 @@ pub fn legend(markdown: bool) -> String {
 }
 
 /// A ratio with its interval: `1.25 [1.18, 1.31]`, `~` when it contains 1.0.
-pub fn ratio_cell(r: &crate::report::Ratio) -> String {
+pub fn ratio_cell(r: &Ratio) -> String {
     format!(
         "{:.2} [{:.2}, {:.2}]{}",
         r.p50_ratio,
@@ -111,11 +105,7 @@ pub fn ratio_cell(r: &crate::report::Ratio) -> String {
 }
 
 fn one_table(results: &Results, model: &str, class: BatchClass, markdown: bool) -> String {
-    let backends: Vec<&str> = results
-        .backends
-        .iter()
-        .map(|b| b.description.name.as_str())
-        .collect();
+    let backends: Vec<&str> = results.backends.iter().map(|b| b.name.as_str()).collect();
     let mut header = vec!["batch".to_string(), "load".to_string()];
     for b in &backends {
         header.push(format!("{b} p50"));
@@ -127,22 +117,14 @@ fn one_table(results: &Results, model: &str, class: BatchClass, markdown: bool) 
     let mut builder = Builder::default();
     builder.push_record(header);
     let loads: Vec<String> = results.config.loads.iter().map(|l| l.label()).collect();
-    let batches = results
-        .config
-        .batches(model.parse().expect("known model"), class);
+    let batches = results.config.batches(model, class);
     for (&batch, load) in batches
         .iter()
         .flat_map(|b| loads.iter().map(move |l| (b, l)))
     {
         let mut row = vec![batch.to_string(), load.clone()];
         for b in &backends {
-            let point = results.results.iter().find(|r| {
-                r.model == model
-                    && r.batch_class == class
-                    && r.batch_size == batch
-                    && &r.load == load
-                    && r.backend == *b
-            });
+            let point = results.row(model, batch, load, b);
             let (p50, mean) = match point.and_then(|p| p.latency_ms.as_ref().map(|l| (p, l))) {
                 Some((p, l)) => (
                     format!("{}{}", ms(l.p50), flag_letters(&p.flags)),
@@ -154,13 +136,7 @@ fn one_table(results: &Results, model: &str, class: BatchClass, markdown: bool) 
             row.push(p50);
             row.push(mean);
             if *b != results.baseline {
-                let ratio = results.ratios.iter().find(|r| {
-                    r.model == model
-                        && r.batch_class == class
-                        && r.batch_size == batch
-                        && &r.load == load
-                        && r.backend == *b
-                });
+                let ratio = results.ratio(model, batch, load, b);
                 row.push(ratio.map_or("-".into(), ratio_cell));
             }
         }
@@ -217,77 +193,6 @@ pub fn agreement_table(results: &Results, markdown: bool) -> String {
         ]);
     }
     render(builder, markdown)
-}
-
-/// One line per backend that could not run.
-pub fn unavailable_lines(results: &Results) -> String {
-    results
-        .unavailable
-        .iter()
-        .map(|u| format!("- {}: {}\n", u.backend, u.reason))
-        .collect()
-}
-
-/// The whole Markdown report.
-pub fn markdown(results: &Results) -> String {
-    let mut out = String::new();
-    let _ = writeln!(out, "# servebench compare, {}\n", results.started_at);
-    let s = &results.system;
-    let _ = writeln!(
-        out,
-        "Machine: {} ({} cores, {} GiB), {}. Workers {}, intra-op threads {}, loads {}, {} trials.\n",
-        s.cpu,
-        s.cores,
-        s.memory_gib,
-        s.os,
-        results.config.workers,
-        results.config.intra_threads,
-        results
-            .config
-            .loads
-            .iter()
-            .map(|l| l.label())
-            .collect::<Vec<_>>()
-            .join(", "),
-        results.config.trials
-    );
-    if results.config.stack == "compose" {
-        let _ = writeln!(
-            out,
-            "Stack: compose (the services of docker-compose.yml).\n"
-        );
-    }
-    let _ = writeln!(out, "## Backends\n");
-    for b in &results.backends {
-        let d = &b.description;
-        let _ = writeln!(
-            out,
-            "- **{}**: {} ({}, {}), {} workers, {} intra-op threads, ready in {:.0} ms",
-            d.name,
-            d.engine,
-            d.protocol,
-            d.device,
-            d.workers,
-            d.intra_threads.map_or("?".to_string(), |t| t.to_string()),
-            b.cold_start_ms
-        );
-    }
-    for d in results.backends.iter().map(|b| &b.description) {
-        if d.details.contains_key("test_peer") {
-            let _ = writeln!(out, "\n**{}** answered from servebench's test peer, not TF Serving: its timings say nothing about TF Serving.", d.name);
-        }
-    }
-    if !results.unavailable.is_empty() {
-        let _ = writeln!(out, "\nNot measured:\n\n{}", unavailable_lines(results));
-    }
-    let _ = writeln!(out, "\n## Agreement with {}\n", results.config.reference);
-    let _ = writeln!(out, "{}\n", agreement_table(results, true));
-    let _ = writeln!(out, "## Latency\n");
-    out.push_str(&ratio_tables(results, true));
-    let _ = writeln!(out, "## Tails\n");
-    out.push_str(&crate::report::tails_tables(results, true));
-    out.push_str(&crate::report::breakdown_table(results, true));
-    out
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use std::fmt::Write;
 use tabled::builder::Builder;
 
 use crate::report::table::{flag_letters, ms, render};
-use crate::report::Results;
+use crate::results::Results;
 
 /// Every model's tails table, each under a title line.
 pub fn tails_tables(results: &Results, markdown: bool) -> String {
@@ -37,15 +37,8 @@ pub fn tails_tables(results: &Results, markdown: bool) -> String {
             "wall s",
             "flags",
         ]);
-        let mut seen = Vec::new();
         let mut any = false;
-        for r in results.results.iter().filter(|r| r.model == model.name()) {
-            // A batch size in both classes is one measurement: show it once.
-            let key = (r.batch_size, &r.load, &r.backend);
-            if seen.contains(&key) {
-                continue;
-            }
-            seen.push(key);
+        for r in results.results.iter().filter(|r| &r.model == model) {
             any = true;
             let opt = |x: Option<f64>| x.map_or("-".to_string(), ms);
             let mut row = vec![

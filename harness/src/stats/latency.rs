@@ -1,13 +1,14 @@
 //! Latency summaries of a point: percentiles, slowest requests, sample counts.
 
 use hdrhistogram::Histogram;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// Confidence MLPerf LoadGen's early stopping asks of a tail percentile.
 const EARLY_STOPPING_CONFIDENCE: f64 = 0.99;
 
 /// Latency figures of one point, in milliseconds.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Latency {
     /// Arithmetic mean.
     pub mean: f64,
@@ -33,7 +34,7 @@ pub struct Latency {
 }
 
 /// The slowest requests, by rank, in milliseconds.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Slowest {
     /// The slowest.
     pub n1: Option<f64>,
@@ -113,9 +114,13 @@ impl Latency {
 mod tests {
     use super::*;
 
+    fn histogram() -> Histogram<u64> {
+        Histogram::new(3).unwrap()
+    }
+
     #[test]
     fn summarises_known_values() {
-        let mut h = crate::load::histogram();
+        let mut h = histogram();
         for us in 1..=1000u64 {
             h.record(us * 1000).unwrap(); // 1 ms .. 1000 ms
         }
@@ -133,7 +138,7 @@ mod tests {
         assert_eq!(l.slowest.n10, Some(991.0));
         assert_eq!(l.slowest.n50, Some(951.0));
         assert_eq!(l.samples, 1000);
-        assert!(Latency::from_histogram(&crate::load::histogram(), &[]).is_none());
+        assert!(Latency::from_histogram(&histogram(), &[]).is_none());
     }
 
     #[test]
@@ -141,7 +146,7 @@ mod tests {
         assert_eq!(min_samples_for(0.99), 459);
         assert_eq!(min_samples_for(0.50), 7);
         let with = |n: u64| {
-            let mut h = crate::load::histogram();
+            let mut h = histogram();
             for i in 0..n {
                 h.record(1000 + i).unwrap();
             }

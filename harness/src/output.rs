@@ -1,8 +1,10 @@
-//! Writing results so that a file is either complete or absent.
+//! Writing a run's files (`results.json`, `report.md`, `results.csv`) so that each is
+//! either complete or absent.
 
 use std::path::{Path, PathBuf};
 
-use crate::report::{markdown, Results};
+use crate::report::{csv, markdown};
+use crate::results::Results;
 use crate::HarnessError;
 
 /// Where a run's outputs went.
@@ -42,7 +44,7 @@ pub fn write_outputs(results: &Results) -> Result<Written, HarnessError> {
     let md = dir.join("report.md");
     atomic_write(&md, markdown(results).as_bytes())?;
     let csv_path = dir.join("results.csv");
-    atomic_write(&csv_path, crate::report::csv(results).as_bytes())?;
+    atomic_write(&csv_path, csv(results).as_bytes())?;
     Ok(Written {
         dir,
         json: json_paths,
@@ -64,6 +66,18 @@ pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<(), HarnessError> {
         let _ = std::fs::remove_file(&tmp);
         output_err(path, e)
     })
+}
+
+impl Written {
+    /// The line naming the files written, as the terminal shows it.
+    pub fn line(&self) -> String {
+        let json: Vec<String> = self.json.iter().map(|p| p.display().to_string()).collect();
+        format!(
+            "Results: {} (JSON), {} (Markdown)",
+            json.join(", "),
+            self.markdown.display()
+        )
+    }
 }
 
 fn output_err(path: &Path, e: std::io::Error) -> HarnessError {

@@ -1,69 +1,13 @@
-//! The JSON results document. Its published schema is `results/schema.json`.
+//! One measured point of one backend, and one backend against the baseline at a point.
 
-use std::collections::BTreeMap;
-
-use contract::Description;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::agreement::Agreement;
-use crate::config::{BatchClass, RunConfig};
 use crate::load::Arrival;
-use crate::report::System;
 use crate::stats::Latency;
 
-/// Version of the results format; bumped on incompatible changes.
-pub const SCHEMA_VERSION: u32 = 2;
-
-/// Everything one `compare` run found.
-#[derive(Debug, Clone, Serialize)]
-pub struct Results {
-    /// [`SCHEMA_VERSION`].
-    pub schema_version: u32,
-    /// Version of the harness.
-    pub servebench_version: String,
-    /// RFC 3339 time the run started.
-    pub started_at: String,
-    /// RFC 3339 time the run finished.
-    pub finished_at: String,
-    /// The validated configuration.
-    pub config: RunConfig,
-    /// The machine and the engines' versions.
-    pub system: System,
-    /// Every backend measured, as it described itself.
-    pub backends: Vec<BackendInfo>,
-    /// The backend ratios are computed against.
-    pub baseline: String,
-    /// Backends that could not run here, and why.
-    pub unavailable: Vec<Unavailable>,
-    /// Agreement of every backend with the reference, per model.
-    pub agreement: Vec<Agreement>,
-    /// One row per model × batch class × batch size × backend.
-    pub results: Vec<PointResult>,
-    /// Each backend against the baseline, per point.
-    pub ratios: Vec<Ratio>,
-}
-
-/// A backend as measured.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct BackendInfo {
-    /// What the backend says about itself.
-    #[serde(flatten)]
-    pub description: Description,
-    /// From opening until ready (model load, server start), in milliseconds.
-    pub cold_start_ms: f64,
-}
-
-/// A backend that could not run.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Unavailable {
-    /// Backend name.
-    pub backend: String,
-    /// The reason, with the command that makes it run.
-    pub reason: String,
-}
-
 /// Failed requests of one kind.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct ErrorCount {
     /// Kind of failure ([`contract::BackendError::kind`]).
     pub kind: String,
@@ -74,7 +18,7 @@ pub struct ErrorCount {
 }
 
 /// Server-side time per request, in milliseconds (backends that report it).
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema)]
 pub struct Breakdown {
     /// Waiting in the server's queue.
     pub queue_ms: f64,
@@ -87,14 +31,12 @@ pub struct Breakdown {
 }
 
 /// One measured point.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct PointResult {
     /// Model name.
     pub model: String,
     /// Backend name.
     pub backend: String,
-    /// Small or large batches.
-    pub batch_class: BatchClass,
     /// Samples per request.
     pub batch_size: usize,
     /// Load level, as the tables label it (`c=2`, `50/s poisson`).
@@ -135,7 +77,7 @@ pub struct PointResult {
 }
 
 /// How a point's figures were obtained.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 pub struct MeasurementInfo {
     /// Trials run.
     pub trials: usize,
@@ -177,12 +119,10 @@ pub struct MeasurementInfo {
 }
 
 /// A backend against the baseline at one point.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct Ratio {
     /// Model name.
     pub model: String,
-    /// Small or large batches.
-    pub batch_class: BatchClass,
     /// Samples per request.
     pub batch_size: usize,
     /// Load level (`c=2`, `50/s poisson`).
@@ -205,14 +145,4 @@ pub struct Ratio {
     pub mean_ci_low: f64,
     /// Upper end of the mean ratio's bootstrap 95 % interval.
     pub mean_ci_high: f64,
-}
-
-impl Results {
-    /// Engine versions by backend, for `system.engines`.
-    pub fn engines(backends: &[BackendInfo]) -> BTreeMap<String, String> {
-        backends
-            .iter()
-            .map(|b| (b.description.name.clone(), b.description.engine.clone()))
-            .collect()
-    }
 }

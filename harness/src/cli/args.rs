@@ -1,0 +1,440 @@
+//! The flags, as typed groups. Each group is flattened into the subcommands that take
+//! it; the parser holds every rule it can say (types, ranges, value lists, conflicts and
+//! requirements), so what is left for [`crate::config`] are the cross-field defaults.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::builder::TypedValueParser;
+use clap::{ArgAction, Args, ValueEnum};
+use contract::Device;
+use fixtures::ModelId;
+
+use crate::load::Arrival;
+use crate::results::Format;
+use crate::stats::stability::WINDOWS;
+
+/// Which backends and models `compare` runs, at which batch sizes.
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Selection")]
+pub struct Selection {
+    /// Backends to compare, comma separated; NAME@LABEL opens a backend once more under
+    /// another label [default: every backend that can run here].
+    #[arg(long, value_delimiter = ',', value_name = "NAMES", action = ArgAction::Set,
+          value_parser = backend_label)]
+    pub backends: Option<Vec<String>>,
+
+    /// Backend the ratios are computed against [default: the first one compared].
+    #[arg(long, value_name = "NAME")]
+    pub baseline: Option<String>,
+
+    /// Models to run, comma separated [default: text-cnn,resnet50; with --quick:
+    /// text-cnn,resnet18].
+    #[arg(long, value_delimiter = ',', value_name = "NAMES", action = ArgAction::Set,
+          value_parser = model())]
+    pub models: Option<Vec<ModelId>>,
+
+    /// Small-batch sizes, for every model [default: 1,2,4,8; with --quick: 1,4].
+    #[arg(long, value_delimiter = ',', value_name = "SIZES", action = ArgAction::Set,
+          value_parser = batch_size())]
+    pub small_batches: Option<Vec<usize>>,
+
+    /// Large-batch sizes for the text-CNN [default: 1,10,100,1000; with --quick: 1,100].
+    #[arg(long, value_delimiter = ',', value_name = "SIZES", action = ArgAction::Set,
+          value_parser = batch_size())]
+    pub large_batches: Option<Vec<usize>>,
+
+    /// Large-batch sizes for the ResNets [default: 1,8,32; with --quick: 1,8].
+    #[arg(long, value_delimiter = ',', value_name = "SIZES", action = ArgAction::Set,
+          value_parser = batch_size())]
+    pub large_batches_resnet: Option<Vec<usize>>,
+}
+
+/// The one target of `harness run`.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Target")]
+pub struct Target {
+    /// Backend to measure (NAME or NAME@LABEL).
+    #[arg(long, value_name = "NAME", value_parser = backend_label)]
+    pub backend: String,
+    /// Model to measure.
+    #[arg(long, value_name = "MODEL", value_parser = model())]
+    pub model: ModelId,
+    /// Samples per request.
+    #[arg(long, value_name = "N", value_parser = batch_size())]
+    pub batch: usize,
+}
+
+/// The engines' resources and the fixtures.
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Workload")]
+pub struct Workload {
+    /// A short run (about a minute): fewer models, batch sizes and shorter windows.
+    #[arg(long, action = ArgAction::Set, num_args = 0..=1, require_equals = true,
+          default_value_t = false, default_missing_value = "true", value_name = "BOOL")]
+    pub quick: bool,
+
+    /// Matched worker count for every backend: in-process executors, server workers or
+    /// model instances [default: 1].
+    #[arg(long, value_name = "N", value_parser = whole::<usize>(1))]
+    pub workers: Option<usize>,
+
+    /// Intra-op threads per worker [default: cores / workers, at least 1].
+    #[arg(long, value_name = "N", value_parser = whole::<usize>(1))]
+    pub intra_threads: Option<usize>,
+
+    /// Device for in-process engines: cpu, cuda or cuda:N [default: cpu].
+    #[arg(long, value_name = "DEVICE", value_parser = device)]
+    pub device: Option<Device>,
+
+    /// Seed of the generated weights and inputs [default: the fixtures' default seed].
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+
+    /// Directory of the generated fixtures [default: fixtures/generated].
+    #[arg(long, value_name = "DIR")]
+    pub fixtures_dir: Option<PathBuf>,
+}
+
+/// The load each point is measured under: a closed or an open loop.
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Load")]
+pub struct LoadArgs {
+    /// Closed loop: requests in flight at once; a list sweeps, such as 1,2,4,8
+    /// [default: the worker count].
+    #[arg(long, value_delimiter = ',', value_name = "N[,N...]", action = ArgAction::Set,
+          value_parser = whole::<usize>(1), conflicts_with = "request_rate")]
+    pub concurrency: Option<Vec<usize>>,
+
+    /// Open loop: scheduled requests per second; a list sweeps, such as 10,50,100.
+    /// Latency counts from the scheduled send time.
+    #[arg(long, value_delimiter = ',', value_name = "R[,R...]", action = ArgAction::Set,
+          value_parser = rate, allow_negative_numbers = true)]
+    pub request_rate: Option<Vec<f64>>,
+
+    /// Open loop: spacing of the sends [default: poisson].
+    #[arg(long, value_enum, requires = "request_rate")]
+    pub arrival: Option<Arrival>,
+
+    /// Open loop: requests in flight at most; a send due beyond it is dropped, counted
+    /// and flagged D [default: 1024].
+    #[arg(long, value_name = "N", value_parser = whole::<usize>(1))]
+    pub max_in_flight: Option<usize>,
+}
+
+/// How long each point is measured, and when its figures are trusted.
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Measurement")]
+pub struct MeasureArgs {
+    /// Length of one measurement window, in seconds (or such as 250ms); a point is a
+    /// series of windows [default: 0.25; with --quick: 0.1].
+    #[arg(long, value_name = "SECONDS", value_parser = seconds, conflicts_with = "requests", allow_negative_numbers = true)]
+    pub duration: Option<Duration>,
+
+    /// Measure a fixed number of requests per window instead of a duration.
+    #[arg(long, value_name = "N", value_parser = whole::<u64>(1))]
+    pub requests: Option<u64>,
+
+    /// Least number of requests a duration window measures, however slow [default: 1].
+    #[arg(long, value_name = "N", value_parser = whole::<u64>(1))]
+    pub min_requests: Option<u64>,
+
+    /// Warm-up requests per point and trial, never counted [default: the concurrency
+    /// or a tenth of a second of the request rate, at least 2, cut short after 1 s].
+    #[arg(long, value_name = "N")]
+    pub warmup: Option<u64>,
+
+    /// Times the whole backend set is measured, in a shuffled, interleaved order
+    /// [default: 3].
+    #[arg(long, value_name = "K", value_parser = whole::<usize>(1))]
+    pub trials: Option<usize>,
+
+    /// Windows per point and trial before giving up on stability (the result is then
+    /// flagged unstable); stability compares the last 3 [default: 6; with --quick: 3].
+    #[arg(long, value_name = "N", value_parser = whole::<usize>(WINDOWS as u64))]
+    pub max_windows: Option<usize>,
+
+    /// Seconds (or such as 1500ms) after which a point's trial starts no new window
+    /// [default: 1.5, with --quick 0.3, at least 3 windows' length].
+    #[arg(long, value_name = "SECONDS", value_parser = seconds, allow_negative_numbers = true)]
+    pub point_budget: Option<Duration>,
+
+    /// Stability tolerance: the last 3 windows agree within this many percent
+    /// [default: 10].
+    #[arg(long, value_name = "PERCENT", value_parser = percent, allow_negative_numbers = true)]
+    pub stability_percent: Option<f64>,
+
+    /// Latency percentile the stability rule watches, above 0 and below 100
+    /// [default: 50].
+    #[arg(long, value_name = "P", value_parser = percentile, allow_negative_numbers = true)]
+    pub percentile: Option<f64>,
+}
+
+/// The agreement check before any timing.
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Agreement")]
+pub struct AgreementArgs {
+    /// Backend whose outputs the others must agree with before timing [default: candle].
+    #[arg(long, value_name = "NAME", value_parser = backend_label)]
+    pub reference: Option<String>,
+
+    /// Absolute tolerance of the agreement check [default: 1e-3].
+    #[arg(long, value_name = "X", value_parser = tolerance, allow_negative_numbers = true)]
+    pub atol: Option<f64>,
+
+    /// Tolerance relative to the largest reference output [default: 1e-3].
+    #[arg(long, value_name = "X", value_parser = tolerance, allow_negative_numbers = true)]
+    pub rtol: Option<f64>,
+
+    /// Fail, instead of excluding the backend, when a backend disagrees with the
+    /// reference (`--strict=false` undoes a config file's `strict = true`).
+    #[arg(long, action = ArgAction::Set, num_args = 0..=1, require_equals = true,
+          default_value_t = false, default_missing_value = "true", value_name = "BOOL")]
+    pub strict: bool,
+}
+
+/// Where and how the results go.
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Output")]
+pub struct OutputArgs {
+    /// TOML file holding any of these settings (keys in snake_case), read as flags
+    /// placed before the command line's own: flags given here override it.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Output on the terminal: table, or csv (perf_analyzer's columns).
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+
+    /// Directory under which each run writes `<timestamp>/` [default: results].
+    #[arg(long, value_name = "DIR")]
+    pub results_dir: Option<PathBuf>,
+
+    /// Also write the JSON results to this file.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+
+    /// No progress output on stderr.
+    #[arg(long, action = ArgAction::Set, num_args = 0..=1, require_equals = true,
+          default_value_t = false, default_missing_value = "true", value_name = "BOOL")]
+    pub quiet: bool,
+}
+
+/// Where the server backends run, and how they are spoken to.
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Servers")]
+pub struct ServerArgs {
+    /// Where the server backends run: local (the harness starts Flask and Triton itself)
+    /// or compose (the services of docker-compose.yml, on their published ports:
+    /// flask 8080, triton 8000/8001, tfserving 8501/8500; URL flags still win).
+    #[arg(long, value_enum, default_value_t = Stack::Local)]
+    pub stack: Stack,
+
+    /// Use the Flask app already serving at this URL (such as http://127.0.0.1:8000)
+    /// instead of starting Gunicorn [default: start one with --workers workers].
+    #[arg(long, value_name = "URL", value_parser = url(8000))]
+    pub flask_url: Option<String>,
+
+    /// Use the Triton server already serving KServe v2 HTTP at this URL (such as
+    /// http://127.0.0.1:8000) for triton-http instead of starting one.
+    #[arg(long, value_name = "URL", value_parser = url(8000))]
+    pub triton_url: Option<String>,
+
+    /// Use the Triton server already serving gRPC at this URL (such as
+    /// http://127.0.0.1:8001) for triton-grpc instead of starting one.
+    #[arg(long, value_name = "URL", value_parser = url(8001))]
+    pub triton_grpc_url: Option<String>,
+
+    /// Tensor encoding of triton-http bodies: json, or binary (Triton's binary tensor
+    /// data extension).
+    #[arg(long, value_enum, default_value_t = HttpBody::Binary)]
+    pub triton_http_body: HttpBody,
+
+    /// Turn on Triton's dynamic batcher in the managed server's model configuration.
+    #[arg(long, action = ArgAction::Set, num_args = 0..=1, require_equals = true,
+          default_value_t = false, default_missing_value = "true", value_name = "BOOL")]
+    pub dynamic_batching: bool,
+
+    /// Use TF Serving's REST API at this URL for tfserving-rest
+    /// [default: http://127.0.0.1:8501, TF Serving's own default].
+    #[arg(long, value_name = "URL", value_parser = url(8501))]
+    pub tfserving_url: Option<String>,
+
+    /// Use TF Serving's gRPC API at this URL for tfserving-grpc
+    /// [default: http://127.0.0.1:8500, TF Serving's own default].
+    #[arg(long, value_name = "URL", value_parser = url(8500))]
+    pub tfserving_grpc_url: Option<String>,
+
+    /// JSON format of tfserving-rest requests: row ({"instances": ...}) or columnar
+    /// ({"inputs": ...}).
+    #[arg(long, value_enum, default_value_t = RestFormat::Row)]
+    pub tfserving_format: RestFormat,
+}
+
+/// Where the server backends run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum Stack {
+    /// The harness starts Flask and Triton itself.
+    #[default]
+    Local,
+    /// The services of docker-compose.yml, on their published ports.
+    Compose,
+}
+
+/// Tensor encoding of triton-http bodies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum HttpBody {
+    /// KServe v2 JSON.
+    Json,
+    /// Triton's binary tensor data extension.
+    #[default]
+    Binary,
+}
+
+/// JSON format of tfserving-rest requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum RestFormat {
+    /// `{"instances": ...}`.
+    #[default]
+    Row,
+    /// `{"inputs": ...}`.
+    Columnar,
+}
+
+/// The name of a [`ValueEnum`] value, as the flags spell it.
+pub fn spelled<T: ValueEnum>(v: &T) -> String {
+    v.to_possible_value()
+        .map(|p| p.get_name().to_string())
+        .unwrap_or_default()
+}
+
+/// A whole number, at least `min`.
+fn whole<T>(min: u64) -> impl TypedValueParser<Value = T>
+where
+    T: TryFrom<u64> + Clone + Send + Sync + 'static,
+{
+    clap::value_parser!(u64).try_map(move |n| {
+        if n < min {
+            return Err(format!("give a whole number of at least {min}"));
+        }
+        T::try_from(n).map_err(|_| format!("{n} is too large"))
+    })
+}
+
+/// A batch size: 1 to 4096 samples.
+fn batch_size() -> impl TypedValueParser<Value = usize> {
+    clap::value_parser!(u64).try_map(|n| {
+        if (1..=4096).contains(&n) {
+            Ok(n as usize)
+        } else {
+            Err("batch sizes are whole numbers from 1 to 4096")
+        }
+    })
+}
+
+/// A model of the fixtures.
+fn model() -> impl TypedValueParser<Value = ModelId> {
+    clap::builder::PossibleValuesParser::new(ModelId::ALL.map(|m| m.name()))
+        .map(|s| s.parse::<ModelId>().expect("a listed model"))
+}
+
+/// `NAME` or `NAME@LABEL` of a backend the harness knows.
+fn backend_label(entry: &str) -> Result<String, String> {
+    let known = crate::registry::names();
+    let (name, label) = match entry.split_once('@') {
+        Some((n, l)) => (n, Some(l)),
+        None => (entry, None),
+    };
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    };
+    if name.trim().is_empty() || label.is_some_and(|l| !label_ok(l)) {
+        return Err(format!(
+            "backend {entry:?} is not valid; give NAME or NAME@LABEL, where LABEL is letters, digits, - or _ (such as candle@a)"
+        ));
+    }
+    if !known.contains(&name) {
+        return Err(format!(
+            "unknown backend {name:?}; known backends: {}",
+            known.join(", ")
+        ));
+    }
+    Ok(entry.to_string())
+}
+
+fn device(s: &str) -> Result<Device, String> {
+    s.parse()
+}
+
+/// A positive length of time: seconds (`0.25`) or with a unit (`250ms`).
+fn seconds(s: &str) -> Result<Duration, String> {
+    let d = match s.parse::<f64>() {
+        Ok(x) if x.is_finite() && x > 0.0 => Duration::from_secs_f64(x),
+        Ok(_) => Duration::ZERO,
+        Err(_) => humantime::parse_duration(s).map_err(|_| {
+            "give a positive number of seconds, such as 0.25, or a length such as 250ms".to_string()
+        })?,
+    };
+    if d.is_zero() {
+        return Err("give a positive number of seconds, such as 0.25".into());
+    }
+    Ok(d)
+}
+
+fn number(s: &str) -> Result<f64, String> {
+    s.parse::<f64>()
+        .ok()
+        .filter(|x| x.is_finite())
+        .ok_or_else(|| "give a number".to_string())
+}
+
+fn rate(s: &str) -> Result<f64, String> {
+    let r = number(s)?;
+    if r > 0.0 {
+        Ok(r)
+    } else {
+        Err("give requests per second above 0, such as 50 or 10,50,100".into())
+    }
+}
+
+fn percent(s: &str) -> Result<f64, String> {
+    let p = number(s)?;
+    if p > 0.0 && p <= 100.0 {
+        Ok(p)
+    } else {
+        Err("give a percentage above 0 and at most 100".into())
+    }
+}
+
+fn percentile(s: &str) -> Result<f64, String> {
+    let p = number(s)?;
+    if p > 0.0 && p < 100.0 {
+        Ok(p)
+    } else {
+        Err("give a latency percentile above 0 and below 100, such as 50 or 99".into())
+    }
+}
+
+fn tolerance(s: &str) -> Result<f64, String> {
+    let x = number(s)?;
+    if x >= 0.0 {
+        Ok(x)
+    } else {
+        Err("give a non-negative number".into())
+    }
+}
+
+/// An `http://` URL, without a trailing slash; the example in the error uses `port`.
+fn url(port: u16) -> impl TypedValueParser<Value = String> {
+    clap::builder::StringValueParser::new().try_map(move |s| {
+        let rest = s.strip_prefix("http://").unwrap_or("");
+        if rest.is_empty() || rest.starts_with('/') || rest.contains(char::is_whitespace) {
+            return Err(format!(
+                "give an http:// URL such as http://127.0.0.1:{port}"
+            ));
+        }
+        Ok(s.trim_end_matches('/').to_string())
+    })
+}

@@ -1,0 +1,143 @@
+//! The command line: typed flag groups ([`args`]) flattened into each subcommand, and
+//! the config file read as flags put before the command line's own ([`file`]).
+//!
+//! What the parser cannot say (defaults that depend on other settings, a baseline that
+//! must be among the backends) is left to [`crate::config`], which turns the parsed
+//! flags into one plan.
+
+pub mod args;
+mod file;
+
+use std::ffi::OsString;
+
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+
+pub use args::{
+    spelled, AgreementArgs, HttpBody, LoadArgs, MeasureArgs, OutputArgs, RestFormat, Selection,
+    ServerArgs, Stack, Target, Workload,
+};
+
+use crate::HarnessError;
+
+/// Command line of the `harness` binary.
+#[derive(Debug, Parser)]
+#[command(
+    name = "harness",
+    version,
+    about = "Compare ways of serving a model on identical workloads.",
+    args_override_self = true
+)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run identical text-CNN and ResNet workloads on every backend and print
+    /// side-by-side latency tables with ratios, for small and large batches.
+    Compare(Box<CompareArgs>),
+    /// Measure one backend on one model and batch size (like perf_analyzer for one
+    /// model) and print one table; writes the JSON results too.
+    Run(Box<RunArgs>),
+    /// List the backends and whether each can run on this machine.
+    Backends,
+    /// Print the JSON schema of `results.json` (the source of `results/schema.json`).
+    Schema,
+}
+
+/// Every group but the selection: what `compare` and `run` share.
+#[derive(Debug, Clone, Default, Args)]
+pub struct Common {
+    /// Resources and fixtures.
+    #[command(flatten)]
+    pub workload: Workload,
+    /// Load levels.
+    #[command(flatten)]
+    pub load: LoadArgs,
+    /// Windows, trials, stability.
+    #[command(flatten)]
+    pub measure: MeasureArgs,
+    /// The agreement check.
+    #[command(flatten)]
+    pub agreement: AgreementArgs,
+    /// Results and terminal output.
+    #[command(flatten)]
+    pub output: OutputArgs,
+    /// Server backends.
+    #[command(flatten)]
+    pub servers: ServerArgs,
+}
+
+/// Flags of `harness compare`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct CompareArgs {
+    /// Backends, models and batch sizes.
+    #[command(flatten)]
+    pub selection: Selection,
+    /// Everything else.
+    #[command(flatten)]
+    pub common: Common,
+}
+
+/// Flags of `harness run`: one target, plus every load and output setting of `compare`.
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// The backend, model and batch size.
+    #[command(flatten)]
+    pub target: Target,
+    /// Everything else.
+    #[command(flatten)]
+    pub common: Common,
+}
+
+/// Why the command line could not be read.
+#[derive(Debug)]
+pub enum ParseError {
+    /// The parser's own message (also `--help` and `--version`).
+    Clap(clap::Error),
+    /// The config file is missing or not valid.
+    File(HarnessError),
+}
+
+/// Parses a command line (the first item is the program name), with the settings of
+/// its `--config` file put before its own flags.
+pub fn parse<I, T>(args: I) -> Result<Cli, ParseError>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let mut args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+    // The subcommand is the first argument after the program name.
+    if let (Some(sub), Some(path)) = (
+        args.get(1).map(|s| s.to_string_lossy().into_owned()),
+        file::config_path(args.get(2..).unwrap_or_default()),
+    ) {
+        let from_file = file::file_args(&path).map_err(ParseError::File)?;
+        check_file(&sub, &path, &from_file).map_err(ParseError::File)?;
+        args.splice(2..2, from_file.into_iter().map(OsString::from));
+    }
+    let matches = Cli::command()
+        .try_get_matches_from(args)
+        .map_err(ParseError::Clap)?;
+    Cli::from_arg_matches(&matches).map_err(ParseError::Clap)
+}
+
+/// Parses the file's flags alone, so that a bad key or value is blamed on the file.
+fn check_file(sub: &str, path: &std::path::Path, flags: &[String]) -> Result<(), HarnessError> {
+    let Some(cmd) = Cli::command().find_subcommand(sub).cloned() else {
+        return Ok(()); // The parser reports an unknown subcommand.
+    };
+    let cmd = cmd.mut_args(|a| a.required(false)).no_binary_name(true);
+    cmd.try_get_matches_from(flags).map(drop).map_err(|e| {
+        let first = e.to_string();
+        let first = first.lines().next().unwrap_or_default();
+        HarnessError::Config(format!(
+            "config file {} is not valid: {}",
+            path.display(),
+            first.strip_prefix("error: ").unwrap_or(first)
+        ))
+    })
+}

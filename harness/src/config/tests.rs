@@ -1,0 +1,343 @@
+//! The cross-field rules, driven through the real parser.
+
+use super::*;
+use crate::cli::{parse, Command, ParseError};
+
+/// The settings of `harness compare ARGS`, or the one sentence that rejects them.
+fn compare(args: &[&str]) -> Result<RunConfig, String> {
+    let argv = ["harness", "compare"].iter().chain(args);
+    match parse(argv.copied()) {
+        Ok(cli) => match cli.command {
+            Command::Compare(a) => RunConfig::compare(*a).map_err(|e| e.to_string()),
+            other => panic!("{other:?}"),
+        },
+        Err(ParseError::Clap(e)) => Err(e.to_string()),
+        Err(ParseError::File(e)) => Err(e.to_string()),
+    }
+}
+
+fn ok(args: &[&str]) -> RunConfig {
+    compare(args).unwrap_or_else(|e| panic!("{args:?}: {e}"))
+}
+
+fn err(args: &[&str]) -> String {
+    compare(args).expect_err("rejected")
+}
+
+#[test]
+fn defaults_are_filled_in() {
+    let c = ok(&[]);
+    assert_eq!(c.backends, crate::registry::names());
+    assert!(!c.backends_explicit);
+    assert_eq!(c.models, [ModelId::TextCnn, ModelId::Resnet50]);
+    assert_eq!((c.workers, c.trials, c.max_windows), (1, 3, 6));
+    assert_eq!(c.loads, [Load::Closed { concurrency: 1 }]);
+    assert_eq!(c.small_batches, [1, 2, 4, 8]);
+    assert_eq!(c.large_batches, [1, 10, 100, 1000]);
+    assert_eq!(c.large_batches_resnet, [1, 8, 32]);
+    assert_eq!((c.percentile, c.stability), (50.0, 0.1));
+    assert_eq!(c.point_budget, Duration::from_millis(1500));
+    assert_eq!(
+        (c.triton_http_body.as_str(), c.tfserving_format.as_str()),
+        ("binary", "row")
+    );
+    assert_eq!(c.stack, "local");
+    let q = ok(&["--quick"]);
+    assert_eq!(q.models, [ModelId::TextCnn, ModelId::Resnet18]);
+    assert_eq!(q.small_batches, [1, 4]);
+}
+
+#[test]
+fn shared_batch_sizes_are_one_point_per_load() {
+    let c = ok(&[
+        "--models=text-cnn",
+        "--small-batches=2,1",
+        "--large-batches=1,100",
+        "--concurrency=1,2",
+    ]);
+    let p = c.points();
+    assert_eq!(p.len(), 6);
+    assert_eq!(
+        (p[0].batch, p[0].load),
+        (1, Load::Closed { concurrency: 1 })
+    );
+    assert_eq!(
+        (p[1].batch, p[1].load),
+        (1, Load::Closed { concurrency: 2 })
+    );
+    assert_eq!(p.iter().filter(|p| p.batch == 1).count(), 2);
+}
+
+#[test]
+fn bad_values_get_one_clear_sentence() {
+    for (args, want) in [
+        (
+            &["--backends", "tensorrt"][..],
+            "unknown backend \"tensorrt\"; known backends: candle",
+        ),
+        (
+            &["--small-batches", "1,0"],
+            "invalid value '0' for '--small-batches",
+        ),
+        (&["--large-batches", ""], "--large-batches"),
+        (
+            &["--models", "bert"],
+            "[possible values: text-cnn, resnet18, resnet50]",
+        ),
+        (
+            &["--workers", "0"],
+            "invalid value '0' for '--workers <N>': give a whole number of at least 1",
+        ),
+        (
+            &["--backends", "candle", "--baseline", "onnxruntime"],
+            "not among the backends compared",
+        ),
+        (
+            &["--requests", "10", "--duration", "1"],
+            "cannot be used with",
+        ),
+        (&["--device", "tpu"], "cpu, cuda or cuda:N"),
+        (
+            &["--percentile", "0"],
+            "invalid value '0' for '--percentile <P>'",
+        ),
+        (&["--stability-percent", "-1"], "--stability-percent"),
+        (
+            &["--point-budget", "0"],
+            "invalid value '0' for '--point-budget",
+        ),
+        (&["--arrival", "poisson"], "--request-rate"),
+        (
+            &["--request-rate", "NaN"],
+            "invalid value 'NaN' for '--request-rate",
+        ),
+        (&["--max-windows", "2"], "give a whole number of at least 3"),
+        (&["--format", "xml"], "[possible values: table, csv]"),
+        (
+            &["--concurrency", "1", "--request-rate", "5"],
+            "cannot be used with",
+        ),
+    ] {
+        let e = err(args);
+        assert!(e.contains(want), "{args:?}: {e}");
+    }
+}
+
+#[test]
+fn flags_override_the_file_booleans_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.toml");
+    std::fs::write(
+        &path,
+        "workers = 2\nmodels = [\"resnet18\"]\nquick = true\nstrict = true\nconcurrency = 2\n",
+    )
+    .unwrap();
+    let file = path.to_str().unwrap();
+    let c = ok(&["--config", file, "--workers", "3"]);
+    assert_eq!(c.workers, 3);
+    assert_eq!(c.models, [ModelId::Resnet18]);
+    assert!(c.quick && c.strict);
+    assert_eq!(c.loads, [Load::Closed { concurrency: 2 }]);
+    let c = ok(&["--strict=false", "--config", file, "--quick=false"]);
+    assert!(!c.strict && !c.quick);
+    // The README's example file.
+    std::fs::write(
+        &path,
+        "backends = [\"candle\", \"onnxruntime\"]\nmodels = [\"text-cnn\", \"resnet18\"]\nworkers = 2\nsmall_batches = [1, 4]\nduration = 2.0\n",
+    )
+    .unwrap();
+    let c = ok(&["--config", file]);
+    assert_eq!(c.backends, ["candle", "onnxruntime"]);
+    assert_eq!(c.small_batches, [1, 4]);
+    assert_eq!(
+        c.window,
+        Window::Duration {
+            seconds: 2.0,
+            min_requests: 1
+        }
+    );
+}
+
+#[test]
+fn bad_config_files_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.toml");
+    let file = path.to_str().unwrap();
+    for (text, want) in [
+        ("wrokers = 2\n", "wrokers"),
+        ("workers = \"two\"\n", "'two' for '--workers"),
+        ("workers = [\n", "unclosed array"),
+    ] {
+        std::fs::write(&path, text).unwrap();
+        let e = err(&["--config", file]);
+        assert!(
+            e.contains("c.toml is not valid") && e.contains(want),
+            "{text}: {e}"
+        );
+    }
+    let e = err(&[
+        "--config",
+        dir.path().join("missing.toml").to_str().unwrap(),
+    ]);
+    assert!(e.contains("cannot read config file"), "{e}");
+}
+
+#[test]
+fn server_settings_and_the_compose_stack() {
+    let c = ok(&[
+        "--triton-url",
+        "http://127.0.0.1:8000/",
+        "--tfserving-url=http://127.0.0.1:9501/",
+        "--triton-http-body=json",
+        "--dynamic-batching",
+    ]);
+    assert_eq!(
+        (c.triton_http_body.as_str(), c.dynamic_batching),
+        ("json", true)
+    );
+    let urls = c.server_urls();
+    assert_eq!(urls["triton-http"], "http://127.0.0.1:8000");
+    assert_eq!(urls["tfserving-rest"], "http://127.0.0.1:9501");
+    assert!(!urls.contains_key("flask") && !urls.contains_key("tfserving-grpc"));
+    for (args, want) in [
+        (
+            &["--triton-http-body", "xml"][..],
+            "[possible values: json, binary]",
+        ),
+        (
+            &["--tfserving-format", "csv"],
+            "[possible values: row, columnar]",
+        ),
+        (&["--stack", "k8s"], "[possible values: local, compose]"),
+        (
+            &["--triton-grpc-url", "127.0.0.1:8001"],
+            "http://127.0.0.1:8001",
+        ),
+        (
+            &["--tfserving-grpc-url", "grpc://x"],
+            "http://127.0.0.1:8500",
+        ),
+    ] {
+        let e = err(args);
+        assert!(e.contains(want), "{args:?}: {e}");
+    }
+    for bad in ["127.0.0.1:8000", "https://x", "http://", "http:// x"] {
+        let e = err(&["--flask-url", bad]);
+        assert!(
+            e.contains("--flask-url") && e.contains("http://"),
+            "{bad}: {e}"
+        );
+    }
+    // compose: every server backend on its published port; a URL flag still wins.
+    let c = ok(&[
+        "--stack",
+        "compose",
+        "--triton-url",
+        "http://127.0.0.1:9000",
+    ]);
+    assert_eq!(c.stack, "compose");
+    let urls = c.server_urls();
+    assert_eq!(urls["flask"], "http://127.0.0.1:8080");
+    assert_eq!(urls["triton-http"], "http://127.0.0.1:9000");
+    assert_eq!(urls["triton-grpc"], "http://127.0.0.1:8001");
+    assert_eq!(urls["tfserving-rest"], "http://127.0.0.1:8501");
+    assert_eq!(urls["tfserving-grpc"], "http://127.0.0.1:8500");
+}
+
+#[test]
+fn loads_from_flags_and_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.toml");
+    let load = |text: &str| {
+        std::fs::write(&path, text).unwrap();
+        ok(&["--config", path.to_str().unwrap()]).loads
+    };
+    assert_eq!(load("concurrency = 2\n"), [Load::Closed { concurrency: 2 }]);
+    assert_eq!(
+        load("concurrency = [1, 2]\n"),
+        [
+            Load::Closed { concurrency: 1 },
+            Load::Closed { concurrency: 2 }
+        ]
+    );
+    assert_eq!(
+        load("request_rate = 50.0\narrival = \"constant\"\n"),
+        [Load::Open {
+            request_rate: 50.0,
+            arrival: Arrival::Constant
+        }]
+    );
+    let c = ok(&["--request-rate", "10,20", "--duration", "250ms"]);
+    assert_eq!(c.loads.len(), 2);
+    assert_eq!(c.loads[0].label(), "10/s poisson");
+    assert_eq!(
+        c.window,
+        Window::Duration {
+            seconds: 0.25,
+            min_requests: 1
+        }
+    );
+}
+
+#[test]
+fn labels_name_two_instances_of_one_backend() {
+    let c = ok(&["--backends", "candle@a,candle@b", "--baseline", "candle@b"]);
+    assert_eq!(c.backends, ["candle@a", "candle@b"]);
+    assert_eq!(backend_type("candle@a"), "candle");
+    for bad in ["candle@", "@a", "candle@a b", "candle@a@b"] {
+        let e = err(&["--backends", bad]);
+        assert!(e.contains("NAME@LABEL"), "{bad}: {e}");
+    }
+    let e = err(&["--backends", "candle,candle"]);
+    assert!(
+        e.contains("given twice") && e.contains("candle@a,candle@b"),
+        "{e}"
+    );
+}
+
+#[test]
+fn run_is_one_target() {
+    let argv = [
+        "harness",
+        "run",
+        "--backend",
+        "candle",
+        "--model",
+        "resnet18",
+        "--batch",
+        "8",
+        "--concurrency",
+        "1,2",
+    ];
+    let Ok(cli) = parse(argv) else { panic!() };
+    let Command::Run(a) = cli.command else {
+        panic!()
+    };
+    let c = RunConfig::run(*a).unwrap();
+    assert_eq!(
+        (c.backends.as_slice(), c.reference.as_str()),
+        (&["candle".to_string()][..], "candle")
+    );
+    let p = c.plan();
+    assert_eq!(p.points.len(), 2);
+    assert!(p
+        .points
+        .iter()
+        .all(|p| p.batch == 8 && p.model == ModelId::Resnet18));
+    assert!(p.record.large_batches.is_empty());
+    let Err(ParseError::Clap(e)) = parse([
+        "harness",
+        "run",
+        "--backend",
+        "candle",
+        "--model",
+        "resnet18",
+        "--batch",
+        "8",
+        "--backends",
+        "x",
+    ]) else {
+        panic!()
+    };
+    assert!(e.to_string().contains("--backends"), "{e}");
+}

@@ -1,0 +1,108 @@
+//! The whole page of a run, assembled once: the terminal prints it plain, `report.md`
+//! is the same page in Markdown with a header about the machine and the backends.
+
+use std::fmt::Write;
+
+use crate::report::{agreement_table, breakdown_table, legend, ratio_tables, tails_tables};
+use crate::results::Results;
+
+/// The page of a `compare` run: test-peer notes, backends not measured, the agreement
+/// check, the ratio tables, the tails and the server-side breakdown. With `markdown`,
+/// a title, the machine and the backends come first and each part has a heading.
+pub fn page(results: &Results, markdown: bool) -> String {
+    let mut out = String::new();
+    if markdown {
+        header(&mut out, results);
+    }
+    for b in results.backends.iter().filter(|b| b.test_peer) {
+        let name = if markdown {
+            format!("**{}**", b.name)
+        } else {
+            b.name.clone()
+        };
+        let _ = writeln!(out, "{}{name} answered from servebench's test peer, not TF Serving: its timings say nothing about TF Serving.{}",
+            if markdown { "\n" } else { "" },
+            if markdown { "" } else { "\n" });
+    }
+    if !results.unavailable.is_empty() {
+        let sep = if markdown { "\n" } else { "" };
+        let _ = writeln!(
+            out,
+            "{sep}Not measured:\n{sep}{}",
+            unavailable_lines(results)
+        );
+    }
+    let reference = &results.config.reference;
+    if markdown {
+        let _ = writeln!(out, "\n## Agreement with {reference}\n");
+        let _ = writeln!(out, "{}\n", agreement_table(results, true));
+        let _ = writeln!(out, "## Latency\n");
+    } else if !results.agreement.is_empty() {
+        let _ = writeln!(
+            out,
+            "Agreement with {reference} (same inputs, before timing):\n{}\n",
+            agreement_table(results, false)
+        );
+    }
+    out.push_str(&ratio_tables(results, markdown));
+    if markdown {
+        let _ = writeln!(out, "## Tails\n");
+    }
+    out.push_str(&tails_tables(results, markdown));
+    out.push_str(&breakdown_table(results, markdown));
+    out
+}
+
+/// The page of `harness run` on the terminal: the tails table and its legend.
+pub fn run_page(results: &Results) -> String {
+    format!("{}{}\n\n", tails_tables(results, false), legend(false))
+}
+
+/// Title, machine and backends of the Markdown report.
+fn header(out: &mut String, results: &Results) {
+    let c = &results.config;
+    let _ = writeln!(out, "# servebench compare, {}\n", results.started_at);
+    let s = &results.system;
+    let loads: Vec<String> = c.loads.iter().map(|l| l.label()).collect();
+    let _ = writeln!(
+        out,
+        "Machine: {} ({} cores, {} GiB), {}. Workers {}, intra-op threads {}, loads {}, {} trials.\n",
+        s.cpu,
+        s.cores,
+        s.memory_gib,
+        s.os,
+        c.workers,
+        c.intra_threads,
+        loads.join(", "),
+        c.trials
+    );
+    if c.stack == "compose" {
+        let _ = writeln!(
+            out,
+            "Stack: compose (the services of docker-compose.yml).\n"
+        );
+    }
+    let _ = writeln!(out, "## Backends\n");
+    for b in &results.backends {
+        let _ = writeln!(
+            out,
+            "- **{}**: {} ({}, {}), {} workers, {} intra-op threads, ready in {:.0} ms",
+            b.name,
+            b.engine,
+            b.protocol,
+            b.device,
+            b.workers,
+            b.intra_threads.map_or("?".to_string(), |t| t.to_string()),
+            b.cold_start_ms
+        );
+    }
+}
+
+/// One line per backend that could not run.
+pub fn unavailable_lines(results: &Results) -> String {
+    results
+        .unavailable
+        .iter()
+        .map(|u| format!("- {}: {}\n", u.backend, u.reason))
+        .collect()
+}

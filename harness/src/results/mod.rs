@@ -1,0 +1,154 @@
+//! The results model: what `results.json` holds, as types that serialise **and**
+//! deserialise, so a results file can be read back (by a `diff`, a re-render, a test).
+//!
+//! It sits above [`crate::load`] and [`crate::stats`] (it stores their loads, windows and
+//! latency figures) and below everything that produces or prints results. It holds no
+//! run configuration type: [`RunRecord`] is a plain, serialisable record of the settings
+//! a run used. The published schema, `results/schema.json`, is generated from these
+//! types ([`schema`]); a test checks that the committed file equals the generated one.
+
+mod point;
+mod record;
+mod system;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+pub use crate::agreement::Agreement;
+pub use point::{Breakdown, ErrorCount, MeasurementInfo, PointResult, Ratio};
+pub use record::{BatchClass, Format, RunRecord};
+pub use system::System;
+
+/// Version of the results format; bumped on incompatible changes.
+/// 3: one row and one ratio per point (no `batch_class`), backends as typed records.
+pub const SCHEMA_VERSION: u32 = 3;
+
+/// Everything one `compare` (or `run`) found.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[schemars(
+    title = "servebench compare results",
+    description = "One `harness compare` (or `harness run`) result: the settings it used, the machine, every backend measured, the agreement check, one row per measured point (model x batch size x load x backend, merged over trials and their stable windows; the small- and large-batch tables select rows by the batch lists of `config`), and one ratio per point against the baseline with bootstrap 95 % intervals. Latencies are milliseconds. Generated from the harness's types: `cargo run -p harness -- schema`."
+)]
+pub struct Results {
+    /// [`SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// Version of the harness.
+    pub servebench_version: String,
+    /// RFC 3339 time the run started.
+    pub started_at: String,
+    /// RFC 3339 time the run finished.
+    pub finished_at: String,
+    /// The settings the run used.
+    pub config: RunRecord,
+    /// The machine and the engines' versions.
+    pub system: System,
+    /// Every backend measured, as it described itself.
+    pub backends: Vec<BackendInfo>,
+    /// The backend ratios are computed against.
+    pub baseline: String,
+    /// Backends that could not run here, and why.
+    pub unavailable: Vec<Unavailable>,
+    /// Agreement of every backend with the reference, per model.
+    pub agreement: Vec<Agreement>,
+    /// One row per model × batch size × load × backend.
+    pub results: Vec<PointResult>,
+    /// Each backend against the baseline, one per point.
+    pub ratios: Vec<Ratio>,
+}
+
+/// A backend as measured: what it said about itself, and its cold start.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct BackendInfo {
+    /// Its name in the run: the backend type, or `NAME@LABEL`.
+    pub name: String,
+    /// Engine and version actually loaded, such as `onnxruntime 1.31.1`.
+    pub engine: String,
+    /// How requests reach the engine: `in-process`, `http` or `grpc`.
+    pub protocol: String,
+    /// Device the model runs on.
+    pub device: String,
+    /// Worker count actually in effect.
+    pub workers: usize,
+    /// Intra-op threads per worker actually in effect, where the backend knows it.
+    pub intra_threads: Option<usize>,
+    /// Anything else the backend recorded (server URL, model variant, batching mode).
+    pub details: std::collections::BTreeMap<String, String>,
+    /// It answered from servebench's test peer, not the real server: its timings say
+    /// nothing about that server.
+    #[serde(default)]
+    pub test_peer: bool,
+    /// From opening until ready (model load, server start), in milliseconds.
+    pub cold_start_ms: f64,
+}
+
+/// A backend that could not run.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct Unavailable {
+    /// Backend name.
+    pub backend: String,
+    /// The reason, with the command that makes it run.
+    pub reason: String,
+}
+
+impl Results {
+    /// Engine versions by backend, for `system.engines`.
+    pub fn engines(backends: &[BackendInfo]) -> std::collections::BTreeMap<String, String> {
+        backends
+            .iter()
+            .map(|b| (b.name.clone(), b.engine.clone()))
+            .collect()
+    }
+
+    /// The rows of `model` in the `class` table: those whose batch size is in that
+    /// class's list. A batch size in both lists is one row, shown in both tables.
+    pub fn rows_in<'a>(
+        &'a self,
+        model: &'a str,
+        class: BatchClass,
+    ) -> impl Iterator<Item = &'a PointResult> + 'a {
+        let batches = self.config.batches(model, class);
+        self.results
+            .iter()
+            .filter(move |r| r.model == model && batches.contains(&r.batch_size))
+    }
+
+    /// The row of one point and backend.
+    pub fn row(
+        &self,
+        model: &str,
+        batch: usize,
+        load: &str,
+        backend: &str,
+    ) -> Option<&PointResult> {
+        self.results.iter().find(|r| {
+            r.model == model && r.batch_size == batch && r.load == load && r.backend == backend
+        })
+    }
+
+    /// The ratio of one point and backend.
+    pub fn ratio(&self, model: &str, batch: usize, load: &str, backend: &str) -> Option<&Ratio> {
+        self.ratios.iter().find(|r| {
+            r.model == model && r.batch_size == batch && r.load == load && r.backend == backend
+        })
+    }
+}
+
+/// The JSON schema of `results.json`, as `results/schema.json` publishes it.
+/// It describes what the harness writes: every field it always writes is required.
+pub fn schema() -> serde_json::Value {
+    let generator = schemars::generate::SchemaSettings::draft2020_12()
+        .for_serialize()
+        .into_generator();
+    let mut schema =
+        serde_json::to_value(generator.into_root_schema_for::<Results>()).expect("schema");
+    if let Some(obj) = schema.as_object_mut() {
+        obj.insert(
+            "$id".into(),
+            "https://servebench.invalid/results/schema.json".into(),
+        );
+    }
+    schema
+}
+
+#[cfg(test)]
+mod tests;

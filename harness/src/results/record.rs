@@ -1,0 +1,142 @@
+//! The settings a run used, as recorded in `results.json` (`config`).
+//!
+//! A plain record, not the harness's run configuration: the CLI and its cross-field
+//! rules live above the results model and fill this in; readers of a results file (the
+//! report, a diff) get the effective values without the parser.
+
+use std::path::PathBuf;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::load::{Load, Window};
+
+/// Terminal output of a run.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema, clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// Side-by-side tables.
+    #[default]
+    Table,
+    /// perf_analyzer-compatible CSV.
+    Csv,
+}
+
+/// Small or large batches: the two tables of the classic TF Serving vs Flask study. A
+/// class is a view over the rows: those whose batch size is in its list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum BatchClass {
+    /// Latency-bound: 1, 2, 4, 8.
+    Small,
+    /// Throughput-bound: up to 1000 for the text-CNN.
+    Large,
+}
+
+impl std::fmt::Display for BatchClass {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            BatchClass::Small => "small",
+            BatchClass::Large => "large",
+        })
+    }
+}
+
+/// The effective settings of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct RunRecord {
+    /// Backends requested, in order (`NAME` or `NAME@LABEL`).
+    pub backends: Vec<String>,
+    /// The user named the backends (then an unavailable one is an error).
+    pub backends_explicit: bool,
+    /// Baseline backend for ratios (`None`: the first backend compared).
+    pub baseline: Option<String>,
+    /// Reference backend for the agreement check.
+    pub reference: String,
+    /// Models, in order.
+    pub models: Vec<String>,
+    /// Matched worker count.
+    pub workers: usize,
+    /// Intra-op threads per worker.
+    pub intra_threads: usize,
+    /// Device for in-process engines (`cpu`, `cuda:N`).
+    pub device: String,
+    /// Small batch sizes.
+    pub small_batches: Vec<usize>,
+    /// Large batch sizes for the text-CNN.
+    pub large_batches: Vec<usize>,
+    /// Large batch sizes for the ResNets.
+    pub large_batches_resnet: Vec<usize>,
+    /// Measurement window.
+    pub window: Window,
+    /// Warm-up requests per point and trial (`None`: from the load).
+    pub warmup: Option<u64>,
+    /// Seed of weights and inputs.
+    pub seed: u64,
+    /// Absolute tolerance of the agreement check.
+    pub atol: f64,
+    /// Agreement tolerance relative to the reference's largest output.
+    pub rtol: f64,
+    /// Disagreement is an error.
+    pub strict: bool,
+    /// Short run.
+    pub quick: bool,
+    /// Fixture directory.
+    pub fixtures_dir: PathBuf,
+    /// Results directory.
+    pub results_dir: PathBuf,
+    /// Extra JSON output path.
+    pub json: Option<PathBuf>,
+    /// Existing Flask server (`None`: the harness starts Gunicorn).
+    pub flask_url: Option<String>,
+    /// Existing Triton HTTP endpoint (`None`: the harness starts Triton).
+    pub triton_url: Option<String>,
+    /// Existing Triton gRPC endpoint (`None`: the harness starts Triton).
+    pub triton_grpc_url: Option<String>,
+    /// `json` or `binary` bodies for triton-http.
+    pub triton_http_body: String,
+    /// Triton's dynamic batcher on.
+    pub dynamic_batching: bool,
+    /// Existing TF Serving REST endpoint (`None`: TF Serving's default port).
+    pub tfserving_url: Option<String>,
+    /// Existing TF Serving gRPC endpoint (`None`: TF Serving's default port).
+    pub tfserving_grpc_url: Option<String>,
+    /// `row` or `columnar` bodies for tfserving-rest.
+    pub tfserving_format: String,
+    /// `local` or `compose`: where the server backends run.
+    pub stack: String,
+    /// Load levels, each measured at every batch size.
+    pub loads: Vec<Load>,
+    /// Open loop: requests in flight at most; a send due beyond it was dropped.
+    #[serde(default = "default_max_in_flight")]
+    pub max_in_flight: usize,
+    /// Times the backend set is measured.
+    pub trials: usize,
+    /// Windows per point and trial at most.
+    pub max_windows: usize,
+    /// Seconds after which a point's trial starts no new window.
+    pub point_budget_s: f64,
+    /// Stability tolerance, a fraction (0.1 = ±10 %).
+    pub stability: f64,
+    /// Stabilising latency percentile.
+    pub percentile: f64,
+    /// Terminal output.
+    pub format: Format,
+}
+
+impl RunRecord {
+    /// Batch sizes of the `class` table of `model` (empty for an unknown model).
+    pub fn batches(&self, model: &str, class: BatchClass) -> &[usize] {
+        match (class, model) {
+            (BatchClass::Small, _) => &self.small_batches,
+            (BatchClass::Large, m) if m == fixtures::ModelId::TextCnn.name() => &self.large_batches,
+            (BatchClass::Large, _) => &self.large_batches_resnet,
+        }
+    }
+}
+
+/// `max_in_flight` of results written before it existed: the default.
+fn default_max_in_flight() -> usize {
+    crate::load::DEFAULT_MAX_IN_FLIGHT
+}
