@@ -143,8 +143,15 @@ fn poisson_open_loop_on_two_engines() {
                 .iter()
                 .map(|f| f.as_str().unwrap())
                 .collect();
-            // The late-sends flag is set exactly when more than 1 % started late.
+            // The late-sends flag is set exactly when more than 1 % started late; the
+            // client is idle at 8 sends/s, and nothing is dropped.
             assert_eq!(flags.contains(&"late-sends"), late > 0.01, "{r}");
+            assert!(!flags.contains(&"client-bound"), "{r}");
+            assert_eq!(m["dropped_sends"], 0, "{r}");
+            assert!(
+                m["p99_lag_ms"].as_f64().unwrap() <= m["max_lag_ms"].as_f64().unwrap() + 1e-3,
+                "{r}"
+            );
             assert_eq!(r["errors"], 0, "{r}");
             assert!(r["latency_ms"]["p50"].as_f64().unwrap() > 0.0, "{r}");
         }

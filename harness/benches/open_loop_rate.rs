@@ -1,7 +1,8 @@
 //! How fast the open-loop generator can send, and its CPU cost per request.
 //!
 //! The backend is an in-process no-op (it answers at once), so everything measured is
-//! the harness: scheduling a send, spawning its task, timing it, recording it. The
+//! the harness: scheduling a send, making it on the sender thread, timing it, recording
+//! it in the collector. The
 //! schedule asks for far more than can be sent (10 million per second), so the loop
 //! runs flat out; criterion reports the time per window of [`SENDS`] sends (its
 //! throughput line is the maximum send rate). Afterwards one long window is timed by
@@ -9,54 +10,22 @@
 //! backend's own rate mean the client is not the bottleneck; compare with the
 //! `client-bound` flag of real runs.
 
+mod doubles;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use contract::{Backend, BackendError, Description, Prepared, Protocol, Tensor};
+use contract::{Backend, Prepared};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use harness::load::schedule::Schedule;
-use harness::load::{cpu, open_loop, Arrival, Window};
+use harness::load::{cpu, open_loop, Arrival, Window, DEFAULT_MAX_IN_FLIGHT};
 
 /// Sends per measured window.
 const SENDS: u64 = 20_000;
 
-/// A backend that does nothing: the cost of the harness alone.
-struct NoOp;
-
-#[async_trait::async_trait]
-impl Backend for NoOp {
-    fn describe(&self) -> Description {
-        Description {
-            name: "no-op".into(),
-            engine: "bench double".into(),
-            protocol: Protocol::InProcess,
-            device: "cpu".into(),
-            workers: 1,
-            intra_threads: None,
-            models: vec![],
-            served_by_test_peer: false,
-            details: Default::default(),
-        }
-    }
-    async fn health(&self) -> Result<(), BackendError> {
-        Ok(())
-    }
-    async fn infer(&self, _: &Prepared) -> Result<Vec<Tensor>, BackendError> {
-        Ok(vec![])
-    }
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .thread_name(cpu::CLIENT_THREAD_NAME)
-        .enable_all()
-        .build()
-        .expect("a runtime")
-}
-
 fn open_loop_rate(c: &mut Criterion) {
-    let rt = runtime();
-    let backend: Arc<dyn Backend> = Arc::new(NoOp);
+    let rt = doubles::runtime(None);
+    let backend: Arc<dyn Backend> = Arc::new(doubles::NoOp);
     let request = Arc::new(Prepared::new("m", vec![]));
     let mut group = c.benchmark_group("open_loop");
     group.throughput(Throughput::Elements(SENDS));
@@ -66,14 +35,16 @@ fn open_loop_rate(c: &mut Criterion) {
             let mut total = Duration::ZERO;
             for i in 0..iters {
                 let mut s = Schedule::new(1e7, Arrival::Constant, i);
+                let t0 = Instant::now();
                 let m = rt.block_on(open_loop(
                     backend.clone(),
                     request.clone(),
                     &mut s,
                     Window::Requests(SENDS),
+                    DEFAULT_MAX_IN_FLIGHT,
                 ));
+                total += t0.elapsed();
                 assert_eq!(m.ok(), SENDS);
-                total += m.wall;
             }
             total
         })
@@ -85,7 +56,13 @@ fn open_loop_rate(c: &mut Criterion) {
     let mut s = Schedule::new(1e7, Arrival::Poisson, 1);
     let cpu0 = cpu::client_cpu_time();
     let t0 = Instant::now();
-    let m = rt.block_on(open_loop(backend, request, &mut s, Window::Requests(n)));
+    let m = rt.block_on(open_loop(
+        backend,
+        request,
+        &mut s,
+        Window::Requests(n),
+        DEFAULT_MAX_IN_FLIGHT,
+    ));
     let wall = t0.elapsed();
     let cpu1 = cpu::client_cpu_time();
     println!(

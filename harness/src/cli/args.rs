@@ -115,6 +115,11 @@ pub struct LoadArgs {
     /// Open loop: spacing of the sends [default: poisson].
     #[arg(long, value_enum, requires = "request_rate")]
     pub arrival: Option<Arrival>,
+
+    /// Open loop: requests in flight at most; a send due beyond it is dropped, counted
+    /// and flagged D [default: 1024].
+    #[arg(long, value_name = "N", value_parser = whole::<usize>(1))]
+    pub max_in_flight: Option<usize>,
 }
 
 /// How long each point is measured, and when its figures are trusted.

@@ -139,6 +139,7 @@ async fn trial(
         budget: cfg.budget,
         tolerance: cfg.stability,
         percentile: cfg.percentile,
+        max_in_flight: cfg.max_in_flight,
     };
     let before = server_stats(o, point.model).await;
     let series = series::run(&o.backend, request, point.load, spec, seed).await;
@@ -192,7 +193,7 @@ fn summarise(o: &Opened, point: &Point, trials: Vec<Trial>, seed: u64) -> PointR
         ..Default::default()
     };
     let (mut sends, mut late, mut lag) = (0u64, 0u64, Duration::ZERO);
-    let mut max_lag = Duration::ZERO;
+    let (mut max_lag, mut lags, mut dropped) = (Duration::ZERO, crate::load::lag_histogram(), 0);
     let mut client_cpu: Option<f64> = None;
     for (t, trial) in trials.iter().enumerate() {
         let s = &trial.series;
@@ -205,6 +206,8 @@ fn summarise(o: &Opened, point: &Point, trials: Vec<Trial>, seed: u64) -> PointR
             late += w.late;
             lag += w.total_lag;
             max_lag = max_lag.max(w.max_lag);
+            lags.add(&w.lag).expect("same bounds");
+            dropped += w.dropped;
         }
         let mut this_trial = Measurement::empty();
         let mut trial_samples = Vec::new();
@@ -231,10 +234,13 @@ fn summarise(o: &Opened, point: &Point, trials: Vec<Trial>, seed: u64) -> PointR
     if open && sends > 0 {
         info.mean_lag_ms = lag.as_secs_f64() * 1000.0 / sends as f64;
         info.max_lag_ms = max_lag.as_secs_f64() * 1000.0;
+        // The histogram rounds up within its precision; the exact maximum bounds it.
+        info.p99_lag_ms = (lags.value_at_quantile(0.99) as f64 / 1e6).min(info.max_lag_ms);
     }
+    info.dropped_sends = dropped;
     info.client_cpu = client_cpu;
     let late_flag = info.late_fraction > LATE_LIMIT;
-    info.client_bound = client_cpu.is_some_and(|c| c > cpu::SATURATED) || late_flag;
+    info.client_bound = client_cpu.is_some_and(|c| c > cpu::SATURATED);
 
     let latency = Latency::from_histogram(&merged.histogram, &merged.slowest);
     let mut flags = Vec::new();
@@ -247,6 +253,9 @@ fn summarise(o: &Opened, point: &Point, trials: Vec<Trial>, seed: u64) -> PointR
     if late_flag {
         flags.push("late-sends".into());
     }
+    if dropped > 0 {
+        flags.push("dropped-sends".into());
+    }
     if latency
         .as_ref()
         .is_some_and(|l| l.few_samples.iter().any(|p| p == "p99"))
@@ -254,7 +263,7 @@ fn summarise(o: &Opened, point: &Point, trials: Vec<Trial>, seed: u64) -> PointR
         flags.push("few-samples".into());
     }
     let seconds = merged.wall.as_secs_f64();
-    let (throughput_rps, samples_per_s) = stats::throughput(merged.ok(), point.batch, seconds);
+    let (throughput_rps, samples_per_s) = stats::throughput(merged.completed, point.batch, seconds);
     let servers: Vec<Breakdown> = trials.iter().filter_map(|t| t.server).collect();
     PointResult {
         model: point.model.name().into(),

@@ -51,6 +51,8 @@ pub struct Measure {
     pub percentile: f64,
     /// Warm-up requests per point and trial (`None`: from the load).
     pub warmup: Option<u64>,
+    /// Open loop: requests in flight at most; sends beyond are dropped and counted.
+    pub max_in_flight: usize,
 }
 
 /// Everything a run does, decided before it starts.

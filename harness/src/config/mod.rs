@@ -198,6 +198,10 @@ impl RunConfig {
                 c.load.arrival,
                 workers,
             ),
+            max_in_flight: c
+                .load
+                .max_in_flight
+                .unwrap_or(crate::load::DEFAULT_MAX_IN_FLIGHT),
             trials: m.trials.unwrap_or(3),
             max_windows: m.max_windows.unwrap_or(if quick { 3 } else { 6 }),
             point_budget_s: point_budget.as_secs_f64(),

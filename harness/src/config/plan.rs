@@ -56,6 +56,7 @@ impl RunConfig {
                 stability: self.stability,
                 percentile: self.percentile,
                 warmup: self.warmup,
+                max_in_flight: self.max_in_flight,
             },
             quiet: self.quiet,
             record: self.record.clone(),

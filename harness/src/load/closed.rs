@@ -43,6 +43,7 @@ pub async fn closed_loop(
     }
     total.wall = begin.elapsed();
     total.sends = total.ok() + total.failed();
+    total.completed = total.ok();
     cpu0.finish_into(&mut total);
     total
 }

@@ -16,9 +16,17 @@ pub const SAMPLE_CAP: usize = 2048;
 /// How many of the slowest latencies each window keeps exactly (slowest 1st..50th).
 pub const SLOWEST_KEPT: usize = 50;
 
+/// Largest send lag a lag histogram holds: ten seconds, in ns.
+pub const MAX_LAG_NS: u64 = 10_000_000_000;
+
 /// A fresh latency histogram.
 pub fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, MAX_LATENCY_US, 3).expect("constant bounds are valid")
+}
+
+/// A fresh send-lag histogram: ns, two significant digits (small: one per window).
+pub fn lag_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, MAX_LAG_NS, 2).expect("constant bounds are valid")
 }
 
 /// What one measurement window saw.
@@ -34,10 +42,21 @@ pub struct Measurement {
     pub errors: BTreeMap<String, u64>,
     /// One message per error kind, the first seen.
     pub error_messages: BTreeMap<String, String>,
-    /// From the first send to the last answer.
+    /// Closed loop: from the first send to the last answer. Open loop: the window's
+    /// slice of the arrival process, from its start to the next window's.
     pub wall: Duration,
+    /// Successful answers that came back during the window, whichever window sent them
+    /// (closed loop: every successful request); throughput counts these.
+    pub completed: u64,
     /// Open loop: sends made (closed loop: requests started).
     pub sends: u64,
+    /// Open loop: sends not made because [`super::open::OpenSpec::max_in_flight`]
+    /// requests were already in flight.
+    pub dropped: u64,
+    /// Open loop: each send's lag behind its schedule, ns.
+    pub lag: Histogram<u64>,
+    /// Open loop: time the sender thread spent handing requests over (not waiting).
+    pub sender_busy: Duration,
     /// Open loop: sends that started more than [`super::LATE_AFTER`] behind schedule.
     pub late: u64,
     /// Open loop: largest lag of a send behind its schedule.
@@ -61,7 +80,11 @@ impl Measurement {
             errors: BTreeMap::new(),
             error_messages: BTreeMap::new(),
             wall: Duration::ZERO,
+            completed: 0,
             sends: 0,
+            dropped: 0,
+            lag: lag_histogram(),
+            sender_busy: Duration::ZERO,
             late: 0,
             max_lag: Duration::ZERO,
             total_lag: Duration::ZERO,
@@ -80,21 +103,33 @@ impl Measurement {
         self.errors.values().sum()
     }
 
-    /// Successful requests per second.
+    /// Successful answers per second ([`Measurement::completed`] over the wall time).
     pub fn throughput(&self) -> f64 {
         let s = self.wall.as_secs_f64();
         if s > 0.0 {
-            self.ok() as f64 / s
+            self.completed as f64 / s
         } else {
             0.0
         }
     }
 
-    /// Client CPU per client thread, as a fraction of the wall time (1.0: saturated).
+    /// How busy the client was, as a fraction of the wall time (1.0: saturated): the
+    /// async worker threads' CPU per thread, or the open loop's sender thread's hand-off
+    /// time (its waiting excluded), whichever is higher.
     pub fn client_load(&self) -> Option<f64> {
         let cpu = self.client_cpu_s?;
         let s = self.wall.as_secs_f64();
-        (s > 0.0 && self.client_threads > 0).then(|| cpu / (s * self.client_threads as f64))
+        let workers =
+            (s > 0.0 && self.client_threads > 0).then(|| cpu / (s * self.client_threads as f64))?;
+        Some(workers.max(self.sender_busy.as_secs_f64() / s))
+    }
+
+    /// Open loop: mean lag of a send behind its schedule.
+    pub fn mean_lag(&self) -> Duration {
+        match u32::try_from(self.sends) {
+            Ok(n) if n > 0 => self.total_lag / n,
+            _ => Duration::ZERO,
+        }
     }
 
     /// Adds `other` (a window of the same series, or another task's part): counts add,
@@ -115,7 +150,11 @@ impl Measurement {
                 .or_insert_with(|| msg.clone());
         }
         self.wall += other.wall;
+        self.completed += other.completed;
         self.sends += other.sends;
+        self.dropped += other.dropped;
+        self.lag.add(&other.lag).expect("same bounds merge");
+        self.sender_busy += other.sender_busy;
         self.late += other.late;
         self.max_lag = self.max_lag.max(other.max_lag);
         self.total_lag += other.total_lag;
@@ -227,6 +266,8 @@ impl Recorder {
     /// Records a send's lag behind its schedule (open loop).
     pub fn send(&mut self, lag: Duration) {
         self.m.sends += 1;
+        let ns = (lag.as_nanos() as u64).min(MAX_LAG_NS);
+        self.m.lag.saturating_record(ns);
         self.m.total_lag += lag;
         self.m.max_lag = self.m.max_lag.max(lag);
         if lag > super::LATE_AFTER {

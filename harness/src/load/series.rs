@@ -6,12 +6,17 @@
 //! the budget still gets one window). A series that stops without agreeing is
 //! **unstable**: reported with a flag, never an error. The reported figures merge the
 //! last three windows (the stable ones), or every window when fewer ran.
+//!
+//! A closed loop runs each window on its own. An open loop runs one arrival process for
+//! the whole series ([`OpenLoop`]): its windows are consecutive slices, and it drains
+//! only at the end.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use contract::{Backend, Prepared};
 
+use super::open::{OpenLoop, OpenSpec};
 use super::schedule::Schedule;
 use super::{closed_loop, open_loop, Load, Measurement, Window};
 use crate::stats::stability::{self, WindowFigures};
@@ -29,6 +34,8 @@ pub struct SeriesSpec {
     pub tolerance: f64,
     /// Stabilising latency percentile, 0..100.
     pub percentile: f64,
+    /// Open loop: requests in flight at most; sends beyond are dropped and counted.
+    pub max_in_flight: usize,
 }
 
 /// The windows of one series.
@@ -56,7 +63,8 @@ pub fn figures(m: &Measurement, percentile: f64) -> WindowFigures {
     }
 }
 
-/// Runs one window of `load`.
+/// Runs one window of `load` on its own (an open loop starts, and drains, for it):
+/// warm-ups. `schedule` keeps an open loop's random stream from one call to the next.
 pub async fn window(
     backend: &Arc<dyn Backend>,
     request: &Arc<Prepared>,
@@ -64,22 +72,51 @@ pub async fn window(
     schedule: &mut Option<Schedule>,
     window: Window,
 ) -> Measurement {
-    match (load, schedule) {
-        (Load::Open { .. }, Some(s)) => {
-            open_loop(backend.clone(), request.clone(), s, window).await
+    match load {
+        Load::Open {
+            request_rate,
+            arrival,
+        } => {
+            let s = schedule.get_or_insert_with(|| Schedule::new(request_rate, arrival, 0));
+            let cap = super::DEFAULT_MAX_IN_FLIGHT;
+            open_loop(backend.clone(), request.clone(), s, window, cap).await
         }
-        (
-            Load::Open {
-                request_rate,
-                arrival,
-            },
-            s,
-        ) => {
-            let sched = s.insert(Schedule::new(request_rate, arrival, 0));
-            open_loop(backend.clone(), request.clone(), sched, window).await
-        }
-        (Load::Closed { concurrency }, _) => {
+        Load::Closed { concurrency } => {
             closed_loop(backend.clone(), request.clone(), concurrency, window).await
+        }
+    }
+}
+
+/// Where a series' windows come from.
+enum Source<'a> {
+    Closed {
+        backend: &'a Arc<dyn Backend>,
+        request: &'a Arc<Prepared>,
+        concurrency: usize,
+        window: Window,
+    },
+    Open(OpenLoop),
+}
+
+impl Source<'_> {
+    async fn next(&mut self) -> Option<Measurement> {
+        match self {
+            Source::Closed {
+                backend,
+                request,
+                concurrency,
+                window,
+            } => {
+                let (b, r) = ((*backend).clone(), (*request).clone());
+                Some(closed_loop(b, r, *concurrency, *window).await)
+            }
+            Source::Open(lp) => lp.next_window().await,
+        }
+    }
+
+    async fn finish(self) {
+        if let Source::Open(lp) = self {
+            lp.finish().await;
         }
     }
 }
@@ -93,34 +130,46 @@ pub async fn run(
     spec: SeriesSpec,
     seed: u64,
 ) -> Series {
-    let mut schedule = match load {
+    let mut source = match load {
         Load::Open {
             request_rate,
             arrival,
-        } => Some(Schedule::new(request_rate, arrival, seed)),
-        Load::Closed { .. } => None,
+        } => Source::Open(OpenLoop::start(
+            backend.clone(),
+            request.clone(),
+            Schedule::new(request_rate, arrival, seed),
+            OpenSpec {
+                window: spec.window,
+                max_windows: Some(spec.max_windows),
+                max_in_flight: spec.max_in_flight,
+            },
+        )),
+        Load::Closed { concurrency } => Source::Closed {
+            backend,
+            request,
+            concurrency,
+            window: spec.window,
+        },
     };
     let begin = Instant::now();
     let mut windows = Vec::new();
     let mut figs = Vec::new();
-    loop {
-        let m = window(backend, request, load, &mut schedule, spec.window).await;
+    let stable = loop {
+        let Some(m) = source.next().await else {
+            break false;
+        };
         let nothing = m.ok() == 0;
         figs.push(figures(&m, spec.percentile));
         windows.push(m);
         if stability::is_stable(&figs, spec.tolerance) {
-            return Series {
-                windows,
-                stable: true,
-            };
+            break true;
         }
         if nothing || windows.len() >= spec.max_windows || begin.elapsed() >= spec.budget {
-            return Series {
-                windows,
-                stable: false,
-            };
+            break false;
         }
-    }
+    };
+    source.finish().await;
+    Series { windows, stable }
 }
 
 #[cfg(test)]
@@ -151,6 +200,7 @@ mod tests {
                 budget: Duration::from_secs(10),
                 tolerance: 0.5,
                 percentile: 50.0,
+                max_in_flight: 1024,
             },
         );
         assert!(s.stable);
@@ -167,6 +217,7 @@ mod tests {
             budget: Duration::from_secs(10),
             tolerance: 0.0,
             percentile: 50.0,
+            max_in_flight: 1024,
         };
         let s = series(2, spec);
         assert!(!s.stable);

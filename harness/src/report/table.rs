@@ -42,7 +42,7 @@ pub fn ratio_tables(results: &Results, markdown: bool) -> String {
 }
 
 /// Flags shown after a p50, and what they mean.
-pub const FLAGS: [(&str, &str, &str); 4] = [
+pub const FLAGS: [(&str, &str, &str); 5] = [
     (
         "unstable",
         "U",
@@ -51,12 +51,17 @@ pub const FLAGS: [(&str, &str, &str); 4] = [
     (
         "client-bound",
         "C",
-        "client-bound: the harness's own threads were saturated or fell behind schedule",
+        "client-bound: the harness's own threads were saturated (their CPU)",
     ),
     (
         "late-sends",
         "L",
-        "more than 1% of open-loop sends started late",
+        "more than 1% of open-loop sends started more than 1 ms late",
+    ),
+    (
+        "dropped-sends",
+        "D",
+        "open-loop sends dropped: --max-in-flight requests were already in flight",
     ),
     (
         "few-samples",

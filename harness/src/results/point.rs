@@ -67,7 +67,8 @@ pub struct PointResult {
     pub server: Option<Breakdown>,
     /// How the figures were obtained: trials, windows, stability, client health.
     pub measurement: MeasurementInfo,
-    /// Short flags for tables: `unstable`, `client-bound`, `late-sends`, `few-samples`.
+    /// Short flags for tables: `unstable`, `client-bound`, `late-sends`, `dropped-sends`,
+    /// `few-samples`.
     pub flags: Vec<String>,
     /// Latency samples (µs) of each trial's reported windows, for the bootstrap; not
     /// written.
@@ -94,7 +95,7 @@ pub struct MeasurementInfo {
     pub total_wall_s: f64,
     /// Sends made (open loop) or requests started (closed loop).
     pub sends: u64,
-    /// Open loop: sends that started more than 2 ms behind schedule.
+    /// Open loop: sends that started more than 1 ms behind schedule.
     pub late_sends: u64,
     /// `late_sends / sends`.
     pub late_fraction: f64,
@@ -102,11 +103,18 @@ pub struct MeasurementInfo {
     pub mean_lag_ms: f64,
     /// Open loop: largest lag of a send behind schedule, ms.
     pub max_lag_ms: f64,
+    /// Open loop: 99th percentile of a send's lag behind schedule, ms.
+    #[serde(default)]
+    pub p99_lag_ms: f64,
+    /// Open loop: sends not made because `--max-in-flight` requests were in flight.
+    #[serde(default)]
+    pub dropped_sends: u64,
     /// Busiest trial's client CPU per async worker thread, as a fraction of wall time
     /// (`None` where it cannot be read).
     pub client_cpu: Option<f64>,
-    /// The load generator was saturated or fell behind schedule: the figures may
-    /// describe the client rather than the backend.
+    /// The load generator's threads were saturated (CPU of the async workers, hand-off
+    /// time of the open loop's sender): the figures may describe the client rather than
+    /// the backend. Lateness alone is `late-sends`.
     pub client_bound: bool,
 }
 

@@ -108,6 +108,9 @@ pub struct RunRecord {
     pub stack: String,
     /// Load levels, each measured at every batch size.
     pub loads: Vec<Load>,
+    /// Open loop: requests in flight at most; a send due beyond it was dropped.
+    #[serde(default = "default_max_in_flight")]
+    pub max_in_flight: usize,
     /// Times the backend set is measured.
     pub trials: usize,
     /// Windows per point and trial at most.
@@ -131,4 +134,9 @@ impl RunRecord {
             (BatchClass::Large, _) => &self.large_batches_resnet,
         }
     }
+}
+
+/// `max_in_flight` of results written before it existed: the default.
+fn default_max_in_flight() -> usize {
+    crate::load::DEFAULT_MAX_IN_FLIGHT
 }
