@@ -52,3 +52,20 @@ pub fn schema_errors(doc: &serde_json::Value) -> Vec<String> {
         .map(|e| format!("{} at {}", e, e.instance_path))
         .collect()
 }
+
+/// True when the default terminal page has a row for `backend` with a p50 ratio
+/// (`1.25 [1.18, 1.31]`): the narrow tables have one row per backend.
+pub fn has_ratio_row(stdout: &str, backend: &str) -> bool {
+    stdout.lines().any(|line| {
+        let cells: Vec<&str> = line.split('│').map(str::trim).collect();
+        cells.contains(&backend)
+            && cells
+                .iter()
+                .any(|c| c.contains(" [") && c.ends_with(']') || c.ends_with("] ~"))
+    })
+}
+
+/// Characters in the widest line of `text`.
+pub fn widest_line(text: &str) -> usize {
+    text.lines().map(|l| l.chars().count()).max().unwrap_or(0)
+}

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{harness, result_files, schema_errors, text};
+use common::{harness, has_ratio_row, result_files, schema_errors, text, widest_line};
 
 #[test]
 fn quick_compare_measures_both_backends_on_both_models() {
@@ -35,7 +35,11 @@ fn quick_compare_measures_both_backends_on_both_models() {
     ] {
         assert!(stdout.contains(title), "missing {title:?} in:\n{stdout}");
     }
-    assert!(stdout.contains("onnxruntime ratio"), "{stdout}");
+    assert!(has_ratio_row(&stdout, "onnxruntime"), "{stdout}");
+    assert!(
+        widest_line(&stdout) <= 120,
+        "wider than 120 columns:\n{stdout}"
+    );
 
     // The results directory and --json hold the same complete document.
     let files = result_files(out_dir.path());

@@ -18,7 +18,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use adapter_flask::server::{self, ManagedServer, ServerConfig};
-use common::{result_files, schema_errors, text};
+use common::{has_ratio_row, result_files, schema_errors, text};
 use contract::{Backend, Protocol, Tensor};
 use error_kinds::{assert_kind, Double};
 use fixtures::ModelId;
@@ -127,7 +127,7 @@ fn compare_measures_flask_with_agreement_and_stops_every_process() {
     .unwrap();
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
-    assert!(stdout.contains("flask ratio"), "{stdout}");
+    assert!(has_ratio_row(&stdout, "flask"), "{stdout}");
 
     let files = result_files(dir.path());
     let doc: serde_json::Value =

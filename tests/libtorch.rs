@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{harness, result_files, schema_errors, text};
+use common::{harness, has_ratio_row, result_files, schema_errors, text};
 use fixtures::{ModelFiles, ModelId};
 
 #[test]
@@ -34,10 +34,7 @@ fn quick_compare_puts_libtorch_beside_candle_and_onnxruntime() {
     ] {
         assert!(stdout.contains(title), "missing {title:?} in:\n{stdout}");
     }
-    assert!(
-        stdout.contains("libtorch p50") && stdout.contains("libtorch ratio"),
-        "{stdout}"
-    );
+    assert!(has_ratio_row(&stdout, "libtorch"), "{stdout}");
 
     let files = result_files(out_dir.path());
     assert_eq!(files.len(), 1, "{files:?}");

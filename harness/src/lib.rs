@@ -128,10 +128,13 @@ async fn measure_and_report(cfg: RunConfig, single: bool) -> Result<(), HarnessE
     if results.config.format == results::Format::Csv {
         print!("{}", report::csv(&results));
     } else {
+        let wide = cfg.wide;
         let page = if single {
-            report::run_page(&results)
+            report::run_page(&results, wide)
+        } else if wide {
+            report::page(&results, report::Layout::Wide)
         } else {
-            report::page(&results, false)
+            report::page(&results, report::Layout::Narrow)
         };
         print!("{page}");
         println!("{}", written.line());

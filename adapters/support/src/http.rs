@@ -10,12 +10,23 @@ use reqwest::header::HeaderMap;
 use crate::status::{self, Context};
 use crate::Deadlines;
 
-/// A client keeping up to `connections` idle connections to the server (one per request
-/// the harness keeps in flight), ignoring proxy settings: servers are on loopback or a
-/// URL the user gave.
+/// Idle keep-alive connections a client keeps per server at least.
+///
+/// A request in flight holds a connection; when it returns, the pool keeps that
+/// connection only while fewer than this many are idle, and closes it otherwise. The
+/// harness has as many requests in flight as its concurrency (closed loop) or up to its
+/// in-flight cap (open loop), which a backend is not told when it is opened: a pool
+/// sized by `--workers` (2 by default) closed all but 2 connections after each request
+/// at `--concurrency 64`, so later requests paid a new TCP handshake. An idle
+/// connection costs one socket and no traffic, so the pool keeps up to this many.
+pub const POOL_IDLE_CONNECTIONS: usize = 1024;
+
+/// A client keeping up to `connections` (at least [`POOL_IDLE_CONNECTIONS`]) idle
+/// keep-alive connections to the server, ignoring proxy settings: servers are on
+/// loopback or a URL the user gave.
 pub fn client(connections: usize, deadlines: Deadlines) -> Result<reqwest::Client, BackendError> {
     reqwest::Client::builder()
-        .pool_max_idle_per_host(connections.max(1))
+        .pool_max_idle_per_host(connections.max(POOL_IDLE_CONNECTIONS))
         .timeout(deadlines.request)
         .connect_timeout(deadlines.connect)
         .no_proxy()

@@ -218,6 +218,13 @@ pub struct OutputArgs {
     #[arg(long, action = ArgAction::Set, num_args = 0..=1, require_equals = true,
           default_value_t = false, default_missing_value = "true", value_name = "BOOL")]
     pub quiet: bool,
+
+    /// Terminal tables side by side, one column group per backend, and every tail
+    /// percentile (as report.md has them), however wide; by default the terminal tables
+    /// have one row per backend and fit 120 columns.
+    #[arg(long, action = ArgAction::Set, num_args = 0..=1, require_equals = true,
+          default_value_t = false, default_missing_value = "true", value_name = "BOOL")]
+    pub wide: bool,
 }
 
 /// Where the server backends run, and how they are spoken to.

@@ -50,6 +50,8 @@ pub struct RunConfig {
     pub point_budget: Duration,
     /// No progress output.
     pub quiet: bool,
+    /// Terminal tables side by side, however wide (`--wide`).
+    pub wide: bool,
 }
 
 impl std::ops::Deref for RunConfig {
@@ -215,6 +217,7 @@ impl RunConfig {
             device,
             point_budget,
             quiet: o.quiet,
+            wide: o.wide,
         }
     }
 

@@ -16,8 +16,8 @@ use crate::report::table::ms;
 use crate::results::Results;
 
 /// The breakdown table under a title line, or an empty string when no backend reported
-/// server-side statistics.
-pub fn breakdown_table(results: &Results, markdown: bool) -> String {
+/// server-side statistics. `narrow` shortens the column names to fit 120 columns.
+pub fn breakdown_table(results: &Results, markdown: bool, narrow: bool) -> String {
     let rows: Vec<_> = results
         .results
         .iter()
@@ -27,17 +27,31 @@ pub fn breakdown_table(results: &Results, markdown: bool) -> String {
         return String::new();
     }
     let mut builder = Builder::default();
-    builder.push_record([
-        "model",
-        "batch",
-        "backend",
-        "client mean",
-        "queue",
-        "compute input",
-        "compute infer",
-        "compute output",
-        "remainder (network + protocol)",
-    ]);
+    builder.push_record(if narrow {
+        [
+            "model",
+            "batch",
+            "backend",
+            "client mean",
+            "queue",
+            "input",
+            "infer",
+            "output",
+            "remainder",
+        ]
+    } else {
+        [
+            "model",
+            "batch",
+            "backend",
+            "client mean",
+            "queue",
+            "compute input",
+            "compute infer",
+            "compute output",
+            "remainder (network + protocol)",
+        ]
+    });
     for (r, s, l) in rows {
         let server = s.queue_ms + s.compute_input_ms + s.compute_infer_ms + s.compute_output_ms;
         builder.push_record([
@@ -58,7 +72,11 @@ pub fn breakdown_table(results: &Results, markdown: bool) -> String {
     } else {
         table.with(Style::rounded());
     }
-    let title = "Server-side breakdown: mean ms per request (client latency vs the server's own statistics)";
+    let title = if narrow {
+        "Server-side breakdown: mean ms per request (client vs the server's queue and compute; remainder: network + protocol)"
+    } else {
+        "Server-side breakdown: mean ms per request (client latency vs the server's own statistics)"
+    };
     let mut out = String::new();
     if markdown {
         let _ = writeln!(out, "## Server-side breakdown\n\n{title}\n\n{table}\n");

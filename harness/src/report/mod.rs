@@ -3,17 +3,19 @@
 
 mod breakdown;
 mod csv;
+mod narrow;
 mod page;
 mod table;
 mod tails;
 
 pub use breakdown::breakdown_table;
 pub use csv::csv;
-pub use page::{page, run_page, unavailable_lines};
+pub use narrow::WIDTH;
+pub use page::{page, run_page, unavailable_lines, Layout};
 pub use table::{agreement_table, legend, ratio_tables, FLAGS};
 pub use tails::tails_tables;
 
 /// The whole Markdown report (`report.md`): [`page`] in Markdown.
 pub fn markdown(results: &crate::results::Results) -> String {
-    page(results, true)
+    page(results, Layout::Markdown)
 }

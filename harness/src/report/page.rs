@@ -3,13 +3,26 @@
 
 use std::fmt::Write;
 
+use crate::report::narrow::{ratio_rows, tails_rows, wrap};
 use crate::report::{agreement_table, breakdown_table, legend, ratio_tables, tails_tables};
 use crate::results::Results;
 
+/// How the page is laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// The terminal's default: one row per backend, every line within 120 columns.
+    Narrow,
+    /// The terminal with `--wide`: backends side by side, every tail percentile.
+    Wide,
+    /// `report.md`: the wide tables in Markdown, with a header about the machine.
+    Markdown,
+}
+
 /// The page of a `compare` run: test-peer notes, backends not measured, the agreement
-/// check, the ratio tables, the tails and the server-side breakdown. With `markdown`,
-/// a title, the machine and the backends come first and each part has a heading.
-pub fn page(results: &Results, markdown: bool) -> String {
+/// check, the ratio tables, the tails and the server-side breakdown. In Markdown, a
+/// title, the machine and the backends come first and each part has a heading.
+pub fn page(results: &Results, layout: Layout) -> String {
+    let markdown = layout == Layout::Markdown;
     let mut out = String::new();
     if markdown {
         header(&mut out, results);
@@ -32,6 +45,9 @@ pub fn page(results: &Results, markdown: bool) -> String {
             unavailable_lines(results)
         );
     }
+    if layout == Layout::Narrow {
+        out = wrap(&out);
+    }
     let reference = &results.config.reference;
     if markdown {
         let _ = writeln!(out, "\n## Agreement with {reference}\n");
@@ -44,18 +60,34 @@ pub fn page(results: &Results, markdown: bool) -> String {
             agreement_table(results, false)
         );
     }
-    out.push_str(&ratio_tables(results, markdown));
-    if markdown {
-        let _ = writeln!(out, "## Tails\n");
+    if layout == Layout::Narrow {
+        out.push_str(&ratio_rows(results));
+        let _ = writeln!(out, "{}\n", legend(false));
+        out.push_str(&tails_rows(results));
+    } else {
+        out.push_str(&ratio_tables(results, markdown));
+        if markdown {
+            let _ = writeln!(out, "## Tails\n");
+        }
+        out.push_str(&tails_tables(results, markdown));
     }
-    out.push_str(&tails_tables(results, markdown));
-    out.push_str(&breakdown_table(results, markdown));
+    out.push_str(&breakdown_table(
+        results,
+        markdown,
+        layout == Layout::Narrow,
+    ));
     out
 }
 
-/// The page of `harness run` on the terminal: the tails table and its legend.
-pub fn run_page(results: &Results) -> String {
-    format!("{}{}\n\n", tails_tables(results, false), legend(false))
+/// The page of `harness run` on the terminal: the tails table and its legend (narrowed
+/// to 120 columns unless `wide`).
+pub fn run_page(results: &Results, wide: bool) -> String {
+    let tails = if wide {
+        tails_tables(results, false)
+    } else {
+        tails_rows(results)
+    };
+    format!("{tails}{}\n\n", legend(false))
 }
 
 /// Title, machine and backends of the Markdown report.
