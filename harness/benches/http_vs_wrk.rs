@@ -1,0 +1,229 @@
+//! The harness's HTTP client against `wrk`, on the same fast local keep-alive server.
+//!
+//! The server (here, on 127.0.0.1) answers every request with the same fixed
+//! text-CNN-batch-1 predictions, from one thread per connection, so what is timed is the
+//! client: the harness's closed loop driving the real Flask backend (its pooled
+//! `reqwest` client, encoding the real text-CNN batch-1 input once, decoding every
+//! answer), and `wrk` POSTing the very same body (captured by the server from the
+//! harness's first request). Runs alternate harness / wrk, 3 s each, at concurrency 1, 8
+//! and 64, over two rounds with the order swapped, so drift on a loaded machine hits both
+//! alike. Target: harness/wrk req/s >= 1.0 everywhere and the p50 at c=1 within 5 % of
+//! wrk's.
+//!
+//! `cargo bench -p harness --bench http_vs_wrk`. Needs `wrk` on PATH (scripts/setup
+//! installs it; `apt-get install -y wrk`): without it the bench says so and skips.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+
+use contract::{Backend, Description, Protocol};
+use fixtures::ModelId;
+use harness::load::{closed_loop, Window};
+
+/// Seconds each side runs at each concurrency.
+const SECONDS: f64 = 3.0;
+/// Concurrencies compared.
+const CONCURRENCY: [usize; 3] = [1, 8, 64];
+/// Rounds; the second swaps which side goes first.
+const ROUNDS: usize = 2;
+/// The fixed answer: text-CNN batch-1 logits as the Flask app writes them.
+const ANSWER: &str = r#"{"predictions": [[0.123456789, -0.987654321]]}"#;
+
+fn main() {
+    if Command::new("wrk").arg("--version").output().is_err() {
+        println!("http_vs_wrk: skipped: wrk is not installed (apt-get install -y wrk, or scripts/setup)");
+        return;
+    }
+    if cfg!(debug_assertions) {
+        println!("http_vs_wrk: built without optimisation (--profile dev): the harness side is far slower than a release build; these figures say nothing about the target");
+    }
+    let body = Arc::new(Mutex::new(None::<Vec<u8>>));
+    let port = serve(body.clone());
+    let base = format!("http://127.0.0.1:{port}");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    // One worker: before the pool was sized to the requests in flight, the pool kept
+    // only `--workers` idle connections.
+    let backend: Arc<dyn Backend> = Arc::new(
+        adapter_flask::FlaskBackend::new(&base, 1, description(), None).expect("client"),
+    );
+    let input = fixtures::inputs::batch(ModelId::TextCnn, 1, fixtures::DEFAULT_SEED);
+    let request = Arc::new(
+        backend
+            .prepare(ModelId::TextCnn.name(), vec![input])
+            .expect("prepare"),
+    );
+    runtime
+        .block_on(backend.infer(&request))
+        .expect("the fixed answer decodes");
+    let sent = body.lock().unwrap().clone().expect("the server saw the body");
+    let script = wrk_script(&sent);
+    let url = format!("{base}/v1/models/{}:predict", ModelId::TextCnn.name());
+
+    println!(
+        "http_vs_wrk: {} B request, {} B answer, {SECONDS} s per run, rounds {ROUNDS} (interleaved)",
+        sent.len(),
+        ANSWER.len()
+    );
+    let mut sums = vec![(0.0, 0.0, 0.0, 0.0); CONCURRENCY.len()];
+    for round in 0..ROUNDS {
+        for (k, &c) in CONCURRENCY.iter().enumerate() {
+            let harness_run = || {
+                let m = runtime.block_on(closed_loop(
+                    backend.clone(),
+                    request.clone(),
+                    c,
+                    Window::Duration {
+                        seconds: SECONDS,
+                        min_requests: 0,
+                    },
+                ));
+                assert_eq!(m.failed(), 0, "harness errors: {:?}", m.error_messages);
+                (m.throughput(), m.histogram.value_at_quantile(0.5) as f64)
+            };
+            let ((h_rps, h_p50), (w_rps, w_p50)) = if round % 2 == 0 {
+                let h = harness_run();
+                (h, wrk(&url, &script, c))
+            } else {
+                let w = wrk(&url, &script, c);
+                (harness_run(), w)
+            };
+            println!(
+                "round {round} c={c:<3} harness {h_rps:>8.0} req/s p50 {h_p50:>6.0} us | wrk {w_rps:>8.0} req/s p50 {w_p50:>6.0} us | ratio {:.2}",
+                h_rps / w_rps
+            );
+            let s = &mut sums[k];
+            *s = (s.0 + h_rps, s.1 + w_rps, s.2 + h_p50, s.3 + w_p50);
+        }
+    }
+    println!("summary (sums over rounds): harness/wrk req/s, and p50 harness/wrk");
+    for (&c, s) in CONCURRENCY.iter().zip(&sums) {
+        println!(
+            "c={c:<3} req/s ratio {:.2}  p50 ratio {:.2}",
+            s.0 / s.1,
+            s.2 / s.3
+        );
+    }
+}
+
+fn description() -> Description {
+    Description {
+        name: "flask".into(),
+        engine: "fixed-answer test server".into(),
+        protocol: Protocol::Http,
+        device: "cpu".into(),
+        workers: 1,
+        intra_threads: None,
+        details: Default::default(),
+    }
+}
+
+/// Starts the fixed-answer server on a free port; the first request body it reads goes
+/// into `first_body`.
+fn serve(first_body: Arc<Mutex<Option<Vec<u8>>>>) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let first_body = first_body.clone();
+            std::thread::spawn(move || connection(stream, first_body));
+        }
+    });
+    port
+}
+
+/// Answers every request of one keep-alive connection until the client closes it.
+fn connection(stream: TcpStream, first_body: Arc<Mutex<Option<Vec<u8>>>>) {
+    let _ = stream.set_nodelay(true);
+    let mut writer = stream.try_clone().expect("clone");
+    let mut reader = BufReader::new(stream);
+    let answer = format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{ANSWER}",
+        ANSWER.len()
+    );
+    let mut line = String::new();
+    loop {
+        let mut length = 0usize;
+        // Request line and headers.
+        loop {
+            line.clear();
+            match reader.read_line(&mut line) {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+            if line == "\r\n" {
+                break;
+            }
+            let lower = line.to_ascii_lowercase();
+            if let Some(v) = lower.strip_prefix("content-length:") {
+                length = v.trim().parse().unwrap_or(0);
+            }
+        }
+        let mut body = vec![0; length];
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        {
+            let mut first = first_body.lock().unwrap();
+            if first.is_none() {
+                *first = Some(body);
+            }
+        }
+        if writer.write_all(answer.as_bytes()).is_err() {
+            return;
+        }
+    }
+}
+
+/// A wrk Lua script POSTing `body` as JSON.
+fn wrk_script(body: &[u8]) -> tempfile::TempPath {
+    let text = std::str::from_utf8(body).expect("a JSON body");
+    let lua = format!(
+        "wrk.method = \"POST\"\nwrk.headers[\"Content-Type\"] = \"application/json\"\nwrk.body = [==[{text}]==]\n"
+    );
+    let mut f = tempfile::NamedTempFile::new().expect("temp file");
+    f.write_all(lua.as_bytes()).expect("write script");
+    f.into_temp_path()
+}
+
+/// wrk's req/s and p50 (µs) at `c` connections for [`SECONDS`].
+fn wrk(url: &str, script: &tempfile::TempPath, c: usize) -> (f64, f64) {
+    let out = Command::new("wrk")
+        .args(["--latency", "-t", &c.min(2).to_string(), "-c", &c.to_string()])
+        .args(["-d", &format!("{}s", SECONDS as u64)])
+        .arg("-s")
+        .arg(script.as_os_str())
+        .arg(url)
+        .output()
+        .expect("wrk runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let rps = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Requests/sec:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no Requests/sec in wrk's output:\n{text}"));
+    let p50 = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("50%"))
+        .map(|v| micros(v.trim()))
+        .unwrap_or_else(|| panic!("no 50% line in wrk's output:\n{text}"));
+    (rps, p50)
+}
+
+/// wrk's `123.45us`, `1.23ms` or `1.01s`, in µs.
+fn micros(v: &str) -> f64 {
+    let (num, scale) = if let Some(n) = v.strip_suffix("us") {
+        (n, 1.0)
+    } else if let Some(n) = v.strip_suffix("ms") {
+        (n, 1e3)
+    } else if let Some(n) = v.strip_suffix('s') {
+        (n, 1e6)
+    } else {
+        (v, 1.0)
+    };
+    num.parse::<f64>().expect("a wrk duration") * scale
+}
