@@ -33,7 +33,9 @@ const ANSWER: &str = r#"{"predictions": [[0.123456789, -0.987654321]]}"#;
 
 fn main() {
     if Command::new("wrk").arg("--version").output().is_err() {
-        println!("http_vs_wrk: skipped: wrk is not installed (apt-get install -y wrk, or scripts/setup)");
+        println!(
+            "http_vs_wrk: skipped: wrk is not installed (apt-get install -y wrk, or scripts/setup)"
+        );
         return;
     }
     if cfg!(debug_assertions) {
@@ -48,9 +50,8 @@ fn main() {
         .expect("runtime");
     // One worker: before the pool was sized to the requests in flight, the pool kept
     // only `--workers` idle connections.
-    let backend: Arc<dyn Backend> = Arc::new(
-        adapter_flask::FlaskBackend::new(&base, 1, description(), None).expect("client"),
-    );
+    let backend: Arc<dyn Backend> =
+        Arc::new(adapter_flask::FlaskBackend::new(&base, 1, description(), None).expect("client"));
     let input = fixtures::inputs::batch(ModelId::TextCnn, 1, fixtures::DEFAULT_SEED);
     let request = Arc::new(
         backend
@@ -60,7 +61,11 @@ fn main() {
     runtime
         .block_on(backend.infer(&request))
         .expect("the fixed answer decodes");
-    let sent = body.lock().unwrap().clone().expect("the server saw the body");
+    let sent = body
+        .lock()
+        .unwrap()
+        .clone()
+        .expect("the server saw the body");
     let script = wrk_script(&sent);
     let url = format!("{base}/v1/models/{}:predict", ModelId::TextCnn.name());
 
@@ -118,6 +123,8 @@ fn description() -> Description {
         device: "cpu".into(),
         workers: 1,
         intra_threads: None,
+        models: vec![ModelId::TextCnn.name().to_string()],
+        served_by_test_peer: true,
         details: Default::default(),
     }
 }
@@ -193,7 +200,13 @@ fn wrk_script(body: &[u8]) -> tempfile::TempPath {
 /// wrk's req/s and p50 (µs) at `c` connections for [`SECONDS`].
 fn wrk(url: &str, script: &tempfile::TempPath, c: usize) -> (f64, f64) {
     let out = Command::new("wrk")
-        .args(["--latency", "-t", &c.min(2).to_string(), "-c", &c.to_string()])
+        .args([
+            "--latency",
+            "-t",
+            &c.min(2).to_string(),
+            "-c",
+            &c.to_string(),
+        ])
         .args(["-d", &format!("{}s", SECONDS as u64)])
         .arg("-s")
         .arg(script.as_os_str())

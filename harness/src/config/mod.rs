@@ -270,4 +270,6 @@ fn dedup<T: PartialEq>(list: Vec<T>) -> Vec<T> {
 }
 
 #[cfg(test)]
+mod page_width;
+#[cfg(test)]
 mod tests;
