@@ -163,10 +163,16 @@ fn poisson_open_loop_on_two_engines() {
     );
 }
 
-/// One backend against itself, as two instances under two labels: the interval of the
-/// ratio must contain 1.0.
+/// One backend against itself, as two instances under two labels: an equivalence test.
+/// A single 95 % interval that must contain 1.0 fails by design one run in twenty (and
+/// more often when the two instances land differently on a busy machine), so the test
+/// asks instead that the whole interval lies within [`AA_BOUNDS`]: the harness finds
+/// the two instances equivalent to within 15 %. The false-positive rate of the
+/// intervals themselves is measured over many runs by `benches/aa_rate.rs`.
+const AA_BOUNDS: (f64, f64) = (0.85, 1.15);
+
 #[test]
-fn a_backend_against_itself_shows_no_clear_difference() {
+fn a_backend_against_itself_is_equivalent() {
     let (doc, stdout) = run_ok(&[
         "compare",
         "--backends",
@@ -191,14 +197,15 @@ fn a_backend_against_itself_shows_no_clear_difference() {
             r["ci_low"].as_f64().unwrap(),
             r["ci_high"].as_f64().unwrap(),
         );
-        assert!(lo <= 1.0 && 1.0 <= hi, "A/A interval excludes 1.0: {r}");
-        assert_eq!(r["clear_difference"], false, "{r}");
+        assert!(
+            AA_BOUNDS.0 <= lo && lo <= hi && hi <= AA_BOUNDS.1,
+            "A/A interval not within {AA_BOUNDS:?}: {r}"
+        );
     }
     for r in rows(&doc, "candle@b") {
         assert_eq!(r["measurement"]["trials"], 3, "{r}");
     }
     assert!(has_ratio_row(&stdout, "candle@b"), "{stdout}");
-    assert!(stdout.contains(" ~"), "{stdout}");
 }
 
 #[test]

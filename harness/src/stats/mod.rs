@@ -4,8 +4,8 @@
 //!   digits), the slowest requests exactly (each window keeps its 50 slowest), and the
 //!   sample-count check of each percentile against MLPerf LoadGen's early-stopping
 //!   minimum.
-//! - [`stability`]: perf_analyzer's rule: the last 3 windows agree within ±10 % on
-//!   throughput and on the stabilising latency percentile.
+//! - [`stability`]: perf_analyzer's rule: on throughput and on the stabilising latency
+//!   percentile, the largest of the last 3 windows is within 10 % of the smallest.
 //! - [`bootstrap`]: a 95 % interval for the ratio of two backends' p50 (or mean),
 //!   resampling windows and then samples within them.
 
