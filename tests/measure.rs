@@ -163,13 +163,16 @@ fn poisson_open_loop_on_two_engines() {
     );
 }
 
-/// One backend against itself, as two instances under two labels: an equivalence test.
-/// A single 95 % interval that must contain 1.0 fails by design one run in twenty (and
-/// more often when the two instances land differently on a busy machine), so the test
-/// asks instead that the whole interval lies within [`AA_BOUNDS`]: the harness finds
-/// the two instances equivalent to within 15 %. The false-positive rate of the
-/// intervals themselves is measured over many runs by `benches/aa_rate.rs`.
-const AA_BOUNDS: (f64, f64) = (0.85, 1.15);
+/// One backend against itself, as two instances under two labels. A single 95 % interval
+/// that must contain 1.0 fails by design one run in twenty (and more often when the two
+/// instances land differently on a busy machine), so this test does not ask for it. It
+/// fails only when the harness is confidently wrong: the ratio itself lies outside
+/// [`AA_RATIO`], or the interval lies wholly above or below [`AA_MARGIN`] (a difference
+/// of more than 10 % claimed with 95 % confidence between two copies of one engine).
+/// How often intervals exclude 1.0 is a property to measure over many runs, in a bench.
+const AA_RATIO: (f64, f64) = (0.8, 1.25);
+/// See [`AA_RATIO`].
+const AA_MARGIN: (f64, f64) = (0.9, 1.1);
 
 #[test]
 fn a_backend_against_itself_is_equivalent() {
@@ -193,13 +196,18 @@ fn a_backend_against_itself_is_equivalent() {
     assert!(!ratios.is_empty());
     for r in ratios {
         assert_eq!(r["backend"], "candle@b");
-        let (lo, hi) = (
+        let (ratio, lo, hi) = (
+            r["p50_ratio"].as_f64().unwrap(),
             r["ci_low"].as_f64().unwrap(),
             r["ci_high"].as_f64().unwrap(),
         );
         assert!(
-            AA_BOUNDS.0 <= lo && lo <= hi && hi <= AA_BOUNDS.1,
-            "A/A interval not within {AA_BOUNDS:?}: {r}"
+            AA_RATIO.0 <= ratio && ratio <= AA_RATIO.1,
+            "A/A ratio outside {AA_RATIO:?}: {r}"
+        );
+        assert!(
+            lo <= AA_MARGIN.1 && hi >= AA_MARGIN.0,
+            "A/A interval claims a difference beyond {AA_MARGIN:?}: {r}"
         );
     }
     for r in rows(&doc, "candle@b") {
