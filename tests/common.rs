@@ -69,3 +69,24 @@ pub fn has_ratio_row(stdout: &str, backend: &str) -> bool {
 pub fn widest_line(text: &str) -> usize {
     text.lines().map(|l| l.chars().count()).max().unwrap_or(0)
 }
+
+/// The terminal page with wrapped lines joined again: the default page wraps prose at 120
+/// columns, continuing a line with two spaces of indent.
+pub fn unwrapped(stdout: &str) -> String {
+    let mut out = String::new();
+    for line in stdout.lines() {
+        match line.strip_prefix("  ") {
+            Some(rest) if !out.is_empty() && !rest.starts_with(' ') => {
+                out.push(' ');
+                out.push_str(rest);
+            }
+            _ => {
+                if !out.is_empty() {
+                    out.push('\n');
+                }
+                out.push_str(line);
+            }
+        }
+    }
+    out
+}

@@ -470,8 +470,9 @@ fn without_a_server_tfserving_is_not_measured_and_the_rest_runs() {
         .unwrap();
     let (so, se) = text(&out);
     assert!(out.status.success(), "{so}\n{se}");
+    let page = common::unwrapped(&so);
     for (name, url) in [("tfserving-rest", &rest), ("tfserving-grpc", &grpc)] {
-        let line = so
+        let line = page
             .lines()
             .find(|l| l.starts_with(&format!("- {name}: ")))
             .unwrap_or_else(|| panic!("no 'not reachable' line for {name}:\n{so}"));
