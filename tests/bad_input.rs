@@ -203,12 +203,19 @@ fn bad_tfserving_format_url_and_stack() {
     let e = rejected(&["--tfserving-url", "localhost:8501"]);
     assert!(
         e.contains("invalid value 'localhost:8501' for '--tfserving-url")
-            && e.contains("http://127.0.0.1:8501"),
+            && e.contains("give an http:// URL with a host and a port"),
         "{e}"
     );
     let e = rejected(&["--tfserving-grpc-url", "grpc://127.0.0.1:8500"]);
     assert!(
-        e.contains("--tfserving-grpc-url") && e.contains("http://127.0.0.1:8500"),
+        e.contains("--tfserving-grpc-url") && e.contains("not http://"),
+        "{e}"
+    );
+    // No TLS in the clients: an https:// URL is refused, not tried.
+    let e = rejected(&["--triton-url", "https://127.0.0.1:8443"]);
+    assert!(
+        e.contains("--triton-url")
+            && e.contains("https:// is not supported: the clients are built without TLS"),
         "{e}"
     );
     let e = rejected(&["--stack", "swarm"]);

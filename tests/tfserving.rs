@@ -389,12 +389,22 @@ fn compare_measures_both_protocols_and_labels_the_peer() {
     let _turn = serial();
     let peer = start_peer(&[ModelId::TextCnn]);
     let out_dir = tempfile::tempdir().unwrap();
+    // Two labels of one server backend with different options: the flags say columnar,
+    // the config file's table of `tfserving-rest@row` says row for that label alone.
+    let config = out_dir.path().join("servebench.toml");
+    std::fs::write(
+        &config,
+        "[\"tfserving-rest@row\"]\ntfserving_format = \"row\"\n",
+    )
+    .unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_harness"))
         .args(compare_args(
             out_dir.path(),
             &[
+                "--config",
+                config.to_str().unwrap(),
                 "--backends",
-                "candle,tfserving-rest,tfserving-grpc",
+                "candle,tfserving-rest,tfserving-grpc,tfserving-rest@row",
                 "--tfserving-url",
                 &peer.rest,
                 "--tfserving-grpc-url",
@@ -409,8 +419,22 @@ fn compare_measures_both_protocols_and_labels_the_peer() {
     assert!(out.status.success(), "{so}\n{se}");
     let doc = results_doc(out_dir.path());
     assert!(schema_errors(&doc).is_empty(), "{:?}", schema_errors(&doc));
-    assert_eq!(doc["config"]["tfserving_format"], "columnar");
-    for name in ["tfserving-rest", "tfserving-grpc"] {
+    let options = &doc["config"]["backend_options"];
+    assert_eq!(options["tfserving-rest"]["format"], "columnar", "{options}");
+    assert_eq!(options["tfserving-rest@row"]["format"], "row", "{options}");
+    for (name, format) in [
+        ("tfserving-rest", "columnar"),
+        ("tfserving-rest@row", "row"),
+    ] {
+        let b = doc["backends"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["name"] == name)
+            .unwrap_or_else(|| panic!("{name} not measured: {so}"));
+        assert_eq!(b["details"]["rest_format"], format, "{b}");
+    }
+    for name in ["tfserving-rest", "tfserving-grpc", "tfserving-rest@row"] {
         let b = doc["backends"]
             .as_array()
             .unwrap()

@@ -43,11 +43,51 @@ pub struct BackendOptions {
     pub tfserving: adapter_tfserving::Options,
 }
 
+impl BackendOptions {
+    /// The part of these options that backend `name` (`NAME` or `NAME@LABEL`) reads, as
+    /// it is recorded in `results.json`; `None` for a backend that reads none (the
+    /// in-process engines).
+    pub fn part(&self, name: &str) -> Option<serde_json::Value> {
+        let part = match backend_kind(name) {
+            #[cfg(feature = "flask")]
+            FLASK => serde_json::to_value(&self.flask),
+            #[cfg(feature = "triton")]
+            TRITON_HTTP | TRITON_GRPC => serde_json::to_value(&self.triton),
+            #[cfg(feature = "tfserving")]
+            TFSERVING_REST | TFSERVING_GRPC => serde_json::to_value(&self.tfserving),
+            _ => return None,
+        };
+        part.ok()
+    }
+}
+
+/// The options every backend of a run is opened with: one set for all, and a set of its
+/// own for each backend name given one (a `["triton-http@json"]` table in the config
+/// file), so that two labels of one backend can be compared with different options.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LabelledOptions {
+    /// What every backend without a set of its own reads.
+    pub common: BackendOptions,
+    /// Sets of their own, by backend name (`NAME` or `NAME@LABEL`).
+    pub own: std::collections::BTreeMap<String, BackendOptions>,
+}
+
+impl LabelledOptions {
+    /// The options backend `name` is opened with.
+    pub fn get(&self, name: &str) -> &BackendOptions {
+        self.own.get(name).unwrap_or(&self.common)
+    }
+}
+
+/// The backend kind of a name: `triton-http` for `triton-http@json`.
+pub fn backend_kind(name: &str) -> &str {
+    name.split_once('@').map_or(name, |(kind, _)| kind)
+}
+
 /// Opens the backend `name` (`NAME` or `NAME@LABEL`) with the options every backend
 /// reads (`common`) and its own (`options`).
 pub fn open(name: &str, common: &OpenOptions, options: &BackendOptions) -> Opened {
-    let kind = name.split_once('@').map_or(name, |(kind, _)| kind);
-    let entry = find(kind).ok_or_else(|| BackendError::Unavailable {
+    let entry = find(backend_kind(name)).ok_or_else(|| BackendError::Unavailable {
         backend: name.into(),
         reason: "no backend has this name".into(),
         fix: format!("use one of: {}", names().join(", ")),

@@ -2,6 +2,7 @@
 //! it; the parser holds every rule it can say (types, ranges, value lists, conflicts and
 //! requirements), so what is left for [`crate::config`] are the cross-field defaults.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -11,6 +12,7 @@ use contract::Device;
 use fixtures::ModelId;
 
 use crate::load::Arrival;
+use crate::registry::BackendOptions;
 use crate::results::Format;
 use crate::stats::stability::WINDOWS;
 
@@ -227,7 +229,8 @@ pub struct OutputArgs {
     pub wide: bool,
 }
 
-/// Where the server backends run, and how they are spoken to.
+/// Where the server backends run, and how they are spoken to: `--stack`, then every
+/// adapter's own flags ([`BackendOptions`], flattened from the adapter crates).
 #[derive(Debug, Clone, Default, Args)]
 #[command(next_help_heading = "Servers")]
 pub struct ServerArgs {
@@ -237,45 +240,14 @@ pub struct ServerArgs {
     #[arg(long, value_enum, default_value_t = Stack::Local)]
     pub stack: Stack,
 
-    /// Use the Flask app already serving at this URL (such as http://127.0.0.1:8000)
-    /// instead of starting Gunicorn [default: start one with --workers workers].
-    #[arg(long, value_name = "URL", value_parser = url(8000))]
-    pub flask_url: Option<String>,
+    /// Every server adapter's flags, for every backend.
+    #[command(flatten)]
+    pub options: BackendOptions,
 
-    /// Use the Triton server already serving KServe v2 HTTP at this URL (such as
-    /// http://127.0.0.1:8000) for triton-http instead of starting one.
-    #[arg(long, value_name = "URL", value_parser = url(8000))]
-    pub triton_url: Option<String>,
-
-    /// Use the Triton server already serving gRPC at this URL (such as
-    /// http://127.0.0.1:8001) for triton-grpc instead of starting one.
-    #[arg(long, value_name = "URL", value_parser = url(8001))]
-    pub triton_grpc_url: Option<String>,
-
-    /// Tensor encoding of triton-http bodies: json, or binary (Triton's binary tensor
-    /// data extension).
-    #[arg(long, value_enum, default_value_t = HttpBody::Binary)]
-    pub triton_http_body: HttpBody,
-
-    /// Turn on Triton's dynamic batcher in the managed server's model configuration.
-    #[arg(long, action = ArgAction::Set, num_args = 0..=1, require_equals = true,
-          default_value_t = false, default_missing_value = "true", value_name = "BOOL")]
-    pub dynamic_batching: bool,
-
-    /// Use TF Serving's REST API at this URL for tfserving-rest
-    /// [default: http://127.0.0.1:8501, TF Serving's own default].
-    #[arg(long, value_name = "URL", value_parser = url(8501))]
-    pub tfserving_url: Option<String>,
-
-    /// Use TF Serving's gRPC API at this URL for tfserving-grpc
-    /// [default: http://127.0.0.1:8500, TF Serving's own default].
-    #[arg(long, value_name = "URL", value_parser = url(8500))]
-    pub tfserving_grpc_url: Option<String>,
-
-    /// JSON format of tfserving-rest requests: row ({"instances": ...}) or columnar
-    /// ({"inputs": ...}).
-    #[arg(long, value_enum, default_value_t = RestFormat::Row)]
-    pub tfserving_format: RestFormat,
+    /// Options of their own for some backend names (`NAME@LABEL` tables of the config
+    /// file), each over the flags above.
+    #[arg(skip)]
+    pub own: BTreeMap<String, BackendOptions>,
 }
 
 /// Where the server backends run.
@@ -286,26 +258,6 @@ pub enum Stack {
     Local,
     /// The services of docker-compose.yml, on their published ports.
     Compose,
-}
-
-/// Tensor encoding of triton-http bodies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
-pub enum HttpBody {
-    /// KServe v2 JSON.
-    Json,
-    /// Triton's binary tensor data extension.
-    #[default]
-    Binary,
-}
-
-/// JSON format of tfserving-rest requests.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
-pub enum RestFormat {
-    /// `{"instances": ...}`.
-    #[default]
-    Row,
-    /// `{"inputs": ...}`.
-    Columnar,
 }
 
 /// The name of a [`ValueEnum`] value, as the flags spell it.
@@ -430,58 +382,5 @@ fn tolerance(s: &str) -> Result<f64, String> {
         Ok(x)
     } else {
         Err("give a non-negative number".into())
-    }
-}
-
-/// An `http://` URL, without a trailing slash; the example in the error uses `port`.
-fn url(port: u16) -> impl TypedValueParser<Value = String> {
-    clap::builder::StringValueParser::new().try_map(move |s| {
-        let rest = s.strip_prefix("http://").unwrap_or("");
-        if rest.is_empty() || rest.starts_with('/') || rest.contains(char::is_whitespace) {
-            return Err(format!(
-                "give an http:// URL such as http://127.0.0.1:{port}"
-            ));
-        }
-        Ok(s.trim_end_matches('/').to_string())
-    })
-}
-
-#[cfg(test)]
-mod backend_flags {
-    /// The flags of every adapter's options keep the names, value names and help texts
-    /// of the harness's own flags.
-    #[cfg(all(feature = "flask", feature = "triton", feature = "tfserving"))]
-    #[test]
-    fn backend_flags_match_the_harness_flags() {
-        use clap::Args;
-        let ours = crate::registry::BackendOptions::augment_args(clap::Command::new("ours"));
-        let harness = super::ServerArgs::augment_args(clap::Command::new("harness"));
-        let mut seen = Vec::new();
-        for arg in ours.get_arguments() {
-            let long = arg.get_long().unwrap();
-            let theirs = harness
-                .get_arguments()
-                .find(|a| a.get_long() == Some(long))
-                .unwrap_or_else(|| panic!("--{long} is not a harness flag"));
-            assert_eq!(arg.get_id(), theirs.get_id(), "--{long}");
-            let help = |a: &clap::Arg| a.get_help().map(ToString::to_string);
-            assert_eq!(help(arg), help(theirs), "--{long}");
-            assert_eq!(arg.get_value_names(), theirs.get_value_names(), "--{long}");
-            seen.push(long.to_string());
-        }
-        seen.sort();
-        assert_eq!(
-            seen,
-            [
-                "dynamic-batching",
-                "flask-url",
-                "tfserving-format",
-                "tfserving-grpc-url",
-                "tfserving-url",
-                "triton-grpc-url",
-                "triton-http-body",
-                "triton-url",
-            ]
-        );
     }
 }

@@ -13,8 +13,8 @@ use std::ffi::OsString;
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 pub use args::{
-    spelled, AgreementArgs, HttpBody, LoadArgs, MeasureArgs, OutputArgs, RestFormat, Selection,
-    ServerArgs, Stack, Target, Workload,
+    spelled, AgreementArgs, LoadArgs, MeasureArgs, OutputArgs, Selection, ServerArgs, Stack,
+    Target, Workload,
 };
 
 use crate::HarnessError;
@@ -93,6 +93,17 @@ pub struct RunArgs {
     pub common: Common,
 }
 
+impl Command {
+    /// The server flags of `compare` or `run`.
+    fn servers_mut(&mut self) -> Option<&mut ServerArgs> {
+        match self {
+            Command::Compare(c) => Some(&mut c.common.servers),
+            Command::Run(r) => Some(&mut r.common.servers),
+            Command::Backends | Command::Schema => None,
+        }
+    }
+}
+
 /// Why the command line could not be read.
 #[derive(Debug)]
 pub enum ParseError {
@@ -116,13 +127,57 @@ where
         file::config_path(args.get(2..).unwrap_or_default()),
     ) {
         let from_file = file::file_args(&path).map_err(ParseError::File)?;
-        check_file(&sub, &path, &from_file).map_err(ParseError::File)?;
-        args.splice(2..2, from_file.into_iter().map(OsString::from));
+        check_file(&sub, &path, &from_file.flags).map_err(ParseError::File)?;
+        args.splice(2..2, from_file.flags.into_iter().map(OsString::from));
+        let mut cli = parse_all(&args)?;
+        // A backend's own table: the whole command line with the table's flags last.
+        for (name, flags) in from_file.own {
+            check_own(&path, &name, &flags).map_err(ParseError::File)?;
+            let mut own_args = args.clone();
+            own_args.extend(flags.into_iter().map(OsString::from));
+            let mut own_cli = parse_all(&own_args)?;
+            if let (Some(own), Some(servers)) =
+                (own_cli.command.servers_mut(), cli.command.servers_mut())
+            {
+                servers.own.insert(name, own.options.clone());
+            }
+        }
+        return Ok(cli);
     }
+    parse_all(&args)
+}
+
+/// Parses a whole command line.
+fn parse_all(args: &[OsString]) -> Result<Cli, ParseError> {
     let matches = Cli::command()
         .try_get_matches_from(args)
         .map_err(ParseError::Clap)?;
     Cli::from_arg_matches(&matches).map_err(ParseError::Clap)
+}
+
+/// Checks that a backend's own table holds server flags only.
+fn check_own(path: &std::path::Path, name: &str, flags: &[String]) -> Result<(), HarnessError> {
+    let cmd = crate::registry::BackendOptions::augment_args(clap::Command::new("own"))
+        .no_binary_name(true);
+    cmd.try_get_matches_from(flags).map(drop).map_err(|e| {
+        let first = e.to_string();
+        let first = first.lines().next().unwrap_or_default().to_string();
+        HarnessError::Config(format!(
+            "config file {} is not valid: table [{name}]: {}; a backend's table takes only \
+             server options ({})",
+            path.display(),
+            first.strip_prefix("error: ").unwrap_or(&first),
+            server_keys().join(", ")
+        ))
+    })
+}
+
+/// The server options a backend's table may set, spelled as keys.
+fn server_keys() -> Vec<String> {
+    crate::registry::BackendOptions::augment_args(clap::Command::new("own"))
+        .get_arguments()
+        .filter_map(|a| a.get_long().map(|l| l.replace('-', "_")))
+        .collect()
 }
 
 /// Parses the file's flags alone, so that a bad key or value is blamed on the file.

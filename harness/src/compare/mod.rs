@@ -49,11 +49,6 @@ pub struct Opened {
     pub info: BackendInfo,
 }
 
-/// The backend type of a `NAME@LABEL` entry (`candle@a` is a `candle`).
-pub fn backend_type(label: &str) -> &str {
-    label.split_once('@').map_or(label, |(name, _)| name)
-}
-
 /// Runs the whole plan and returns its results (not yet written anywhere).
 pub async fn compare(plan: Plan) -> Result<Results, HarnessError> {
     let started_at = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
@@ -118,7 +113,7 @@ pub async fn compare(plan: Plan) -> Result<Results, HarnessError> {
 }
 
 /// The options every backend reads, and each backend's own.
-type Options<'a> = (&'a OpenOptions, &'a registry::BackendOptions);
+type Options<'a> = (&'a OpenOptions, &'a registry::LabelledOptions);
 
 async fn open_all(
     plan: &Plan,
@@ -152,7 +147,7 @@ async fn open_one(
     progress: &Progress,
 ) -> Result<Opened, HarnessError> {
     // `candle@a` and `candle@b` are two instances of the backend type `candle`.
-    registry::find(backend_type(name)).ok_or_else(|| {
+    registry::find(registry::backend_kind(name)).ok_or_else(|| {
         HarnessError::Config(format!(
             "unknown backend {name:?}; known backends: {}",
             registry::names().join(", ")
@@ -164,7 +159,8 @@ async fn open_one(
     };
     progress.note(&format!("opening {name}"));
     let t0 = Instant::now();
-    let (common, options, owned_name) = (common.clone(), options.clone(), name.to_string());
+    let (common, options, owned_name) =
+        (common.clone(), options.get(name).clone(), name.to_string());
     // Opening loads models (and may start a server): keep it off the async workers.
     let backend =
         tokio::task::spawn_blocking(move || registry::open(&owned_name, &common, &options))

@@ -68,8 +68,9 @@ pub struct Plan {
     pub models: Vec<ModelId>,
     /// How every backend is opened (models, fixtures, workers, threads, device).
     pub open: OpenOptions,
-    /// What each server backend reads beyond that (its URL, body encoding, ...).
-    pub backend_options: crate::registry::BackendOptions,
+    /// What each server backend reads beyond that (its URL, body encoding, ...), for
+    /// all backends and for the names given options of their own.
+    pub backend_options: crate::registry::LabelledOptions,
     /// Seed of the inputs, the trial order and the bootstrap.
     pub seed: u64,
     /// The agreement check.

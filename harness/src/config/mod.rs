@@ -15,8 +15,8 @@ use contract::Device;
 use fixtures::ModelId;
 
 use crate::cli::{spelled, Common, CompareArgs, RunArgs, Stack};
-use crate::compare::backend_type;
 use crate::load::{Arrival, Load, Window};
+use crate::registry::{backend_kind, BackendOptions, LabelledOptions};
 use crate::results::RunRecord;
 use crate::HarnessError;
 
@@ -42,6 +42,8 @@ pub const COMPOSE_URLS: [(&str, &str); 5] = [
 pub struct RunConfig {
     /// Every setting, as recorded.
     pub record: RunRecord,
+    /// What each server backend reads, typed (the record keeps it as JSON).
+    pub backend_options: LabelledOptions,
     /// Models, in order.
     pub models: Vec<ModelId>,
     /// Device for in-process engines.
@@ -77,7 +79,7 @@ impl RunConfig {
         {
             return Err(HarnessError::Config(format!(
                 "backend {twice:?} is given twice in --backends; to measure one backend twice give it two labels, such as {0}@a,{0}@b",
-                backend_type(twice)
+                backend_kind(twice)
             )));
         }
         if let Some(b) = &s.baseline {
@@ -109,7 +111,7 @@ impl RunConfig {
         r.large_batches = sizes(s.large_batches, &[1, 10, 100, 1000], &[1, 100]);
         r.large_batches_resnet = sizes(s.large_batches_resnet, &[1, 8, 32], &[1, 8]);
         cfg.models = models;
-        Ok(cfg)
+        cfg.check_own_options()
     }
 
     /// The settings of `harness run`: one backend, one model, one batch size.
@@ -125,7 +127,24 @@ impl RunConfig {
         cfg.record.models = vec![t.model.name().to_string()];
         cfg.record.small_batches = vec![t.batch];
         cfg.models = vec![t.model];
-        Ok(cfg)
+        cfg.check_own_options()
+    }
+
+    /// Every backend given options of its own is among the backends run.
+    fn check_own_options(self) -> Result<RunConfig, HarnessError> {
+        if let Some(name) = self
+            .backend_options
+            .own
+            .keys()
+            .find(|n| !self.backends.contains(n))
+        {
+            return Err(HarnessError::Config(format!(
+                "the config file gives options to {name}, which is not among the backends run \
+                 ({}); name it in --backends or remove its table",
+                self.backends.join(", ")
+            )));
+        }
+        Ok(self)
     }
 
     /// Every setting `compare` and `run` share; the selection is left empty.
@@ -149,20 +168,17 @@ impl RunConfig {
             }
             (None, Window::Requests(_)) => Duration::from_secs(3600),
         };
-        // The compose services' published ports, unless a URL flag says otherwise.
-        let compose = |url: Option<String>, name: &str| {
-            url.or_else(|| {
-                (srv.stack == Stack::Compose).then(|| {
-                    COMPOSE_URLS
-                        .iter()
-                        .find(|(n, _)| *n == name)
-                        .map(|(_, u)| u.to_string())
-                })?
-            })
+        let backend_options = LabelledOptions {
+            common: compose_urls(srv.options, srv.stack),
+            own: srv
+                .own
+                .into_iter()
+                .map(|(name, o)| (name, compose_urls(o, srv.stack)))
+                .collect(),
         };
         let device = w.device.unwrap_or_default();
         let record = RunRecord {
-            backends,
+            backends: backends.clone(),
             backends_explicit: false,
             baseline: None,
             reference,
@@ -185,14 +201,10 @@ impl RunConfig {
             fixtures_dir: w.fixtures_dir.unwrap_or_else(fixtures::default_dir),
             results_dir: o.results_dir.unwrap_or_else(|| PathBuf::from("results")),
             json: o.json,
-            flask_url: compose(srv.flask_url, "flask"),
-            triton_url: compose(srv.triton_url, "triton-http"),
-            triton_grpc_url: compose(srv.triton_grpc_url, "triton-grpc"),
-            triton_http_body: spelled(&srv.triton_http_body),
-            dynamic_batching: srv.dynamic_batching,
-            tfserving_url: compose(srv.tfserving_url, "tfserving-rest"),
-            tfserving_grpc_url: compose(srv.tfserving_grpc_url, "tfserving-grpc"),
-            tfserving_format: spelled(&srv.tfserving_format),
+            backend_options: backends
+                .iter()
+                .filter_map(|b| Some((b.clone(), backend_options.get(b).part(b)?)))
+                .collect(),
             stack: spelled(&srv.stack),
             loads: loads(
                 c.load.concurrency,
@@ -213,26 +225,13 @@ impl RunConfig {
         };
         RunConfig {
             record,
+            backend_options,
             models: vec![],
             device,
             point_budget,
             quiet: o.quiet,
             wide: o.wide,
         }
-    }
-
-    /// URLs of existing servers by backend name (`OpenOptions::server_urls`).
-    pub fn server_urls(&self) -> std::collections::BTreeMap<String, String> {
-        [
-            ("flask", &self.flask_url),
-            ("triton-http", &self.triton_url),
-            ("triton-grpc", &self.triton_grpc_url),
-            ("tfserving-rest", &self.tfserving_url),
-            ("tfserving-grpc", &self.tfserving_grpc_url),
-        ]
-        .into_iter()
-        .filter_map(|(name, url)| Some((name.to_string(), url.clone()?)))
-        .collect()
     }
 }
 
@@ -273,3 +272,33 @@ fn dedup<T: PartialEq>(list: Vec<T>) -> Vec<T> {
 mod page_width;
 #[cfg(test)]
 mod tests;
+
+/// `options` with the compose services' published ports as the URLs no flag gave, when
+/// the servers run in the compose stack.
+fn compose_urls(mut o: BackendOptions, stack: Stack) -> BackendOptions {
+    if stack != Stack::Compose {
+        return o;
+    }
+    let url = |name: &str| {
+        COMPOSE_URLS
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, u)| u.to_string())
+    };
+    #[cfg(feature = "flask")]
+    {
+        o.flask.url = o.flask.url.or_else(|| url("flask"));
+    }
+    #[cfg(feature = "triton")]
+    {
+        o.triton.url = o.triton.url.or_else(|| url("triton-http"));
+        o.triton.grpc_url = o.triton.grpc_url.or_else(|| url("triton-grpc"));
+    }
+    #[cfg(feature = "tfserving")]
+    {
+        o.tfserving.url = o.tfserving.url.or_else(|| url("tfserving-rest"));
+        o.tfserving.grpc_url = o.tfserving.grpc_url.or_else(|| url("tfserving-grpc"));
+    }
+    let _ = url;
+    o
+}

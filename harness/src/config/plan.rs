@@ -2,7 +2,6 @@
 
 use crate::compare::{Check, Measure, Plan, Point};
 use crate::config::RunConfig;
-use crate::registry::BackendOptions;
 use crate::results::BatchClass;
 
 impl RunConfig {
@@ -39,7 +38,7 @@ impl RunConfig {
                 intra_threads: self.intra_threads,
                 device: self.device,
             },
-            backend_options: self.backend_options(),
+            backend_options: self.backend_options.clone(),
             seed: self.seed,
             check: Check {
                 reference: self.reference.clone(),
@@ -60,30 +59,6 @@ impl RunConfig {
             },
             quiet: self.quiet,
             record: self.record.clone(),
-        }
-    }
-
-    /// Each server backend's own options, from the flags (URLs already defaulted by
-    /// `--stack compose`).
-    fn backend_options(&self) -> BackendOptions {
-        BackendOptions {
-            #[cfg(feature = "flask")]
-            flask: adapter_flask::Options {
-                url: self.flask_url.clone(),
-            },
-            #[cfg(feature = "triton")]
-            triton: adapter_triton::Options {
-                url: self.triton_url.clone(),
-                grpc_url: self.triton_grpc_url.clone(),
-                http_body: self.triton_http_body.parse().unwrap_or_default(),
-                dynamic_batching: self.dynamic_batching,
-            },
-            #[cfg(feature = "tfserving")]
-            tfserving: adapter_tfserving::Options {
-                url: self.tfserving_url.clone(),
-                grpc_url: self.tfserving_grpc_url.clone(),
-                format: self.tfserving_format.parse().unwrap_or_default(),
-            },
         }
     }
 }

@@ -38,9 +38,15 @@ fn defaults_are_filled_in() {
     assert_eq!((c.percentile, c.stability), (50.0, 0.1));
     assert_eq!(c.point_budget, Duration::from_millis(1500));
     assert_eq!(
-        (c.triton_http_body.as_str(), c.tfserving_format.as_str()),
-        ("binary", "row")
+        c.backend_options,
+        crate::registry::LabelledOptions::default()
     );
+    assert_eq!(
+        c.record.backend_options["triton-http"]["http_body"],
+        "binary"
+    );
+    assert_eq!(c.record.backend_options["tfserving-rest"]["format"], "row");
+    assert!(!c.record.backend_options.contains_key("candle"));
     assert_eq!(c.stack, "local");
     let q = ok(&["--quick"]);
     assert_eq!(q.models, [ModelId::TextCnn, ModelId::Resnet18]);
@@ -158,6 +164,65 @@ fn flags_override_the_file_booleans_too() {
     );
 }
 
+/// A backend's own table in the file: read over the flags, for that backend alone.
+#[cfg(feature = "triton")]
+#[test]
+fn a_label_table_gives_one_backend_its_own_options() {
+    use adapter_triton::HttpBody;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.toml");
+    let file = path.to_str().unwrap();
+    std::fs::write(
+        &path,
+        "backends = [\"triton-http@json\", \"triton-http@bin\", \"candle\"]\n\
+         [\"triton-http@json\"]\ntriton_http_body = \"json\"\ndynamic_batching = true\n",
+    )
+    .unwrap();
+    let c = ok(&["--config", file, "--triton-url", "http://127.0.0.1:9000"]);
+    let (json, bin) = (
+        c.backend_options.get("triton-http@json"),
+        c.backend_options.get("triton-http@bin"),
+    );
+    assert_eq!(
+        (json.triton.http_body, bin.triton.http_body),
+        (HttpBody::Json, HttpBody::Binary)
+    );
+    assert!(json.triton.dynamic_batching && !bin.triton.dynamic_batching);
+    // The flags hold for both, the table's own settings for one.
+    assert_eq!(json.triton.url.as_deref(), Some("http://127.0.0.1:9000"));
+    assert_eq!(bin.triton.url, json.triton.url);
+    let recorded = &c.record.backend_options;
+    assert_eq!(recorded["triton-http@json"]["http_body"], "json");
+    assert_eq!(recorded["triton-http@bin"]["http_body"], "binary");
+    assert!(!recorded.contains_key("candle"));
+    // The table wins over the command line for its backend.
+    let c = ok(&["--config", file, "--triton-http-body", "binary"]);
+    assert_eq!(
+        c.backend_options.get("triton-http@json").triton.http_body,
+        HttpBody::Json
+    );
+
+    for (text, want) in [
+        (
+            "[\"triton-http@json\"]\ntriton_http_body = \"json\"\n",
+            "gives options to triton-http@json, which is not among the backends run",
+        ),
+        (
+            "backends = [\"triton-http@a\"]\n[\"triton-http@a\"]\nworkers = 2\n",
+            "table [triton-http@a]: unexpected argument '--workers'",
+        ),
+        (
+            "[\"triton-http@a\"]\ntriton_http_body = \"xml\"\n",
+            "table [triton-http@a]: invalid value 'xml'",
+        ),
+        ("[model]\nname = 1\n", "table [model] is not a backend name"),
+    ] {
+        std::fs::write(&path, text).unwrap();
+        let e = err(&["--config", file]);
+        assert!(e.contains(want), "{text}: {e}");
+    }
+}
+
 #[test]
 fn bad_config_files_are_named() {
     let dir = tempfile::tempdir().unwrap();
@@ -182,6 +247,23 @@ fn bad_config_files_are_named() {
     assert!(e.contains("cannot read config file"), "{e}");
 }
 
+/// The URL each server backend is given, by backend name.
+#[cfg(all(feature = "flask", feature = "triton", feature = "tfserving"))]
+fn server_urls(c: &RunConfig) -> std::collections::BTreeMap<&'static str, String> {
+    let o = &c.backend_options.common;
+    [
+        ("flask", &o.flask.url),
+        ("triton-http", &o.triton.url),
+        ("triton-grpc", &o.triton.grpc_url),
+        ("tfserving-rest", &o.tfserving.url),
+        ("tfserving-grpc", &o.tfserving.grpc_url),
+    ]
+    .into_iter()
+    .filter_map(|(name, url)| Some((name, url.clone()?)))
+    .collect()
+}
+
+#[cfg(all(feature = "flask", feature = "triton", feature = "tfserving"))]
 #[test]
 fn server_settings_and_the_compose_stack() {
     let c = ok(&[
@@ -191,11 +273,13 @@ fn server_settings_and_the_compose_stack() {
         "--triton-http-body=json",
         "--dynamic-batching",
     ]);
+    let triton = &c.backend_options.common.triton;
     assert_eq!(
-        (c.triton_http_body.as_str(), c.dynamic_batching),
-        ("json", true)
+        (triton.http_body, triton.dynamic_batching),
+        (adapter_triton::HttpBody::Json, true)
     );
-    let urls = c.server_urls();
+    assert_eq!(c.record.backend_options["triton-grpc"]["http_body"], "json");
+    let urls = server_urls(&c);
     assert_eq!(urls["triton-http"], "http://127.0.0.1:8000");
     assert_eq!(urls["tfserving-rest"], "http://127.0.0.1:9501");
     assert!(!urls.contains_key("flask") && !urls.contains_key("tfserving-grpc"));
@@ -211,12 +295,10 @@ fn server_settings_and_the_compose_stack() {
         (&["--stack", "k8s"], "[possible values: local, compose]"),
         (
             &["--triton-grpc-url", "127.0.0.1:8001"],
-            "http://127.0.0.1:8001",
+            "give an http:// URL with a host and a port",
         ),
-        (
-            &["--tfserving-grpc-url", "grpc://x"],
-            "http://127.0.0.1:8500",
-        ),
+        (&["--tfserving-grpc-url", "grpc://x"], "not http://"),
+        (&["--tfserving-url", "https://x:8501"], "without TLS"),
     ] {
         let e = err(args);
         assert!(e.contains(want), "{args:?}: {e}");
@@ -236,7 +318,7 @@ fn server_settings_and_the_compose_stack() {
         "http://127.0.0.1:9000",
     ]);
     assert_eq!(c.stack, "compose");
-    let urls = c.server_urls();
+    let urls = server_urls(&c);
     assert_eq!(urls["flask"], "http://127.0.0.1:8080");
     assert_eq!(urls["triton-http"], "http://127.0.0.1:9000");
     assert_eq!(urls["triton-grpc"], "http://127.0.0.1:8001");
@@ -283,7 +365,7 @@ fn loads_from_flags_and_files() {
 fn labels_name_two_instances_of_one_backend() {
     let c = ok(&["--backends", "candle@a,candle@b", "--baseline", "candle@b"]);
     assert_eq!(c.backends, ["candle@a", "candle@b"]);
-    assert_eq!(backend_type("candle@a"), "candle");
+    assert_eq!(crate::registry::backend_kind("candle@a"), "candle");
     for bad in ["candle@", "@a", "candle@a b", "candle@a@b"] {
         let e = err(&["--backends", bad]);
         assert!(e.contains("NAME@LABEL"), "{bad}: {e}");

@@ -88,22 +88,9 @@ pub struct RunRecord {
     pub results_dir: PathBuf,
     /// Extra JSON output path.
     pub json: Option<PathBuf>,
-    /// Existing Flask server (`None`: the harness starts Gunicorn).
-    pub flask_url: Option<String>,
-    /// Existing Triton HTTP endpoint (`None`: the harness starts Triton).
-    pub triton_url: Option<String>,
-    /// Existing Triton gRPC endpoint (`None`: the harness starts Triton).
-    pub triton_grpc_url: Option<String>,
-    /// `json` or `binary` bodies for triton-http.
-    pub triton_http_body: String,
-    /// Triton's dynamic batcher on.
-    pub dynamic_batching: bool,
-    /// Existing TF Serving REST endpoint (`None`: TF Serving's default port).
-    pub tfserving_url: Option<String>,
-    /// Existing TF Serving gRPC endpoint (`None`: TF Serving's default port).
-    pub tfserving_grpc_url: Option<String>,
-    /// `row` or `columnar` bodies for tfserving-rest.
-    pub tfserving_format: String,
+    /// What each server backend of the run was opened with (its URL, body encoding,
+    /// ...), by backend name, as its adapter spells its options.
+    pub backend_options: std::collections::BTreeMap<String, serde_json::Value>,
     /// `local` or `compose`: where the server backends run.
     pub stack: String,
     /// Load levels, each measured at every batch size.
