@@ -422,25 +422,23 @@ fn compare_measures_both_protocols_and_labels_the_peer() {
     let options = &doc["config"]["backend_options"];
     assert_eq!(options["tfserving-rest"]["format"], "columnar", "{options}");
     assert_eq!(options["tfserving-rest@row"]["format"], "row", "{options}");
+    let backend = |name: &str| {
+        doc["backends"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["name"] == name)
+            .unwrap_or_else(|| panic!("{name} not measured: {so}"))
+            .clone()
+    };
     for (name, format) in [
         ("tfserving-rest", "columnar"),
         ("tfserving-rest@row", "row"),
     ] {
-        let b = doc["backends"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|b| b["name"] == name)
-            .unwrap_or_else(|| panic!("{name} not measured: {so}"));
-        assert_eq!(b["details"]["rest_format"], format, "{b}");
+        assert_eq!(backend(name)["details"]["rest_format"], format);
     }
     for name in ["tfserving-rest", "tfserving-grpc", "tfserving-rest@row"] {
-        let b = doc["backends"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|b| b["name"] == name)
-            .unwrap_or_else(|| panic!("{name} not measured: {so}"));
+        let b = backend(name);
         assert_eq!(b["engine"], adapter_tfserving::PEER_ENGINE, "{b}");
         let a = doc["agreement"]
             .as_array()
