@@ -136,7 +136,7 @@ async fn trial(
     let spec = SeriesSpec {
         window: cfg.window,
         max_windows: cfg.max_windows,
-        budget: cfg.budget,
+        budget: cfg.backend_budget / cfg.trials.max(1) as u32,
         tolerance: cfg.stability,
         percentile: cfg.percentile,
         max_in_flight: cfg.max_in_flight,
