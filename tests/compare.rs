@@ -13,6 +13,8 @@ fn quick_compare_measures_both_backends_on_both_models() {
     let out = harness(&[
         "compare",
         "--quick",
+        "--time-budget",
+        "10s",
         "--quiet",
         "--backends",
         "candle,onnxruntime",

@@ -109,6 +109,8 @@ fn compare_measures_flask_with_agreement_and_stops_every_process() {
         &[
             "compare",
             "--quick",
+            "--time-budget",
+            "10s",
             "--quiet",
             "--trials",
             "1",
@@ -496,6 +498,8 @@ fn unreachable_flask_url_is_one_clear_error() {
         &[
             "compare",
             "--quick",
+            "--time-budget",
+            "6s",
             "--quiet",
             "--trials",
             "1",

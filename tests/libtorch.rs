@@ -16,6 +16,8 @@ fn quick_compare_puts_libtorch_beside_candle_and_onnxruntime() {
     let out = harness(&[
         "compare",
         "--quick",
+        "--time-budget",
+        "10s",
         "--quiet",
         "--backends",
         "candle,onnxruntime,libtorch",

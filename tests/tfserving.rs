@@ -371,6 +371,8 @@ fn compare_args<'a>(dir: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {
         "0.3",
         "--trials",
         "1",
+        "--time-budget",
+        "12s",
         "--results-dir",
         dir.to_str().unwrap(),
     ];

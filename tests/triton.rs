@@ -84,6 +84,8 @@ fn compare_args<'a>(dir: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {
         "--quiet",
         "--trials",
         "1",
+        "--time-budget",
+        "12s",
         "--small-batches",
         "1,4",
         "--large-batches",

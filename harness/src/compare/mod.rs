@@ -8,12 +8,14 @@
 //! 3. run the same fixed inputs through every backend and compare with the
 //!    reference; a backend outside tolerance is excluded from that model's timing;
 //! 4. for each model, batch size and load level ([`plan`]): prepare the request once
-//!    per backend (outside the clock), then measure the whole backend set `--trials`
-//!    times, in a seeded shuffled order per trial, so a shared machine's drift hits
-//!    every backend alike; each backend's trial is a warm-up (never counted) and a
-//!    series of windows run until stable ([`measure`], [`crate::load::series`]);
-//!    A point is measured once per backend: one row, whichever tables show it.
-//! 5. ratios against the baseline, each with a bootstrap 95 % interval ([`ratios`]).
+//!    per backend (outside the clock), warm every backend up (never counted), then
+//!    measure in rounds, each one window of every backend in a freshly shuffled seeded
+//!    order, so a shared machine's drift hits every backend alike, until each ratio's
+//!    interval is within `--precision` or the point's share of `--time-budget` is
+//!    spent ([`measure`]). A point is measured once per backend: one row, whichever
+//!    tables show it.
+//! 5. ratios against the baseline, each with a 95 % interval from the paired rounds
+//!    ([`ratios`], [`crate::stats::paired`]).
 
 mod fixtures_check;
 pub mod measure;
@@ -90,8 +92,8 @@ pub async fn compare(plan: Plan) -> Result<Results, HarnessError> {
         .collect();
     drop(reference);
 
-    let results = measure::measure_all(&plan, &opened, &excluded, &progress).await?;
-    let ratios = ratios(&results, &baseline, plan.seed);
+    let results = measure::measure_all(&plan, &opened, &baseline, &excluded, &progress).await?;
+    let ratios = ratios(&results, &baseline, plan.seed, plan.measure.precision);
     let backends: Vec<BackendInfo> = opened.iter().map(|o| o.info.clone()).collect();
     progress.finish();
     drop(opened); // Stops servers and executor threads before the report is written.

@@ -43,7 +43,13 @@ fn defaults_are_filled_in() {
     assert_eq!(c.point_budget, Duration::from_secs_f64(c.point_budget_s));
     let per_backend = c.point_budget_s / c.backends.len() as f64;
     assert!((c.backend_budget_s - per_backend).abs() < 1e-9);
-    assert_eq!(c.window, Window::Duration { seconds: 0.25, min_requests: 5 });
+    assert_eq!(
+        c.window,
+        Window::Duration {
+            seconds: 0.25,
+            min_requests: 5
+        }
+    );
     assert_eq!(
         c.backend_options,
         crate::registry::LabelledOptions::default()
@@ -123,8 +129,14 @@ fn bad_values_get_one_clear_sentence() {
             &["--time-budget", "0"],
             "invalid value '0' for '--time-budget",
         ),
-        (&["--precision", "1.5"], "above 0 and below 1, such as 0.05 or 5%"),
-        (&["--precision", "0%"], "invalid value '0%' for '--precision"),
+        (
+            &["--precision", "1.5"],
+            "above 0 and below 1, such as 0.05 or 5%",
+        ),
+        (
+            &["--precision", "0%"],
+            "invalid value '0%' for '--precision",
+        ),
         (&["--arrival", "poisson"], "--request-rate"),
         (
             &["--request-rate", "NaN"],

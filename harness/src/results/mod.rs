@@ -15,7 +15,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub use crate::agreement::Agreement;
-pub use point::{Breakdown, ErrorCount, MeasurementInfo, PointResult, Ratio};
+pub use point::{Breakdown, ErrorCount, MeasurementInfo, Miss, PointResult, Ratio};
 pub use record::{BatchClass, Format, RunRecord};
 pub use system::System;
 
