@@ -148,7 +148,7 @@ pub struct MeasureArgs {
     pub warmup: Option<u64>,
 
     /// Least rounds per point before the intervals are checked; a round measures one
-    /// window of every backend, in a freshly shuffled order [default: 3].
+    /// window of every backend, in a freshly shuffled order [default: 5].
     #[arg(long, value_name = "K", value_parser = whole::<usize>(1))]
     pub trials: Option<usize>,
 

@@ -56,6 +56,8 @@ struct Part {
     last_cost: Duration,
     /// Its ratio's interval is within the target: it sits the next rounds out.
     done: bool,
+    /// Mean latency of its warm-up requests (zero: unknown).
+    request_time: Duration,
 }
 
 impl Part {
@@ -158,6 +160,9 @@ async fn measure_point(
             continue;
         };
         let warm = warm_up(cfg, o, point.load, request).await;
+        if warm.ok() > 0 {
+            parts[i].request_time = Duration::from_micros(warm.histogram.mean() as u64);
+        }
         if warm.ok() == 0 && warm.failed() > 0 {
             let (kind, msg) = warm
                 .error_messages
@@ -171,6 +176,10 @@ async fn measure_point(
         }
     }
     let window = window_for(cfg);
+    let windows: Vec<Window> = parts
+        .iter()
+        .map(|part| affordable(window, part.request_time, point.load, cfg))
+        .collect();
     let base_runs = at.base.is_some_and(|b| requests[b].is_some());
     for round in 0..cfg.max_windows.max(MIN_ROUNDS) {
         let active: Vec<usize> = (0..opened.len())
@@ -194,7 +203,7 @@ async fn measure_point(
             let seed = plan.seed ^ ((at.p as u64) << 32) ^ ((round as u64) << 16) ^ i as u64;
             let t0 = Instant::now();
             let before = server_stats(o, point.model).await;
-            let m = one_window(cfg, o, point.load, request, window, seed).await;
+            let m = one_window(cfg, o, point.load, request, windows[i], seed).await;
             let after = server_stats(o, point.model).await;
             let part = &mut parts[i];
             part.servers.extend(breakdown(before, after));
@@ -251,6 +260,35 @@ fn window_for(cfg: &Measure) -> Window {
             }
         }
         w @ Window::Requests(_) => w,
+    }
+}
+
+/// Least requests in a window however short the budget, so that no row's figures rest
+/// on a request or two a round.
+pub const FLOOR_REQUESTS: u64 = 2;
+
+/// `window` for a backend whose requests take `request_time`: where its share of the
+/// point cannot pay for [`MIN_ROUNDS`] windows of `--min-requests` requests, fewer
+/// requests a window (at least [`FLOOR_REQUESTS`]), so a slow point keeps to its budget
+/// instead of spending that of the points after it.
+fn affordable(window: Window, request_time: Duration, load: Load, cfg: &Measure) -> Window {
+    let Window::Duration {
+        seconds,
+        min_requests,
+    } = window
+    else {
+        return window;
+    };
+    let per_request = request_time.as_secs_f64() / load.concurrency().unwrap_or(1) as f64;
+    let share = cfg.backend_budget.as_secs_f64() / MIN_ROUNDS as f64;
+    let fits = if per_request > 0.0 {
+        (share / per_request).floor() as u64
+    } else {
+        min_requests
+    };
+    Window::Duration {
+        seconds,
+        min_requests: min_requests.min(fits.max(FLOOR_REQUESTS)),
     }
 }
 
@@ -488,6 +526,35 @@ mod tests {
         assert!(breakdown(None, Some(a)).is_none());
         let m = mean_breakdown(&[d, Breakdown { queue_ms: 4.0, ..d }]).unwrap();
         assert_eq!(m.queue_ms, 3.0);
+    }
+
+    #[test]
+    fn slow_requests_get_fewer_per_window_when_the_budget_is_short() {
+        let cfg = Measure {
+            trials: 5,
+            window: Window::Duration {
+                seconds: 0.1,
+                min_requests: 5,
+            },
+            max_windows: 100,
+            precision: 0.05,
+            time_budget: Duration::from_secs(30),
+            backend_budget: Duration::from_secs(2),
+            stability: 0.1,
+            percentile: 50.0,
+            warmup: None,
+            max_in_flight: 1024,
+        };
+        let closed = Load::Closed { concurrency: 1 };
+        let min =
+            |t_ms: u64| match affordable(cfg.window, Duration::from_millis(t_ms), closed, &cfg) {
+                Window::Duration { min_requests, .. } => min_requests,
+                Window::Requests(_) => unreachable!(),
+            };
+        // 1 s a round for this backend: 5 requests of 10 ms fit, 250 ms ones only 4.
+        assert_eq!((min(10), min(250), min(0)), (5, 4, 5));
+        // However slow, 2 a window.
+        assert_eq!(min(5000), FLOOR_REQUESTS);
     }
 
     #[test]

@@ -39,6 +39,11 @@ pub const DEFAULT_BUDGET: Duration = Duration::from_secs(200);
 /// start-up and agreement and 10 s of overrun.
 pub const DEFAULT_QUICK_BUDGET: Duration = Duration::from_secs(30);
 
+/// Default least number of rounds before a point may stop for precision: the interval's
+/// spread is estimated from the rounds, and from 2 or 3 of them it is so unreliable that
+/// stopping when it happens to come out small would make intervals too narrow.
+pub const DEFAULT_ROUNDS: usize = 5;
+
 /// Default least number of requests in a window.
 pub const DEFAULT_MIN_REQUESTS: u64 = 5;
 
@@ -243,7 +248,7 @@ impl RunConfig {
                 .load
                 .max_in_flight
                 .unwrap_or(crate::load::DEFAULT_MAX_IN_FLIGHT),
-            trials: m.trials.unwrap_or(3),
+            trials: m.trials.unwrap_or(DEFAULT_ROUNDS),
             max_windows: m.max_windows.unwrap_or(100),
             precision: m.precision.unwrap_or(DEFAULT_PRECISION),
             time_budget_s: time_budget.as_secs_f64(),

@@ -30,7 +30,7 @@ fn defaults_are_filled_in() {
     assert_eq!(c.backends, crate::registry::names());
     assert!(!c.backends_explicit);
     assert_eq!(c.models, [ModelId::TextCnn, ModelId::Resnet50]);
-    assert_eq!((c.workers, c.trials, c.max_windows), (1, 3, 100));
+    assert_eq!((c.workers, c.trials, c.max_windows), (1, 5, 100));
     assert_eq!(c.loads, [Load::Closed { concurrency: 1 }]);
     assert_eq!(c.small_batches, [1, 2, 4, 8]);
     assert_eq!(c.large_batches, [1, 10, 100, 1000]);
