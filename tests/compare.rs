@@ -15,6 +15,10 @@ fn quick_compare_measures_both_backends_on_both_models() {
         "--quick",
         "--time-budget",
         "10s",
+        // One request a window at least, as before: the slowest points (candle
+        // at large batches, seconds a request in a debug build) keep the suite short.
+        "--min-requests",
+        "1",
         "--quiet",
         "--backends",
         "candle,onnxruntime",

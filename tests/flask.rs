@@ -111,6 +111,10 @@ fn compare_measures_flask_with_agreement_and_stops_every_process() {
             "--quick",
             "--time-budget",
             "10s",
+            // One request a window at least, as before: the slowest points (candle
+            // at large batches, seconds a request in a debug build) keep the suite short.
+            "--min-requests",
+            "1",
             "--quiet",
             "--trials",
             "1",
@@ -500,6 +504,10 @@ fn unreachable_flask_url_is_one_clear_error() {
             "--quick",
             "--time-budget",
             "6s",
+            // One request a window at least, as before: the slowest points (candle
+            // at large batches, seconds a request in a debug build) keep the suite short.
+            "--min-requests",
+            "1",
             "--quiet",
             "--trials",
             "1",
