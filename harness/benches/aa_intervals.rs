@@ -21,19 +21,16 @@
 
 mod doubles;
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use contract::Backend;
 use doubles::FifoServer;
 use harness::cli::{parse, Command as Cli};
 use harness::compare::{measure, ratios, Opened};
 use harness::config::RunConfig;
 use harness::load::Load;
-use harness::results::BackendInfo;
 
 /// Backend pairs of the A/A runs.
 const PAIRS: [&str; 3] = ["candle", "onnxruntime", "flask"];
@@ -184,26 +181,6 @@ fn cells(json: &Path) -> Result<Vec<Cell>, String> {
         .collect())
 }
 
-/// A test double opened by hand, as the harness records a backend.
-fn opened(name: &str, backend: Arc<dyn Backend>) -> Opened {
-    let d = backend.describe();
-    Opened {
-        name: name.to_string(),
-        info: BackendInfo {
-            name: name.to_string(),
-            engine: d.engine,
-            protocol: d.protocol.to_string(),
-            device: d.device,
-            workers: d.workers,
-            intra_threads: d.intra_threads,
-            test_peer: false,
-            details: BTreeMap::new(),
-            cold_start_ms: 0.0,
-        },
-        backend,
-    }
-}
-
 /// [`DOUBLE_POINTS`] comparisons of a double of `slow_ms` against one of 2 ms (the
 /// baseline), each a fresh pair (as each A/A run above opens its backends anew),
 /// measured in rounds under the default precision, with a second each.
@@ -236,8 +213,8 @@ fn doubles_compare(slow_ms: f64) -> Vec<Cell> {
     for k in 0..DOUBLE_POINTS {
         plan.seed = k as u64;
         let backends = [
-            opened("double@base", Arc::new(FifoServer::new(ms(2.0)))),
-            opened("double@other", Arc::new(FifoServer::new(ms(slow_ms)))),
+            Opened::new("double@base", Arc::new(FifoServer::new(ms(2.0))), 0.0),
+            Opened::new("double@other", Arc::new(FifoServer::new(ms(slow_ms))), 0.0),
         ];
         let rows = rt
             .block_on(measure::measure_quietly(&plan, &backends, "double@base"))

@@ -171,22 +171,29 @@ async fn open_one(
             .map_err(fail)?;
     backend.health().await.map_err(fail)?;
     let cold_start_ms = t0.elapsed().as_secs_f64() * 1000.0;
-    let d = backend.describe();
-    Ok(Opened {
-        name: name.to_string(),
-        info: BackendInfo {
+    Ok(Opened::new(name, backend, cold_start_ms))
+}
+
+impl Opened {
+    /// `backend`, open and ready under `name`, as it describes itself.
+    pub fn new(name: &str, backend: Arc<dyn Backend>, cold_start_ms: f64) -> Opened {
+        let d = backend.describe();
+        Opened {
             name: name.to_string(),
-            engine: d.engine,
-            protocol: d.protocol.to_string(),
-            device: d.device,
-            workers: d.workers,
-            intra_threads: d.intra_threads,
-            test_peer: d.served_by_test_peer,
-            details: d.details,
-            cold_start_ms,
-        },
-        backend,
-    })
+            info: BackendInfo {
+                name: name.to_string(),
+                engine: d.engine,
+                protocol: d.protocol.to_string(),
+                device: d.device,
+                workers: d.workers,
+                intra_threads: d.intra_threads,
+                test_peer: d.served_by_test_peer,
+                details: d.details,
+                cold_start_ms,
+            },
+            backend,
+        }
+    }
 }
 
 async fn check_agreement(
