@@ -110,6 +110,10 @@ pub fn entries() -> Vec<Entry> {
             open: |common, _| adapter_onnxruntime::open(common),
         },
         Entry {
+            name: OPENVINO,
+            open: open_openvino,
+        },
+        Entry {
             name: LIBTORCH,
             open: open_libtorch,
         },
@@ -200,6 +204,19 @@ fn open_flask(_: &OpenOptions, _: &BackendOptions) -> Opened {
 /// managed server (Flask, Triton) waits on the shared flag of [`support::process`].
 pub fn cancel_starts() {
     support::process::cancel_starts();
+}
+
+/// Name of the OpenVINO backend, known with or without its feature.
+pub const OPENVINO: &str = "openvino";
+
+#[cfg(feature = "openvino")]
+fn open_openvino(common: &OpenOptions, _: &BackendOptions) -> Opened {
+    adapter_openvino::open(common)
+}
+
+#[cfg(not(feature = "openvino"))]
+fn open_openvino(_: &OpenOptions, _: &BackendOptions) -> Opened {
+    Err(not_compiled_in(OPENVINO, "openvino"))
 }
 
 /// Name of the libtorch backend, known with or without its feature.
