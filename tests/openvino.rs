@@ -63,11 +63,16 @@ async fn openvino_agrees_with_candle_on_every_model_in_f32() {
         let got = logits(&*openvino, model).await;
         let (abs, rel, top1, passed) =
             agreement::compare(&got, &want, model.classes(), DEFAULT_ATOL, DEFAULT_RTOL).unwrap();
-        println!("openvino vs candle on {model}: max abs {abs:.2e}, max rel {rel:.2e}, top-1 {top1}");
+        println!(
+            "openvino vs candle on {model}: max abs {abs:.2e}, max rel {rel:.2e}, top-1 {top1}"
+        );
         assert!(passed, "{model}: max abs diff {abs} (rel {rel})");
         assert_eq!(top1, 1.0, "{model}");
         // bf16 would be ~1e-2 off: f32 inference precision is what makes this hold.
-        assert!(abs < 1e-3, "{model}: max abs diff {abs}: not computed in f32?");
+        assert!(
+            abs < 1e-3,
+            "{model}: max abs diff {abs}: not computed in f32?"
+        );
     }
 }
 
