@@ -27,12 +27,6 @@ impl OrtEngine {
                 model: id.name().into(),
                 reason,
             };
-            if !files.onnx.is_file() {
-                return Err(fail(format!(
-                    "{} does not exist; run `cargo run -p fixtures -- generate`",
-                    files.onnx.display()
-                )));
-            }
             let session = build_session(env, &files.onnx, intra_threads).map_err(fail)?;
             sessions.insert(id.name().to_string(), (*id, session));
         }

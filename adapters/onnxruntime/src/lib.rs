@@ -28,7 +28,6 @@ use std::sync::Arc;
 use contract::{
     Backend, BackendError, BlockingPool, Description, Device, EngineBackend, OpenOptions, Protocol,
 };
-use fixtures::{ModelFiles, ModelId};
 
 /// Backend name in flags and results.
 pub const NAME: &str = "onnxruntime";
@@ -43,16 +42,7 @@ pub fn open(opts: &OpenOptions) -> Result<Arc<dyn Backend>, BackendError> {
         });
     }
     let lib = library::load()?;
-    let models: Vec<(ModelId, ModelFiles)> = opts
-        .models
-        .iter()
-        .map(|name| {
-            let id: ModelId = name
-                .parse()
-                .map_err(|_| BackendError::UnknownModel(name.clone()))?;
-            Ok((id, ModelFiles::new(&opts.fixtures_dir, id)))
-        })
-        .collect::<Result<_, BackendError>>()?;
+    let models = fixtures::onnx_models(&opts.fixtures_dir, &opts.models)?;
     let threads = opts.intra_threads.max(1);
     let env = lib.environment.clone();
     let pool = BlockingPool::start(NAME, opts.workers, move |_| {
