@@ -113,6 +113,12 @@ fn quick_compare_puts_openvino_beside_candle() {
     let out = harness(&[
         "compare",
         "--quick",
+        "--time-budget",
+        "10s",
+        // One request a window at least: candle's large text-CNN batches take seconds
+        // a request in a debug build; this keeps the test short.
+        "--min-requests",
+        "1",
         "--quiet",
         "--backends",
         "candle,openvino",
