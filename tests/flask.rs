@@ -2,20 +2,20 @@
 //!
 //! Checks that `compare` measures `flask` next to the in-process engines with the
 //! agreement check passing, that the server and every worker are gone (by pid) after a
-//! normal run, a run that fails half-way and SIGINT to the harness, that bad requests get
-//! 4xx JSON errors, that failures are counted with the error kinds every server backend
-//! shares, and that an unreachable `--flask-url` is one clear error.
+//! normal run and a run that fails half-way (signals: `tests/signals.rs`), that bad
+//! requests get 4xx JSON errors, that failures are counted with the error kinds every
+//! server backend shares, and that an unreachable `--flask-url` is one clear error.
 //! The tests take turns: each starts its own Gunicorn and the machine has few cores.
 
 mod common;
 mod error_kinds;
+mod procs;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
 
 use adapter_flask::server::{self, ManagedServer, ServerConfig};
 use common::{has_ratio_row, result_files, schema_errors, text};
@@ -39,46 +39,11 @@ fn harness_cmd(args: &[&str], pid_file: &Path) -> Command {
 /// Master and worker pids the adapter wrote (master first).
 fn read_pids(pid_file: &Path) -> Vec<u32> {
     let text = std::fs::read_to_string(pid_file).unwrap_or_default();
-    text.split_whitespace()
+    text.lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
         .map(|p| p.parse().unwrap())
-        .collect()
-}
-
-/// True if `pid` is a live process (a zombie is dead: it only waits to be reaped).
-fn alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => {
-            let state = stat
-                .rsplit(')')
-                .next()
-                .unwrap_or("")
-                .split_whitespace()
-                .next();
-            state != Some("Z")
-        }
-        Err(_) => false,
-    }
-}
-
-/// Live processes whose process group is `group`.
-fn group_members(group: u32) -> Vec<u32> {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|&pid| {
-            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-                return false;
-            };
-            let fields: Vec<&str> = stat
-                .rsplit(')')
-                .next()
-                .unwrap_or("")
-                .split_whitespace()
-                .collect();
-            // After the command: state, ppid, pgrp.
-            fields.first() != Some(&"Z") && fields.get(2) == Some(&group.to_string().as_str())
-        })
         .collect()
 }
 
@@ -88,16 +53,8 @@ fn assert_all_gone(pids: &[u32]) {
         3,
         "expected a master and 2 workers, got {pids:?}"
     );
-    let left: Vec<u32> = pids.iter().copied().filter(|&p| alive(p)).collect();
-    assert!(
-        left.is_empty(),
-        "processes left behind: {left:?} of {pids:?}"
-    );
-    assert!(
-        group_members(pids[0]).is_empty(),
-        "group {} still has members",
-        pids[0]
-    );
+    let left = procs::leftovers(pids, None);
+    assert!(left.is_empty(), "processes left behind: {left}");
 }
 
 #[test]
@@ -207,70 +164,6 @@ fn a_run_failing_half_way_stops_every_process() {
         "stdout:\n{stdout}\nstderr:\n{stderr}"
     );
     assert_all_gone(&read_pids(&pid_file));
-}
-
-#[test]
-fn sigint_to_the_harness_stops_every_process() {
-    let _turn = serial();
-    let dir = tempfile::tempdir().unwrap();
-    let pid_file = dir.path().join("pids");
-    let mut child = harness_cmd(
-        &[
-            "compare",
-            "--quiet",
-            "--trials",
-            "1",
-            "--backends",
-            "flask",
-            "--models",
-            "text-cnn",
-            "--workers",
-            "2",
-            "--small-batches",
-            "1",
-            "--large-batches",
-            "1",
-            "--duration",
-            "60",
-            "--results-dir",
-            dir.path().to_str().unwrap(),
-        ],
-        &pid_file,
-    )
-    .stdout(Stdio::null())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let pids = loop {
-        let pids = read_pids(&pid_file);
-        if pids.len() == 3 {
-            break pids;
-        }
-        assert!(Instant::now() < deadline, "the server never became ready");
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the harness ended early"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    std::thread::sleep(Duration::from_millis(1500)); // into the measurement
-    assert!(pids.iter().all(|&p| alive(p)), "{pids:?}");
-    // SAFETY: sending a signal to our own child process.
-    unsafe {
-        libc::kill(child.id() as libc::pid_t, libc::SIGINT);
-    }
-    let status = child.wait().unwrap();
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
-    assert_eq!(status.code(), Some(130), "{stderr}");
-    assert!(stderr.contains("interrupted"), "{stderr}");
-    assert_all_gone(&pids);
 }
 
 /// One HTTP/1.0 request; returns the status and the body parsed as JSON.

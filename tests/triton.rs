@@ -12,6 +12,7 @@
 
 mod common;
 mod error_kinds;
+mod procs;
 
 use std::io::Read;
 use std::path::Path;
@@ -47,21 +48,6 @@ fn read_servers(pid_file: &Path) -> Vec<Vec<u32>> {
         .collect()
 }
 
-/// True if `pid` is a live process (a zombie only waits to be reaped).
-fn alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => {
-            stat.rsplit(')')
-                .next()
-                .unwrap_or("")
-                .split_whitespace()
-                .next()
-                != Some("Z")
-        }
-        Err(_) => false,
-    }
-}
-
 /// Every server had a tritonserver and at least one Python stub, and none is alive.
 fn assert_all_gone(servers: &[Vec<u32>], expected_servers: usize) {
     assert_eq!(servers.len(), expected_servers, "{servers:?}");
@@ -70,11 +56,8 @@ fn assert_all_gone(servers: &[Vec<u32>], expected_servers: usize) {
             pids.len() >= 2,
             "expected tritonserver and its Python stubs, got {pids:?}"
         );
-        let left: Vec<u32> = pids.iter().copied().filter(|&p| alive(p)).collect();
-        assert!(
-            left.is_empty(),
-            "processes left behind: {left:?} of {pids:?}"
-        );
+        let left = procs::leftovers(pids, None);
+        assert!(left.is_empty(), "processes left behind: {left}");
     }
 }
 
@@ -268,6 +251,17 @@ fn a_run_failing_half_way_stops_every_process() {
 
 #[test]
 fn sigint_to_the_harness_stops_every_process() {
+    stopped_by(libc::SIGINT);
+}
+
+/// After SIGKILL of the harness, the watchdog in the server's group stops tritonserver
+/// and its Python stubs by itself (see tests/signals.rs for every signal with Flask).
+#[test]
+fn sigkill_of_the_harness_leaves_nothing_behind() {
+    stopped_by(libc::SIGKILL);
+}
+
+fn stopped_by(signal: libc::c_int) {
     let _turn = serial();
     let dir = tempfile::tempdir().unwrap();
     let pid_file = dir.path().join("pids");
@@ -310,10 +304,10 @@ fn sigint_to_the_harness_stops_every_process() {
         std::thread::sleep(Duration::from_millis(100));
     };
     std::thread::sleep(Duration::from_millis(1500)); // into the measurement
-    assert!(servers[0].iter().all(|&p| alive(p)), "{servers:?}");
+    assert!(servers[0].iter().all(|&p| procs::alive(p)), "{servers:?}");
     // SAFETY: sending a signal to our own child process.
     unsafe {
-        libc::kill(child.id() as libc::pid_t, libc::SIGINT);
+        libc::kill(child.id() as libc::pid_t, signal);
     }
     let status = child.wait().unwrap();
     let mut stderr = String::new();
@@ -323,8 +317,13 @@ fn sigint_to_the_harness_stops_every_process() {
         .unwrap()
         .read_to_string(&mut stderr)
         .unwrap();
-    assert_eq!(status.code(), Some(130), "{stderr}");
-    assert!(stderr.contains("interrupted"), "{stderr}");
+    if signal == libc::SIGKILL {
+        let left = procs::wait_gone(&servers[0], None, Duration::from_secs(30));
+        assert!(left.is_empty(), "left behind after SIGKILL: {left}");
+    } else {
+        assert_eq!(status.code(), Some(128 + signal), "{stderr}");
+        assert!(stderr.contains("interrupted"), "{stderr}");
+    }
     assert_all_gone(&servers, 1);
 }
 

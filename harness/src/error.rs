@@ -33,7 +33,39 @@ pub enum HarnessError {
         /// The I/O error.
         reason: String,
     },
-    /// The user pressed Ctrl-C.
-    #[error("interrupted; no results were written")]
-    Interrupted,
+    /// The run was stopped by a signal (Ctrl-C, `timeout`, a closed terminal).
+    #[error("interrupted by {0}; no results were written")]
+    Interrupted(Signal),
+}
+
+/// A signal that stops a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    /// SIGINT: Ctrl-C.
+    Int,
+    /// SIGTERM: `timeout`, CI cancellation, `docker stop`.
+    Term,
+    /// SIGHUP: the terminal closed.
+    Hup,
+}
+
+impl Signal {
+    /// Its number (the exit status is 128 + this).
+    pub fn number(self) -> u8 {
+        match self {
+            Signal::Int => 2,
+            Signal::Term => 15,
+            Signal::Hup => 1,
+        }
+    }
+}
+
+impl std::fmt::Display for Signal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Signal::Int => "SIGINT",
+            Signal::Term => "SIGTERM",
+            Signal::Hup => "SIGHUP",
+        })
+    }
 }

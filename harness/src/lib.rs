@@ -33,7 +33,7 @@ pub mod report;
 pub mod results;
 pub mod stats;
 
-pub use error::HarnessError;
+pub use error::{HarnessError, Signal};
 
 use std::ffi::OsString;
 use std::process::ExitCode;
@@ -41,9 +41,6 @@ use std::time::Duration;
 
 use cli::{Command, ParseError};
 use config::RunConfig;
-
-/// Exit status after Ctrl-C.
-const INTERRUPTED: u8 = 130;
 
 /// Runs the program with `args` (the first is the program name) and returns its exit
 /// status. Errors are printed as one sentence on stderr.
@@ -81,10 +78,10 @@ where
     let outcome = runtime.block_on(async {
         tokio::select! {
             r = dispatch(cli.command) => r,
-            _ = tokio::signal::ctrl_c() => {
+            signal = stop_signal() => {
                 // A server still starting on a blocking thread gives up and stops.
                 registry::cancel_starts();
-                Err(HarnessError::Interrupted)
+                Err(HarnessError::Interrupted(signal))
             }
         }
     });
@@ -95,12 +92,33 @@ where
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
-            if matches!(e, HarnessError::Interrupted) {
-                ExitCode::from(INTERRUPTED)
-            } else {
-                ExitCode::FAILURE
+            match e {
+                // 128 + the signal's number, as a shell reports a process it ended.
+                HarnessError::Interrupted(signal) => ExitCode::from(128 + signal.number()),
+                _ => ExitCode::FAILURE,
             }
         }
+    }
+}
+
+/// Waits for the first of SIGINT (Ctrl-C), SIGTERM (`timeout`, CI cancellation,
+/// `docker stop`) and SIGHUP (a closed terminal): each ends the run alike, stopping
+/// every managed server. A signal that cannot be watched is never reported.
+async fn stop_signal() -> error::Signal {
+    use tokio::signal::unix::{signal, SignalKind};
+    async fn one(kind: SignalKind, which: error::Signal) -> error::Signal {
+        match signal(kind) {
+            Ok(mut s) => {
+                s.recv().await;
+                which
+            }
+            Err(_) => std::future::pending().await,
+        }
+    }
+    tokio::select! {
+        s = one(SignalKind::interrupt(), error::Signal::Int) => s,
+        s = one(SignalKind::terminate(), error::Signal::Term) => s,
+        s = one(SignalKind::hangup(), error::Signal::Hup) => s,
     }
 }
 

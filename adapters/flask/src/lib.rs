@@ -24,8 +24,9 @@
 //!   status are counted with the table every server backend shares
 //!   ([`support::status`]), with the app's `{"error": ...}` message.
 //! - **Test hook.** When `SERVEBENCH_FLASK_PID_FILE` is set, the pids of the managed
-//!   Gunicorn master and its workers are written there once it is ready, so tests can
-//!   check that every one of them is gone afterwards.
+//!   Gunicorn master and its workers are written there once it is ready (one line,
+//!   master first), and its temporary directory on a second line, so tests can check
+//!   that every one of them is gone afterwards.
 #![deny(missing_docs)]
 
 mod client;
@@ -145,7 +146,8 @@ fn write_pid_file(server: &ManagedServer) {
         let mut pids = vec![server.pid()];
         pids.extend_from_slice(server.worker_pids());
         let text: Vec<String> = pids.iter().map(u32::to_string).collect();
-        let _ = std::fs::write(path, text.join(" ") + "\n");
+        let dir = server.state_dir().display();
+        let _ = std::fs::write(path, format!("{}\n{dir}\n", text.join(" ")));
     }
 }
 

@@ -158,6 +158,11 @@ impl ManagedServer {
         self.process.pid()
     }
 
+    /// The server's private temporary directory (its log; removed when it stops).
+    pub fn state_dir(&self) -> &std::path::Path {
+        self.process.state_dir()
+    }
+
     /// Pids of the workers that were ready when the server became ready.
     pub fn worker_pids(&self) -> &[u32] {
         &self.worker_pids

@@ -13,7 +13,14 @@
 //! - **stop on drop** ([`ManagedProcess::stop`]): `SIGTERM` to the group, a grace period,
 //!   then `SIGKILL` to whatever is left. The server goes away with its backend however the
 //!   run ends: normally, by an error, by a panic that unwinds, or on Ctrl-C;
-//! - **the log** in a private temporary directory, quoted when the start fails.
+//! - **the log** in a private temporary directory, quoted when the start fails;
+//! - **a watchdog** in the server's process group (a small `sh` loop, [`WATCHDOG`]):
+//!   when the harness is gone without stopping the server (`SIGKILL`, a crash), it
+//!   notices that its parent changed, sends `SIGTERM` to the group, removes the
+//!   temporary directory and kills what is left. Nothing in the harness can run after
+//!   `SIGKILL`, so the server's side has to notice by itself; a parent-death signal
+//!   (`PR_SET_PDEATHSIG`) would reach only the server's first process, not the workers
+//!   it forks, and fires when the forking *thread* ends.
 //!
 //! What "ready" means is the caller's business: it passes a probe closure.
 
@@ -74,8 +81,28 @@ pub struct ManagedProcess {
     log_path: PathBuf,
     // Holds the log and whatever the caller keeps there; removed after the stop.
     state: tempfile::TempDir,
+    // Ends the group if the harness disappears; killed first on a normal stop.
+    watchdog: Option<Child>,
     stopped: bool,
 }
+
+/// The watchdog's script: `$1` the harness's pid, `$2` the group, `$3` the state
+/// directory. It ignores the group's `SIGTERM` (a normal stop kills it by pid first),
+/// polls its own parent every half second and, once the harness is gone, stops the
+/// group as [`ManagedProcess::stop`] would, removes the state directory, and kills the
+/// rest of the group with itself.
+pub const WATCHDOG: &str = r#"trap '' TERM INT HUP
+while :; do
+  read -r _ _ _ ppid _ < /proc/$$/stat || break
+  [ "$ppid" = "$1" ] || break
+  sleep 0.5
+done
+kill -TERM "-$2" 2>/dev/null
+i=0
+while [ $i -lt 25 ] && kill -0 "$2" 2>/dev/null; do sleep 0.2; i=$((i+1)); done
+rm -rf -- "$3"
+kill -KILL "-$2"
+"#;
 
 impl ManagedProcess {
     /// Creates a private state directory (`<prefix>XXXX` under the system's temporary
@@ -106,12 +133,30 @@ impl ManagedProcess {
             .process_group(0)
             .spawn()
             .map_err(|e| format!("cannot start {program}: {e}"))?;
-        Ok(ManagedProcess {
+        let group = child.id();
+        let watchdog = Command::new("sh")
+            .args(["-c", WATCHDOG, "servebench-watchdog"])
+            .arg(std::process::id().to_string())
+            .arg(group.to_string())
+            .arg(state.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(group as i32)
+            .spawn();
+        let mut process = ManagedProcess {
             child,
             log_path,
             state,
+            watchdog: None,
             stopped: false,
-        })
+        };
+        match watchdog {
+            Ok(w) => process.watchdog = Some(w),
+            // Dropping `process` stops the server just started.
+            Err(e) => return Err(format!("cannot start the watchdog of {program}: {e}")),
+        }
+        Ok(process)
     }
 
     /// Polls `probe` every 50 ms until it says ready, the process exits, the deadline
@@ -157,6 +202,32 @@ impl ManagedProcess {
         self.child.id()
     }
 
+    /// Pids of the server's processes: every live process of its group but the
+    /// watchdog and what the watchdog runs, the first process started first.
+    pub fn group_pids(&self) -> Vec<u32> {
+        let group = self.pid();
+        let watchdog = self.watchdog.as_ref().map(Child::id);
+        let mut pids: Vec<u32> = std::fs::read_dir("/proc")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+                let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+                // Fields after the parenthesised command: state, ppid, pgrp, ...
+                let mut after = stat.rsplit_once(')')?.1.split_whitespace();
+                let state = after.next()?;
+                let ppid: u32 = after.next()?.parse().ok()?;
+                let pgrp: u32 = after.next()?.parse().ok()?;
+                let ours = pgrp == group && state != "Z";
+                let watching = Some(pid) == watchdog || Some(ppid) == watchdog;
+                (ours && !watching).then_some(pid)
+            })
+            .collect();
+        pids.sort_unstable_by_key(|&p| (p != group, p));
+        pids
+    }
+
     /// Stops the whole group: `SIGTERM`, then `SIGKILL` to whatever is left after
     /// [`STOP_GRACE`]. Idempotent.
     pub fn stop(&mut self) {
@@ -164,6 +235,10 @@ impl ManagedProcess {
             return;
         }
         self.stopped = true;
+        if let Some(mut watchdog) = self.watchdog.take() {
+            let _ = watchdog.kill();
+            let _ = watchdog.wait();
+        }
         let group = self.child.id() as libc::pid_t;
         signal_group(group, libc::SIGTERM);
         let deadline = Instant::now() + STOP_GRACE;
@@ -289,6 +364,41 @@ mod tests {
             .wait_ready(Duration::from_secs(10), |_| Probe::Failed("port".into()))
             .unwrap_err();
         assert_eq!(e, NotReady::Failed("port".into()));
+    }
+
+    /// The watchdog outlives its parent (standing in for a harness killed by `SIGKILL`)
+    /// by less than a second, stops the group and removes the state directory.
+    #[test]
+    fn the_watchdog_ends_the_group_when_its_parent_is_gone() {
+        let mut server = Command::new("sleep")
+            .arg("60")
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let group = server.id();
+        let dir = tempfile::tempdir().unwrap().keep();
+        std::fs::write(dir.join("server.log"), "x").unwrap();
+        // A short-lived parent in the server's group starts the watchdog and exits.
+        let mut parent = Command::new("sh")
+            .args([
+                "-c",
+                "sh -c \"$0\" wd $$ \"$1\" \"$2\" & sleep 0.3",
+                WATCHDOG,
+            ])
+            .arg(group.to_string())
+            .arg(&dir)
+            .process_group(group as i32)
+            .spawn()
+            .unwrap();
+        parent.wait().unwrap();
+        let status = server.wait().unwrap();
+        assert!(!status.success(), "{status}");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while (dir.exists() || group_alive(group as libc::pid_t)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(!dir.exists(), "{} was left", dir.display());
+        assert!(!group_alive(group as libc::pid_t), "group {group} survived");
     }
 
     #[test]

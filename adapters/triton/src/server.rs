@@ -288,24 +288,10 @@ impl ManagedTriton {
         self.process.pid()
     }
 
-    /// Pids of every process in the server's group (the server and its Python stubs).
+    /// Pids of every process in the server's group (the server and its Python stubs),
+    /// tritonserver first.
     pub fn group_pids(&self) -> Vec<u32> {
-        let group = self.pid();
-        let mut pids: Vec<u32> = std::fs::read_dir("/proc")
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter_map(|e| {
-                let pid: u32 = e.file_name().to_str()?.parse().ok()?;
-                let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
-                // Fields after the parenthesised command: state, ppid, pgrp, ...
-                let after = stat.rsplit_once(')')?.1;
-                let pgrp: u32 = after.split_whitespace().nth(2)?.parse().ok()?;
-                (pgrp == group).then_some(pid)
-            })
-            .collect();
-        pids.sort_unstable();
-        pids
+        self.process.group_pids()
     }
 }
 
