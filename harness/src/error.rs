@@ -69,3 +69,18 @@ impl std::fmt::Display for Signal {
         })
     }
 }
+
+/// Where a run learns that it was asked to stop: the first stop signal, once it came.
+pub type Stop = tokio::sync::watch::Receiver<Option<Signal>>;
+
+/// Resolves with the signal once one came on `stop`; never if none ever comes.
+pub async fn stopped(stop: &mut Stop) -> Signal {
+    loop {
+        if let Some(s) = *stop.borrow_and_update() {
+            return s;
+        }
+        if stop.changed().await.is_err() {
+            return std::future::pending().await;
+        }
+    }
+}

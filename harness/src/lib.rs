@@ -76,20 +76,27 @@ where
         }
     };
     let outcome = runtime.block_on(async {
-        tokio::select! {
-            r = dispatch(cli.command) => r,
-            signal = stop_signal() => {
-                // A server still starting on a blocking thread gives up and stops.
-                registry::cancel_starts();
-                Err(HarnessError::Interrupted(signal))
-            }
-        }
+        let (tx, stop) = tokio::sync::watch::channel(None);
+        tokio::spawn(async move {
+            let first = stop_signal().await;
+            // A server still starting on a blocking thread gives up and stops.
+            registry::cancel_starts();
+            let _ = tx.send(Some(first));
+            // A second signal does not wait for the first to finish: the managed
+            // servers' watchdogs stop them once the harness is gone.
+            let second = stop_signal().await;
+            eprintln!("error: interrupted twice (by {first}, then {second})");
+            std::process::exit(128 + i32::from(second.number()));
+        });
+        dispatch(cli.command, stop).await
     });
     // Dropping the runtime drops every task and, with them, every backend: executor
     // threads are joined and managed servers are stopped.
     runtime.shutdown_timeout(Duration::from_secs(10));
     match outcome {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(Outcome::Complete) => ExitCode::SUCCESS,
+        Ok(Outcome::Partial) => ExitCode::from(EXIT_PARTIAL),
+        Ok(Outcome::Interrupted(signal)) => ExitCode::from(128 + signal.number()),
         Err(e) => {
             eprintln!("error: {e}");
             match e {
@@ -99,6 +106,20 @@ where
             }
         }
     }
+}
+
+/// Exit status of a run whose results are partial: some backend failed, the others
+/// were measured and written.
+pub const EXIT_PARTIAL: u8 = 3;
+
+/// How a command ended, when it wrote what it had.
+enum Outcome {
+    /// Everything planned was measured (or the command measures nothing).
+    Complete,
+    /// Some backend failed; the others were measured.
+    Partial,
+    /// A signal stopped the run; what was measured was written.
+    Interrupted(Signal),
 }
 
 /// Waits for the first of SIGINT (Ctrl-C), SIGTERM (`timeout`, CI cancellation,
@@ -122,26 +143,35 @@ async fn stop_signal() -> error::Signal {
     }
 }
 
-async fn dispatch(command: Command) -> Result<(), HarnessError> {
+async fn dispatch(command: Command, stop: error::Stop) -> Result<Outcome, HarnessError> {
     match command {
-        Command::Compare(args) => measure_and_report(RunConfig::compare(*args)?, false).await,
-        Command::Run(args) => measure_and_report(RunConfig::run(*args)?, true).await,
+        Command::Compare(args) => measure_and_report(RunConfig::compare(*args)?, false, stop).await,
+        Command::Run(args) => measure_and_report(RunConfig::run(*args)?, true, stop).await,
         Command::Backends => {
             list_backends();
-            Ok(())
+            Ok(Outcome::Complete)
         }
         Command::Schema => {
             let schema = serde_json::to_string_pretty(&results::schema()).expect("schema");
             println!("{schema}");
-            Ok(())
+            Ok(Outcome::Complete)
         }
     }
 }
 
 /// Measures the plan, writes its files and prints its page (`single`: the one table of
 /// `harness run`).
-async fn measure_and_report(cfg: RunConfig, single: bool) -> Result<(), HarnessError> {
-    let results = compare::compare(cfg.plan()).await?;
+async fn measure_and_report(
+    cfg: RunConfig,
+    single: bool,
+    stop: error::Stop,
+) -> Result<Outcome, HarnessError> {
+    let signal = stop.clone();
+    let results = compare::compare(cfg.plan(), stop).await?;
+    let signal = *signal.borrow();
+    if let (Some(signal), true) = (signal, results.results.is_empty()) {
+        return Err(HarnessError::Interrupted(signal));
+    }
     let written = output::write_outputs(&results)?;
     if results.config.format == results::Format::Csv {
         print!("{}", report::csv(&results));
@@ -155,9 +185,49 @@ async fn measure_and_report(cfg: RunConfig, single: bool) -> Result<(), HarnessE
             report::page(&results, report::Layout::Narrow)
         };
         print!("{page}");
+        for line in failure_lines(&results) {
+            println!("{line}");
+        }
         println!("{}", written.line());
     }
-    Ok(())
+    for line in failure_lines(&results) {
+        eprintln!("warning: {line}");
+    }
+    Ok(match (signal, results.partial()) {
+        (Some(signal), _) => Outcome::Interrupted(signal),
+        (None, true) => Outcome::Partial,
+        (None, false) => Outcome::Complete,
+    })
+}
+
+/// One line per failed backend, and one if the run was interrupted.
+fn failure_lines(results: &results::Results) -> Vec<String> {
+    let mut lines: Vec<String> = results
+        .failed
+        .iter()
+        .map(|f| {
+            let kinds: Vec<String> = f
+                .error_kinds
+                .iter()
+                .map(|k| format!("{} {}", k.kind, k.count))
+                .collect();
+            let counts = if kinds.is_empty() {
+                String::new()
+            } else {
+                format!(" (errors: {})", kinds.join(", "))
+            };
+            format!(
+                "{} failed at {} and was not measured after it{counts}: {}",
+                f.backend, f.at, f.reason
+            )
+        })
+        .collect();
+    if let Some(signal) = &results.interrupted {
+        lines.push(format!(
+            "interrupted by {signal}: the results hold only what was measured until then"
+        ));
+    }
+    lines
 }
 
 fn list_backends() {

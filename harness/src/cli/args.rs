@@ -183,6 +183,18 @@ pub struct MeasureArgs {
     /// [default: 50].
     #[arg(long, value_name = "P", value_parser = percentile, allow_negative_numbers = true)]
     pub percentile: Option<f64>,
+
+    /// Longest one request may take, in seconds (or such as 500ms), before it counts as
+    /// a `timeout` error; a backend whose requests all fail is marked failed and the
+    /// run goes on with the others [default: 30].
+    #[arg(long, value_name = "SECONDS", value_parser = seconds, allow_negative_numbers = true)]
+    pub request_timeout: Option<Duration>,
+
+    /// Stop the whole run at the first backend that fails (it cannot be opened, or stops
+    /// answering), instead of marking it failed and measuring the others.
+    #[arg(long, action = ArgAction::Set, num_args = 0..=1, require_equals = true,
+          default_value_t = false, default_missing_value = "true", value_name = "BOOL")]
+    pub fail_fast: bool,
 }
 
 /// The agreement check before any timing.

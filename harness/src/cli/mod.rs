@@ -19,12 +19,25 @@ pub use args::{
 
 use crate::HarnessError;
 
+/// The exit statuses, as `--help` lists them (the README says the same).
+pub const EXIT_STATUS: &str = "\
+Exit status:
+  0        every backend that opened was measured at every point
+  1        nothing was measured: a bad setting, missing fixtures, or every backend failed
+  2        a flag could not be parsed
+  3        partial: some backend failed (results.json lists it under `failed`), the others
+           were measured and written
+  129/130/143  stopped by SIGHUP/SIGINT/SIGTERM; what was measured was written, flagged
+           `interrupted`
+Every managed server is stopped on each of these, and after SIGKILL by its watchdog.";
+
 /// Command line of the `harness` binary.
 #[derive(Debug, Parser)]
 #[command(
     name = "harness",
     version,
     about = "Compare ways of serving a model on identical workloads.",
+    after_help = EXIT_STATUS,
     args_override_self = true
 )]
 pub struct Cli {
@@ -38,9 +51,11 @@ pub struct Cli {
 pub enum Command {
     /// Run identical text-CNN and ResNet workloads on every backend and print
     /// side-by-side latency tables with ratios, for small and large batches.
+    #[command(after_help = EXIT_STATUS)]
     Compare(Box<CompareArgs>),
     /// Measure one backend on one model and batch size (like perf_analyzer for one
     /// model) and print one table; writes the JSON results too.
+    #[command(after_help = EXIT_STATUS)]
     Run(Box<RunArgs>),
     /// List the backends and whether each can run on this machine.
     Backends,

@@ -30,7 +30,7 @@ use crate::load::schedule::Schedule;
 use crate::load::series;
 use crate::load::{closed_loop, cpu, Load, Measurement, OpenLoop, OpenSpec, Window};
 use crate::progress::Progress;
-use crate::results::{Breakdown, ErrorCount, MeasurementInfo, PointResult};
+use crate::results::{Breakdown, ErrorCount, Failed, MeasurementInfo, PointResult};
 use crate::stats::bootstrap::Statistic;
 use crate::stats::stability::{self, WindowFigures};
 use crate::stats::{self, paired, Latency};
@@ -70,19 +70,24 @@ impl Part {
     }
 }
 
-/// Measures every planned point on every opened backend not `excluded` for its model.
+/// Measures every planned point on every opened backend not `excluded` for its model,
+/// pushing each point's rows to `rows` as soon as the point is done (so what was
+/// measured survives an interruption). A backend that fails (not one warm-up request
+/// answered, or every request of its windows failed) is recorded in `failed` and not
+/// measured after that point; with `--fail-fast` the failure is the run's error.
 pub async fn measure_all(
     plan: &Plan,
     opened: &[Opened],
     baseline: &str,
     excluded: &BTreeSet<(String, String)>,
     progress: &Progress,
-) -> Result<Vec<PointResult>, HarnessError> {
+    rows: &mut Vec<PointResult>,
+    failed: &mut Vec<Failed>,
+) -> Result<(), HarnessError> {
     let (points, cfg) = (&plan.points, &plan.measure);
     progress.start(points.len() as u64);
     let base = opened.iter().position(|o| o.name == baseline);
     let begin = Instant::now();
-    let mut rows = Vec::new();
     for (p, point) in points.iter().enumerate() {
         // This point's share of what is left: time earlier points did not use goes on.
         let left = cfg.time_budget.saturating_sub(begin.elapsed());
@@ -96,7 +101,9 @@ pub async fn measure_all(
         let input = fixtures::inputs::batch(point.model, point.batch, plan.seed);
         let mut requests: Vec<Option<Arc<Prepared>>> = Vec::new();
         for o in opened {
-            if excluded.contains(&(point.model.name().to_string(), o.name.clone())) {
+            if excluded.contains(&(point.model.name().to_string(), o.name.clone()))
+                || failed.iter().any(|f| f.backend == o.name)
+            {
                 requests.push(None);
                 continue;
             }
@@ -116,25 +123,115 @@ pub async fn measure_all(
             base,
             deadline,
         };
-        let parts = measure_point(&at, opened, &requests).await?;
+        let place = format!(
+            "{} batch {} {}",
+            point.model,
+            point.batch,
+            point.load.label()
+        );
+        let (parts, warm_failures) = measure_point(&at, opened, &mut requests).await;
+        for (i, failure) in warm_failures {
+            record_failure(plan, progress, failed, &opened[i].name, &place, failure)?;
+        }
         for ((o, part), request) in opened.iter().zip(parts).zip(&requests) {
-            if request.is_some() {
-                rows.push(summarise(o, point, part, cfg, plan.seed));
+            if request.is_none() {
+                continue;
             }
+            if let Some(failure) = all_failed(&part) {
+                record_failure(plan, progress, failed, &o.name, &place, failure)?;
+            }
+            rows.push(summarise(o, point, part, cfg, plan.seed));
         }
     }
-    Ok(rows)
+    Ok(())
 }
 
 /// [`measure_all`] with nothing excluded and no progress output: for benches that
-/// measure backends opened by hand (test doubles).
+/// measure backends opened by hand (test doubles). A failing backend is an error.
 pub async fn measure_quietly(
     plan: &Plan,
     opened: &[Opened],
     baseline: &str,
 ) -> Result<Vec<PointResult>, HarnessError> {
     let progress = Progress::new(true);
-    measure_all(plan, opened, baseline, &BTreeSet::new(), &progress).await
+    let (mut rows, mut failed) = (Vec::new(), Vec::new());
+    measure_all(
+        plan,
+        opened,
+        baseline,
+        &BTreeSet::new(),
+        &progress,
+        &mut rows,
+        &mut failed,
+    )
+    .await?;
+    match failed.first() {
+        Some(f) => Err(HarnessError::NothingToMeasure(format!(
+            "{} failed on {}: {}",
+            f.backend, f.at, f.reason
+        ))),
+        None => Ok(rows),
+    }
+}
+
+/// Why a backend failed at a point: one sentence, and its errors by kind.
+struct Failure {
+    reason: String,
+    error_kinds: Vec<ErrorCount>,
+}
+
+fn error_kinds(m: &Measurement) -> Vec<ErrorCount> {
+    m.errors
+        .iter()
+        .map(|(kind, &count)| ErrorCount {
+            kind: kind.clone(),
+            count,
+            example: m.error_messages.get(kind).cloned().unwrap_or_default(),
+        })
+        .collect()
+}
+
+/// A failure when not one request of the backend's windows was answered.
+fn all_failed(part: &Part) -> Option<Failure> {
+    let mut merged = Measurement::empty();
+    for (k, w) in part.windows.iter().flatten().enumerate() {
+        merged.merge(w, k as u64);
+    }
+    if merged.ok() > 0 || merged.failed() == 0 {
+        return None;
+    }
+    let (kind, msg) = merged.error_messages.iter().next()?;
+    Some(Failure {
+        reason: format!("every request failed ({kind}): {msg}"),
+        error_kinds: error_kinds(&merged),
+    })
+}
+
+fn record_failure(
+    plan: &Plan,
+    progress: &Progress,
+    failed: &mut Vec<Failed>,
+    backend: &str,
+    at: &str,
+    f: Failure,
+) -> Result<(), HarnessError> {
+    if plan.fail_fast {
+        return Err(HarnessError::NothingToMeasure(format!(
+            "{backend} failed on {at}: {}",
+            f.reason
+        )));
+    }
+    progress.note(&format!(
+        "{backend} failed on {at}: {}; measuring the others",
+        f.reason
+    ));
+    failed.push(Failed {
+        backend: backend.to_string(),
+        at: at.to_string(),
+        reason: f.reason,
+        error_kinds: f.error_kinds,
+    });
+    Ok(())
 }
 
 /// Where a point is measured: the plan, its index, the baseline's index, its deadline.
@@ -147,14 +244,16 @@ struct Site<'a> {
 }
 
 /// Warm-ups, then rounds until every interval is within the target, or out of rounds
-/// or time.
+/// or time. A backend whose warm-up gets no answer is left out of the point (its
+/// request set to `None`) and returned with why.
 async fn measure_point(
     at: &Site<'_>,
     opened: &[Opened],
-    requests: &[Option<Arc<Prepared>>],
-) -> Result<Vec<Part>, HarnessError> {
+    requests: &mut [Option<Arc<Prepared>>],
+) -> (Vec<Part>, Vec<(usize, Failure)>) {
     let (plan, point, cfg) = (at.plan, at.point, &at.plan.measure);
     let mut parts: Vec<Part> = opened.iter().map(|_| Part::default()).collect();
+    let mut failures = Vec::new();
     for i in round_order(opened.len(), plan.seed, at.p, usize::MAX) {
         let (o, Some(request)) = (&opened[i], &requests[i]) else {
             continue;
@@ -164,15 +263,16 @@ async fn measure_point(
             parts[i].request_time = Duration::from_micros(warm.histogram.mean() as u64);
         }
         if warm.ok() == 0 && warm.failed() > 0 {
-            let (kind, msg) = warm
-                .error_messages
-                .iter()
-                .next()
-                .expect("an error was counted");
-            return Err(HarnessError::NothingToMeasure(format!(
-                "{} failed every warm-up request on {} batch {} ({kind}): {msg}",
-                o.name, point.model, point.batch
-            )));
+            if let Some((kind, msg)) = warm.error_messages.iter().next() {
+                failures.push((
+                    i,
+                    Failure {
+                        reason: format!("every warm-up request failed ({kind}): {msg}"),
+                        error_kinds: error_kinds(&warm),
+                    },
+                ));
+            }
+            requests[i] = None;
         }
     }
     let window = window_for(cfg);
@@ -225,7 +325,7 @@ async fn measure_point(
             }
         }
     }
-    Ok(parts)
+    (parts, failures)
 }
 
 /// A backend runs in a round while its ratio needs it: its own interval is still too

@@ -16,6 +16,12 @@
 //!    tables show it.
 //! 5. ratios against the baseline, each with a 95 % interval from the paired rounds
 //!    ([`ratios`], [`crate::stats::paired`]).
+//!
+//! Partial results are results: a backend that fails (its open or readiness check
+//! fails, its agreement request fails, or it stops answering) is recorded in
+//! [`Results::failed`] and left out from then on while the others are measured
+//! (`--fail-fast` stops the run instead). A stop signal during measuring ends the run
+//! with what was measured, flagged `interrupted`.
 
 mod fixtures_check;
 pub mod measure;
@@ -30,9 +36,11 @@ use contract::{Backend, BackendError, OpenOptions};
 use fixtures::ModelId;
 
 use crate::agreement::{self, Agreement};
+use crate::error::{stopped, Stop};
+use crate::load::deadline::Deadline;
 use crate::progress::Progress;
 use crate::registry;
-use crate::results::{BackendInfo, Results, System, Unavailable, SCHEMA_VERSION};
+use crate::results::{BackendInfo, Failed, Results, System, Unavailable, SCHEMA_VERSION};
 use crate::HarnessError;
 
 pub use plan::{Check, Measure, Plan, Point};
@@ -51,48 +59,36 @@ pub struct Opened {
     pub info: BackendInfo,
 }
 
-/// Runs the whole plan and returns its results (not yet written anywhere).
-pub async fn compare(plan: Plan) -> Result<Results, HarnessError> {
+/// Runs the whole plan and returns its results (not yet written anywhere). A signal on
+/// `stop` before measuring starts is an error; during measuring, it ends the run with
+/// what was measured.
+pub async fn compare(plan: Plan, mut stop: Stop) -> Result<Results, HarnessError> {
     let started_at = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
     let progress = Progress::new(plan.quiet);
+    let mut failed = Vec::new();
+    let ready = tokio::select! {
+        r = open_and_check(&plan, &progress, &mut failed) => r?,
+        s = stopped(&mut stop) => return Err(HarnessError::Interrupted(s)),
+    };
+    let Ready {
+        opened,
+        unavailable,
+        agreement,
+        excluded,
+        baseline,
+    } = ready;
 
-    progress.note(&format!(
-        "fixtures: {} (seed {})",
-        plan.open.fixtures_dir.display(),
-        plan.seed
-    ));
-    fixtures_check::prepare_fixtures(&plan, &progress)?;
-
-    let opts = (&plan.open, &plan.backend_options);
-    let (opened, unavailable) = open_all(&plan, opts, &progress).await?;
-    if opened.is_empty() {
-        return Err(HarnessError::NothingToMeasure(
-            "no backend can run on this machine; see the reasons above".into(),
-        ));
-    }
-    let baseline = plan
-        .baseline
-        .clone()
-        .unwrap_or_else(|| opened[0].name.clone());
-
-    // The reference may not be among the backends compared; open it just for the check.
-    let reference = match opened.iter().find(|o| o.name == plan.check.reference) {
-        Some(o) => o.backend.clone(),
-        None => {
-            open_one(&plan.check.reference, opts, &progress)
-                .await?
-                .backend
+    let mut results = Vec::new();
+    let interrupted = tokio::select! {
+        r = measure::measure_all(&plan, &opened, &baseline, &excluded, &progress, &mut results, &mut failed) => {
+            r?;
+            None
+        }
+        s = stopped(&mut stop) => {
+            progress.note(&format!("interrupted by {s}: keeping what was measured"));
+            Some(s.to_string())
         }
     };
-    let agreement = check_agreement(&plan, &reference, &opened, &progress).await?;
-    let excluded: BTreeSet<(String, String)> = agreement
-        .iter()
-        .filter(|a| !a.passed)
-        .map(|a| (a.model.clone(), a.backend.clone()))
-        .collect();
-    drop(reference);
-
-    let results = measure::measure_all(&plan, &opened, &baseline, &excluded, &progress).await?;
     let ratios = ratios(&results, &baseline, plan.seed, plan.measure.precision);
     let backends: Vec<BackendInfo> = opened.iter().map(|o| o.info.clone()).collect();
     progress.finish();
@@ -111,21 +107,141 @@ pub async fn compare(plan: Plan) -> Result<Results, HarnessError> {
         agreement,
         results,
         ratios,
+        failed,
+        interrupted,
+    })
+}
+
+/// What is ready for measuring: the backends opened and checked.
+struct Ready {
+    opened: Vec<Opened>,
+    unavailable: Vec<Unavailable>,
+    agreement: Vec<Agreement>,
+    excluded: BTreeSet<(String, String)>,
+    baseline: String,
+}
+
+/// Records `backend` as failed at `at` (or, with `--fail-fast`, gives the error back).
+fn fail_backend(
+    plan: &Plan,
+    progress: &Progress,
+    failed: &mut Vec<Failed>,
+    backend: &str,
+    at: &str,
+    error: HarnessError,
+) -> Result<(), HarnessError> {
+    if plan.fail_fast {
+        return Err(error);
+    }
+    let reason = error.to_string();
+    progress.note(&format!(
+        "{backend} failed ({at}): {reason}; measuring the others"
+    ));
+    let error_kinds = match &error {
+        HarnessError::Backend { source, .. } => vec![crate::results::ErrorCount {
+            kind: source.kind().to_string(),
+            count: 1,
+            example: source.to_string(),
+        }],
+        _ => vec![],
+    };
+    failed.push(Failed {
+        backend: backend.to_string(),
+        at: at.to_string(),
+        reason,
+        error_kinds,
+    });
+    Ok(())
+}
+
+/// Steps 1 to 3: fixtures, open, agreement.
+async fn open_and_check(
+    plan: &Plan,
+    progress: &Progress,
+    failed: &mut Vec<Failed>,
+) -> Result<Ready, HarnessError> {
+    progress.note(&format!(
+        "fixtures: {} (seed {})",
+        plan.open.fixtures_dir.display(),
+        plan.seed
+    ));
+    fixtures_check::prepare_fixtures(plan, progress)?;
+
+    let opts = (&plan.open, &plan.backend_options);
+    let (opened, unavailable, first_error) = open_all(plan, opts, progress, failed).await?;
+    if opened.is_empty() {
+        return Err(first_error.unwrap_or_else(|| {
+            HarnessError::NothingToMeasure(
+                "no backend can run on this machine; see the reasons above".into(),
+            )
+        }));
+    }
+    let baseline = plan
+        .baseline
+        .clone()
+        .unwrap_or_else(|| opened[0].name.clone());
+
+    // The reference may not be among the backends compared; open it just for the check.
+    let reference = match opened.iter().find(|o| o.name == plan.check.reference) {
+        Some(o) => o.backend.clone(),
+        None => {
+            open_one(&plan.check.reference, opts, plan.request_timeout, progress)
+                .await?
+                .backend
+        }
+    };
+    let (agreement, broken) = check_agreement(plan, &reference, &opened, progress).await?;
+    let excluded: BTreeSet<(String, String)> = agreement
+        .iter()
+        .filter(|a| !a.passed)
+        .map(|a| (a.model.clone(), a.backend.clone()))
+        .collect();
+    drop(reference);
+    let mut kept = Vec::new();
+    for o in opened {
+        match broken.iter().position(|(name, _, _)| *name == o.name) {
+            // Dropping the backend stops its server.
+            Some(i) => {
+                let (name, at, e) = &broken[i];
+                let e = HarnessError::Backend {
+                    backend: name.clone(),
+                    source: e.clone(),
+                };
+                fail_backend(plan, progress, failed, name, at, e)?;
+            }
+            None => kept.push(o),
+        }
+    }
+    if kept.is_empty() {
+        return Err(HarnessError::NothingToMeasure(
+            "every backend failed before measuring; see the reasons above".into(),
+        ));
+    }
+    Ok(Ready {
+        opened: kept,
+        unavailable,
+        agreement,
+        excluded,
+        baseline,
     })
 }
 
 /// The options every backend reads, and each backend's own.
 type Options<'a> = (&'a OpenOptions, &'a registry::LabelledOptions);
 
+/// Opens every backend: the opened ones, those unavailable here (skipped), and the
+/// first error of those that failed (recorded in `failed`).
 async fn open_all(
     plan: &Plan,
     opts: Options<'_>,
     progress: &Progress,
-) -> Result<(Vec<Opened>, Vec<Unavailable>), HarnessError> {
+    failed: &mut Vec<Failed>,
+) -> Result<(Vec<Opened>, Vec<Unavailable>, Option<HarnessError>), HarnessError> {
     let mut opened = Vec::new();
     let mut unavailable = Vec::new();
+    let mut first_error = None;
     for name in &plan.backends {
-        match open_one(name, opts, progress).await {
+        match open_one(name, opts, plan.request_timeout, progress).await {
             Ok(o) => opened.push(o),
             Err(HarnessError::Backend {
                 backend,
@@ -137,15 +253,28 @@ async fn open_all(
                     reason: source.to_string(),
                 });
             }
+            // A backend the user named that cannot run here is a setup error.
+            Err(
+                e @ HarnessError::Backend {
+                    source: BackendError::Unavailable { .. },
+                    ..
+                },
+            ) => return Err(e),
+            Err(e @ HarnessError::Backend { .. }) => {
+                let copy = HarnessError::Config(e.to_string());
+                fail_backend(plan, progress, failed, name, "open", e)?;
+                first_error.get_or_insert(copy);
+            }
             Err(e) => return Err(e),
         }
     }
-    Ok((opened, unavailable))
+    Ok((opened, unavailable, first_error))
 }
 
 async fn open_one(
     name: &str,
     (common, options): Options<'_>,
+    request_timeout: std::time::Duration,
     progress: &Progress,
 ) -> Result<Opened, HarnessError> {
     // `candle@a` and `candle@b` are two instances of the backend type `candle`.
@@ -169,6 +298,8 @@ async fn open_one(
             .await
             .map_err(|e| fail(BackendError::Engine(format!("opening panicked: {e}"))))?
             .map_err(fail)?;
+    let backend = Deadline::wrap(backend, request_timeout);
+    progress.note(&format!("waiting for {name} to be ready"));
     backend.health().await.map_err(fail)?;
     let cold_start_ms = t0.elapsed().as_secs_f64() * 1000.0;
     Ok(Opened::new(name, backend, cold_start_ms))
@@ -196,21 +327,35 @@ impl Opened {
     }
 }
 
+/// A backend whose agreement request failed: its name, where, and the error.
+type Broken = (String, String, BackendError);
+
 async fn check_agreement(
     plan: &Plan,
     reference: &Arc<dyn Backend>,
     opened: &[Opened],
     progress: &Progress,
-) -> Result<Vec<Agreement>, HarnessError> {
+) -> Result<(Vec<Agreement>, Vec<Broken>), HarnessError> {
     let mut rows = Vec::new();
+    let mut broken: Vec<Broken> = Vec::new();
     let cfg = &plan.check;
     for &model in &plan.models {
         // A seed of its own, so agreement inputs are not the timed inputs.
         let input = fixtures::inputs::batch(model, AGREEMENT_BATCH, plan.seed.wrapping_add(1));
         let want = logits(reference, &cfg.reference, model, input.clone()).await?;
         for o in opened.iter().filter(|o| o.name != cfg.reference) {
+            if broken.iter().any(|(name, _, _)| *name == o.name) {
+                continue;
+            }
             progress.note(&format!("agreement: {} on {model}", o.name));
-            let got = logits(&o.backend, &o.name, model, input.clone()).await?;
+            let got = match logits(&o.backend, &o.name, model, input.clone()).await {
+                Ok(got) => got,
+                Err(HarnessError::Backend { backend, source }) => {
+                    broken.push((backend, format!("agreement on {model}"), source));
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             let (max_abs_diff, max_rel_diff, top1_agreement, passed) =
                 agreement::compare(&got, &want, model.classes(), cfg.atol, cfg.rtol).map_err(
                     |e| HarnessError::Disagreement(format!("{} on {model}: {e}", o.name)),
@@ -237,7 +382,7 @@ async fn check_agreement(
             rows.push(row);
         }
     }
-    Ok(rows)
+    Ok((rows, broken))
 }
 
 async fn logits(

@@ -86,6 +86,10 @@ pub struct Plan {
     pub points: Vec<Point>,
     /// How each point is measured.
     pub measure: Measure,
+    /// Longest one request may take (`--request-timeout`).
+    pub request_timeout: Duration,
+    /// The first failing backend stops the run (`--fail-fast`).
+    pub fail_fast: bool,
     /// No progress output.
     pub quiet: bool,
     /// The settings, as the results file records them.

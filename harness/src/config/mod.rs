@@ -258,6 +258,11 @@ impl RunConfig {
             stability: m.stability_percent.unwrap_or(10.0) / 100.0,
             percentile: m.percentile.unwrap_or(50.0),
             format: o.format,
+            request_timeout_s: m
+                .request_timeout
+                .unwrap_or(crate::load::deadline::DEFAULT_REQUEST_TIMEOUT)
+                .as_secs_f64(),
+            fail_fast: m.fail_fast,
         };
         RunConfig {
             record,

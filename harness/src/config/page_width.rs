@@ -149,6 +149,8 @@ fn six_backends() -> Results {
         results,
         ratios,
         config: record,
+        failed: vec![],
+        interrupted: None,
     }
 }
 

@@ -59,6 +59,8 @@ impl RunConfig {
                 warmup: self.warmup,
                 max_in_flight: self.max_in_flight,
             },
+            request_timeout: std::time::Duration::from_secs_f64(self.request_timeout_s),
+            fail_fast: self.fail_fast,
             quiet: self.quiet,
             record: self.record.clone(),
         }

@@ -23,6 +23,7 @@
 pub mod clock;
 pub mod closed;
 pub mod cpu;
+pub mod deadline;
 pub mod open;
 mod record;
 pub mod schedule;

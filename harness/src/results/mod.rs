@@ -54,6 +54,35 @@ pub struct Results {
     pub results: Vec<PointResult>,
     /// Each backend against the baseline, one per point.
     pub ratios: Vec<Ratio>,
+    /// Backends that failed during the run (could not be opened, or stopped answering):
+    /// measured up to that point, not after.
+    #[serde(default)]
+    pub failed: Vec<Failed>,
+    /// The run was stopped by a signal (the signal's name): what was measured until
+    /// then is here, the rest is missing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interrupted: Option<String>,
+}
+
+/// A backend that failed during the run.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct Failed {
+    /// Backend name in the run.
+    pub backend: String,
+    /// Where it failed: `open`, `agreement on <model>`, or the point (such as
+    /// `text-cnn batch 4 c=1`); nothing was measured on it after.
+    pub at: String,
+    /// Why, as one sentence.
+    pub reason: String,
+    /// The failed requests of that stage by kind, with an example message.
+    pub error_kinds: Vec<ErrorCount>,
+}
+
+impl Results {
+    /// True when the run was interrupted or some backend failed: a partial result.
+    pub fn partial(&self) -> bool {
+        self.interrupted.is_some() || !self.failed.is_empty()
+    }
 }
 
 /// A backend as measured: what it said about itself, and its cold start.

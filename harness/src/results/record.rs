@@ -118,6 +118,12 @@ pub struct RunRecord {
     pub percentile: f64,
     /// Terminal output.
     pub format: Format,
+    /// Longest one request could take before it counted as a timeout, in seconds.
+    #[serde(default = "default_request_timeout")]
+    pub request_timeout_s: f64,
+    /// Whether the first failing backend stopped the run.
+    #[serde(default)]
+    pub fail_fast: bool,
 }
 
 impl RunRecord {
@@ -129,6 +135,11 @@ impl RunRecord {
             (BatchClass::Large, _) => &self.large_batches_resnet,
         }
     }
+}
+
+/// `request_timeout_s` of results written before it existed: the default.
+fn default_request_timeout() -> f64 {
+    crate::load::deadline::DEFAULT_REQUEST_TIMEOUT.as_secs_f64()
 }
 
 /// `max_in_flight` of results written before it existed: the default.

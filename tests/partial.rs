@@ -1,0 +1,229 @@
+//! End to end: partial results are results.
+//!
+//! A backend that fails during a run (a server that accepts and never answers, a
+//! managed server killed mid-run) is recorded under `failed` with its error kinds, the
+//! other backends are measured and written, and the exit status is the partial one
+//! (3). A stop signal during measuring writes what was measured, flagged `interrupted`.
+
+mod common;
+mod procs;
+
+use std::io::{BufRead, BufReader};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{channel, Receiver};
+use std::time::{Duration, Instant};
+
+use common::{result_files, schema_errors, text};
+
+/// The one results.json under `dir`, checked against the schema.
+fn results_doc(dir: &Path) -> serde_json::Value {
+    let files = result_files(dir);
+    assert_eq!(files.len(), 1, "{files:?}");
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&files[0]).unwrap()).unwrap();
+    let errors = schema_errors(&doc);
+    assert!(errors.is_empty(), "schema violations: {errors:#?}");
+    doc
+}
+
+fn rows_of<'a>(doc: &'a serde_json::Value, backend: &str) -> Vec<&'a serde_json::Value> {
+    doc["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["backend"] == backend)
+        .collect()
+}
+
+/// The harness with stderr read line by line on a thread (stderr is not a terminal,
+/// so progress comes as plain lines).
+fn spawn(args: &[&str], env: &[(&str, &Path)]) -> (Child, Receiver<String>) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_harness"));
+    cmd.args(args).stdout(Stdio::null()).stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let (tx, rx) = channel();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    (child, rx)
+}
+
+/// Waits for a stderr line containing `what`; every line seen so far otherwise.
+fn wait_for_line(rx: &Receiver<String>, what: &str, seen: &mut Vec<String>) {
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while Instant::now() < deadline {
+        if let Ok(line) = rx.recv_timeout(Duration::from_millis(100)) {
+            let found = line.contains(what);
+            seen.push(line);
+            if found {
+                return;
+            }
+        }
+    }
+    panic!("no line with {what:?}; stderr so far:\n{}", seen.join("\n"));
+}
+
+#[test]
+fn a_hung_server_fails_its_backend_and_the_others_are_written() {
+    // Accepts every connection and never answers.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let mut held: Vec<TcpStream> = Vec::new();
+        for s in listener.incoming().flatten() {
+            held.push(s);
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let out = common::harness(&[
+        "compare",
+        "--quiet",
+        "--trials",
+        "1",
+        "--backends",
+        "candle,tfserving-rest",
+        "--tfserving-url",
+        &url,
+        "--models",
+        "text-cnn",
+        "--small-batches",
+        "1",
+        "--large-batches",
+        "1",
+        "--duration",
+        "0.1",
+        "--request-timeout",
+        "1",
+        "--results-dir",
+        dir.path().to_str().unwrap(),
+    ]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(3), "{stdout}\n{stderr}");
+    let doc = results_doc(dir.path());
+    let failed = doc["failed"].as_array().unwrap();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0]["backend"], "tfserving-rest");
+    assert_eq!(failed[0]["error_kinds"][0]["kind"], "timeout", "{failed:?}");
+    assert!(!rows_of(&doc, "candle").is_empty(), "{doc:#}");
+    assert!(rows_of(&doc, "tfserving-rest").is_empty(), "{doc:#}");
+    assert!(
+        stderr.contains("tfserving-rest failed at open") && stderr.contains("timeout 1"),
+        "{stderr}"
+    );
+    assert!(stdout.contains("tfserving-rest failed at open"), "{stdout}");
+}
+
+#[test]
+fn a_managed_server_killed_mid_run_fails_its_backend_and_the_others_are_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("pids");
+    let results = dir.path().join("results");
+    let (mut child, rx) = spawn(
+        &[
+            "compare",
+            "--trials",
+            "1",
+            "--backends",
+            "candle,flask",
+            "--models",
+            "text-cnn",
+            "--workers",
+            "1",
+            "--small-batches",
+            "1,2,4",
+            "--large-batches",
+            "1",
+            "--duration",
+            "0.1",
+            "--request-timeout",
+            "2",
+            "--results-dir",
+            results.to_str().unwrap(),
+        ],
+        &[(adapter_flask::PID_FILE_ENV, &pid_file)],
+    );
+    let mut seen = Vec::new();
+    // The first point measured on flask: kill the whole server (master, workers and
+    // watchdog) as a crash would.
+    wait_for_line(&rx, "on flask", &mut seen);
+    let text = std::fs::read_to_string(&pid_file).unwrap();
+    let group: u32 = text.split_whitespace().next().unwrap().parse().unwrap();
+    // SAFETY: signalling the process group of the server our child started.
+    unsafe {
+        libc::kill(-(group as libc::pid_t), libc::SIGKILL);
+    }
+    let status = child.wait().unwrap();
+    seen.extend(rx.iter());
+    let stderr = seen.join("\n");
+    assert_eq!(status.code(), Some(3), "{stderr}");
+    let doc = results_doc(&results);
+    let failed = doc["failed"].as_array().unwrap();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0]["backend"], "flask");
+    assert!(
+        failed[0]["at"]
+            .as_str()
+            .unwrap()
+            .starts_with("text-cnn batch"),
+        "{failed:?}"
+    );
+    assert!(
+        failed[0]["error_kinds"][0]["count"].as_u64().unwrap() > 0,
+        "{failed:?}"
+    );
+    // Every point on candle; flask at most up to the point it died on.
+    assert_eq!(rows_of(&doc, "candle").len(), 3, "{doc:#}");
+    assert!(rows_of(&doc, "flask").len() < 3, "{doc:#}");
+    let left = procs::wait_gone(&[group], None, Duration::from_secs(10));
+    assert!(left.is_empty(), "{left}");
+}
+
+#[test]
+fn sigterm_while_measuring_writes_what_was_measured() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, rx) = spawn(
+        &[
+            "compare",
+            "--trials",
+            "1",
+            "--backends",
+            "candle",
+            "--models",
+            "text-cnn",
+            "--small-batches",
+            "1,2,4,8",
+            "--large-batches",
+            "1",
+            "--duration",
+            "0.2",
+            "--results-dir",
+            dir.path().to_str().unwrap(),
+        ],
+        &[],
+    );
+    let mut seen = Vec::new();
+    wait_for_line(&rx, "[3/4]", &mut seen);
+    // SAFETY: sending a signal to our own child process.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+    }
+    let status = child.wait().unwrap();
+    seen.extend(rx.iter());
+    let stderr = seen.join("\n");
+    assert_eq!(status.code(), Some(143), "{stderr}");
+    let doc = results_doc(dir.path());
+    assert_eq!(doc["interrupted"], "SIGTERM", "{stderr}");
+    let rows = rows_of(&doc, "candle").len();
+    assert!((2..4).contains(&rows), "{rows} rows\n{stderr}");
+    assert!(stderr.contains("interrupted by SIGTERM"), "{stderr}");
+}
