@@ -307,3 +307,50 @@ fn bad_backend_labels() {
     let e = rejected(&["--backends", "tensorrt@a"]);
     assert!(e.contains("unknown backend \"tensorrt\""), "{e}");
 }
+
+/// Output paths are checked before anything is measured: `--json` onto a directory, a
+/// symbolic link or a FIFO, and `--results-dir` naming a file, are one sentence each,
+/// and nothing is replaced.
+#[test]
+fn output_paths_that_cannot_be_written_are_refused_before_measuring() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let real = d.join("real.json");
+    std::fs::write(&real, "keep").unwrap();
+    let link = d.join("link.json");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let fifo = d.join("fifo.json");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo with a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let cases = [
+        (d.to_path_buf(), "is a directory"),
+        (link, "is a symbolic link"),
+        (fifo, "is not a regular file (a FIFO, socket or device)"),
+        (real.join("x.json"), "is in a directory that is a file"),
+    ];
+    for (path, what) in cases {
+        let p = path.to_str().unwrap();
+        let e = fails(&["--backends", "candle", "--json", p]);
+        assert!(
+            e.contains(&format!(
+                "--json {p} {what}; give the path of a regular file"
+            )),
+            "{e}"
+        );
+    }
+    let e = fails(&[
+        "--backends",
+        "candle",
+        "--results-dir",
+        real.to_str().unwrap(),
+    ]);
+    assert!(
+        e.contains(&format!(
+            "--results-dir {} is not a directory; give a directory",
+            real.display()
+        )),
+        "{e}"
+    );
+    assert_eq!(std::fs::read_to_string(&real).unwrap(), "keep");
+}

@@ -166,13 +166,15 @@ async fn measure_and_report(
     single: bool,
     stop: error::Stop,
 ) -> Result<Outcome, HarnessError> {
+    output::check_paths(&cfg.results_dir, cfg.json.as_deref())?;
     let signal = stop.clone();
     let results = compare::compare(cfg.plan(), stop).await?;
     let signal = *signal.borrow();
     if let (Some(signal), true) = (signal, results.results.is_empty()) {
         return Err(HarnessError::Interrupted(signal));
     }
-    let written = output::write_outputs(&results)?;
+    // The tables are printed even when a file cannot be written.
+    let written = output::write_outputs(&results);
     if results.config.format == results::Format::Csv {
         print!("{}", report::csv(&results));
     } else {
@@ -188,8 +190,11 @@ async fn measure_and_report(
         for line in failure_lines(&results) {
             println!("{line}");
         }
-        println!("{}", written.line());
+        if let Ok(written) = &written {
+            println!("{}", written.line());
+        }
     }
+    written?;
     for line in failure_lines(&results) {
         eprintln!("warning: {line}");
     }

@@ -1,6 +1,15 @@
 //! Writing a run's files (`results.json`, `report.md`, `results.csv`) so that each is
 //! either complete or absent.
+//!
+//! The paths are checked before anything is measured ([`check_paths`]): a `--json`
+//! target that exists and is not a regular file (a directory, a symlink, a FIFO, a
+//! device) and a `--results-dir` that is not a directory are refused with one sentence.
+//! Each file is written to a unique temporary file in its target's directory (so two
+//! runs writing one path never share a temporary name), synced, and renamed over the
+//! target ([`tempfile::NamedTempFile::persist`]); a failed write leaves no temporary
+//! file behind.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::report::{csv, markdown};
@@ -53,19 +62,81 @@ pub fn write_outputs(results: &Results) -> Result<Written, HarnessError> {
     })
 }
 
-/// Writes `bytes` to `<path>.partial`, then renames it to `path`.
-pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<(), HarnessError> {
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(|e| output_err(parent, e))?;
+/// Refuses, before anything is measured, output paths the run could not write or
+/// must not replace: `--json` naming something that is not a regular file, or a file
+/// in a directory that is not one; `--results-dir` naming something that is not a
+/// directory.
+pub fn check_paths(results_dir: &Path, json: Option<&Path>) -> Result<(), HarnessError> {
+    if let Ok(meta) = std::fs::metadata(results_dir) {
+        if !meta.is_dir() {
+            return Err(HarnessError::Config(format!(
+                "--results-dir {} is not a directory; give a directory (it is created if missing)",
+                results_dir.display()
+            )));
+        }
     }
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".partial");
-    let tmp = PathBuf::from(tmp);
-    std::fs::write(&tmp, bytes).map_err(|e| output_err(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        output_err(path, e)
-    })
+    if let Some(json) = json {
+        check_target(json).map_err(|what| {
+            HarnessError::Config(format!(
+                "--json {} is {what}; give the path of a regular file (it is replaced whole)",
+                json.display()
+            ))
+        })?;
+    }
+    Ok(())
+}
+
+/// `Err(what it is)` when `path` exists and is not a regular file, or its directory
+/// exists and is not a directory.
+fn check_target(path: &Path) -> Result<(), &'static str> {
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        let t = meta.file_type();
+        if t.is_symlink() {
+            return Err("a symbolic link");
+        }
+        if t.is_dir() {
+            return Err("a directory");
+        }
+        if !t.is_file() {
+            return Err("not a regular file (a FIFO, socket or device)");
+        }
+    }
+    let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
+    if let Some(meta) = parent.and_then(|p| std::fs::metadata(p).ok()) {
+        if !meta.is_dir() {
+            return Err("in a directory that is a file");
+        }
+    }
+    Ok(())
+}
+
+/// Writes `bytes` to a unique temporary file beside `path`, syncs it, and renames it
+/// to `path`. A target that is not a regular file is refused, never replaced.
+pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<(), HarnessError> {
+    check_target(path).map_err(|what| HarnessError::Output {
+        path: path.display().to_string(),
+        reason: format!("it is {what}"),
+    })?;
+    let parent = match path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        Some(parent) => parent,
+        None => Path::new("."),
+    };
+    std::fs::create_dir_all(parent).map_err(|e| output_err(parent, e))?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    // Dropped on any error below: the temporary file is removed.
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".partial")
+        .tempfile_in(parent)
+        .map_err(|e| output_err(parent, e))?;
+    tmp.write_all(bytes)
+        .and_then(|()| tmp.as_file().sync_all())
+        .map_err(|e| output_err(path, e))?;
+    tmp.persist(path).map_err(|e| output_err(path, e.error))?;
+    Ok(())
 }
 
 impl Written {
@@ -97,9 +168,53 @@ mod tests {
         let p = dir.path().join("sub").join("x.json");
         atomic_write(&p, b"{}").unwrap();
         assert_eq!(std::fs::read(&p).unwrap(), b"{}");
-        assert!(!dir.path().join("sub").join("x.json.partial").exists());
+        let names: Vec<_> = std::fs::read_dir(dir.path().join("sub")).unwrap().collect();
+        assert_eq!(names.len(), 1, "{names:?}");
         // A directory in the way is reported, not panicked on.
         let err = atomic_write(dir.path(), b"{}").unwrap_err().to_string();
         assert!(err.starts_with("cannot write"), "{err}");
+    }
+
+    /// Two runs writing one path at once: each write is whole, the last one wins, and
+    /// no temporary file is left.
+    #[test]
+    fn two_writers_of_one_path_do_not_collide() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.json");
+        let a = vec![b'a'; 1 << 20];
+        let b = vec![b'b'; 1 << 20];
+        std::thread::scope(|s| {
+            for bytes in [&a, &b] {
+                let p = &p;
+                s.spawn(move || {
+                    for _ in 0..20 {
+                        atomic_write(p, bytes).unwrap();
+                    }
+                });
+            }
+        });
+        let got = std::fs::read(&p).unwrap();
+        assert!(got == a || got == b);
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(names.len(), 1, "{names:?}");
+    }
+
+    #[test]
+    fn special_targets_are_refused_not_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real.json");
+        std::fs::write(&real, "keep").unwrap();
+        let link = dir.path().join("link.json");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let err = atomic_write(&link, b"{}").unwrap_err().to_string();
+        assert!(err.contains("a symbolic link"), "{err}");
+        assert_eq!(std::fs::read_to_string(&real).unwrap(), "keep");
+        let e = check_paths(&real, None).unwrap_err().to_string();
+        assert!(e.contains("is not a directory"), "{e}");
+        let e = check_paths(dir.path(), Some(dir.path()))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("is a directory"), "{e}");
+        check_paths(&dir.path().join("new"), Some(&real)).unwrap();
     }
 }
