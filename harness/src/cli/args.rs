@@ -78,11 +78,11 @@ pub struct Workload {
 
     /// Matched worker count for every backend: in-process executors, server workers or
     /// model instances [default: 1].
-    #[arg(long, value_name = "N", value_parser = whole::<usize>(1))]
+    #[arg(long, value_name = "N", value_parser = whole::<usize>(1, MAX_WORKERS))]
     pub workers: Option<usize>,
 
     /// Intra-op threads per worker [default: cores / workers, at least 1].
-    #[arg(long, value_name = "N", value_parser = whole::<usize>(1))]
+    #[arg(long, value_name = "N", value_parser = whole::<usize>(1, MAX_THREADS))]
     pub intra_threads: Option<usize>,
 
     /// Device for in-process engines: cpu, cuda or cuda:N [default: cpu].
@@ -105,7 +105,7 @@ pub struct LoadArgs {
     /// Closed loop: requests in flight at once; a list sweeps, such as 1,2,4,8
     /// [default: the worker count].
     #[arg(long, value_delimiter = ',', value_name = "N[,N...]", action = ArgAction::Set,
-          value_parser = whole::<usize>(1), conflicts_with = "request_rate")]
+          value_parser = whole::<usize>(1, MAX_IN_FLIGHT), conflicts_with = "request_rate")]
     pub concurrency: Option<Vec<usize>>,
 
     /// Open loop: scheduled requests per second; a list sweeps, such as 10,50,100.
@@ -120,7 +120,7 @@ pub struct LoadArgs {
 
     /// Open loop: requests in flight at most; a send due beyond it is dropped, counted
     /// and flagged D [default: 1024].
-    #[arg(long, value_name = "N", value_parser = whole::<usize>(1))]
+    #[arg(long, value_name = "N", value_parser = whole::<usize>(1, MAX_IN_FLIGHT))]
     pub max_in_flight: Option<usize>,
 }
 
@@ -134,28 +134,28 @@ pub struct MeasureArgs {
     pub duration: Option<Duration>,
 
     /// Measure a fixed number of requests per window instead of a duration.
-    #[arg(long, value_name = "N", value_parser = whole::<u64>(1))]
+    #[arg(long, value_name = "N", value_parser = whole::<u64>(1, MAX_REQUESTS))]
     pub requests: Option<u64>,
 
     /// Least number of requests a duration window measures, however slow, so that no
     /// window's percentile rests on a handful of samples [default: 5].
-    #[arg(long, value_name = "N", value_parser = whole::<u64>(1))]
+    #[arg(long, value_name = "N", value_parser = whole::<u64>(1, MAX_REQUESTS))]
     pub min_requests: Option<u64>,
 
     /// Warm-up requests per point and backend, never counted [default: the concurrency
     /// or a tenth of a second of the request rate, at least 2, cut short after 1 s].
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = whole::<u64>(0, MAX_WARMUP))]
     pub warmup: Option<u64>,
 
     /// Least rounds per point before the intervals are checked; a round measures one
     /// window of every backend, in a freshly shuffled order [default: 5].
-    #[arg(long, value_name = "K", value_parser = whole::<usize>(1))]
+    #[arg(long, value_name = "K", value_parser = whole::<usize>(1, MAX_TRIALS))]
     pub trials: Option<usize>,
 
     /// Rounds per point at most, even where an interval is still wider than
     /// --precision; the stability rule compares a backend's last 3 windows
     /// [default: 100].
-    #[arg(long, value_name = "N", value_parser = whole::<usize>(WINDOWS as u64))]
+    #[arg(long, value_name = "N", value_parser = whole::<usize>(WINDOWS as u64, MAX_WINDOWS))]
     pub max_windows: Option<usize>,
 
     /// Target half-width of each ratio's 95 % interval, relative to the ratio: 0.05 (or
@@ -292,18 +292,45 @@ pub fn spelled<T: ValueEnum>(v: &T) -> String {
         .unwrap_or_default()
 }
 
-/// A whole number, at least `min`.
-fn whole<T>(min: u64) -> impl TypedValueParser<Value = T>
+/// A whole number, at least `min` and at most `max` (what the harness can do: larger
+/// values would exhaust memory or threads, not measure anything).
+fn whole<T>(min: u64, max: u64) -> impl TypedValueParser<Value = T>
 where
     T: TryFrom<u64> + Clone + Send + Sync + 'static,
 {
     clap::value_parser!(u64).try_map(move |n| {
         if n < min {
-            return Err(format!("give a whole number of at least {min}"));
+            return Err(format!(
+                "give a whole number of at least {min} (at most {max})"
+            ));
+        }
+        if n > max {
+            return Err(format!(
+                "give a whole number of at most {max} (at least {min})"
+            ));
         }
         T::try_from(n).map_err(|_| format!("{n} is too large"))
     })
 }
+
+/// Most workers (executors, server workers, model instances).
+pub const MAX_WORKERS: u64 = 256;
+/// Most intra-op threads per worker.
+pub const MAX_THREADS: u64 = 1024;
+/// Most requests in flight (closed loop) or outstanding (open loop).
+pub const MAX_IN_FLIGHT: u64 = 65_536;
+/// Most requests per window, or least per duration window.
+pub const MAX_REQUESTS: u64 = 10_000_000;
+/// Most warm-up requests.
+pub const MAX_WARMUP: u64 = 100_000;
+/// Most trials.
+pub const MAX_TRIALS: u64 = 100;
+/// Most windows per point and trial.
+pub const MAX_WINDOWS: u64 = 1000;
+/// Shortest and longest length of time a flag takes (a window, a budget, a timeout).
+pub const SECONDS_RANGE: (f64, f64) = (0.001, 86_400.0);
+/// Lowest and highest open-loop rate, requests per second.
+pub const RATE_RANGE: (f64, f64) = (0.01, 100_000.0);
 
 /// A batch size: 1 to 4096 samples.
 fn batch_size() -> impl TypedValueParser<Value = usize> {
@@ -352,19 +379,27 @@ fn device(s: &str) -> Result<Device, String> {
     s.parse()
 }
 
-/// A positive length of time: seconds (`0.25`) or with a unit (`250ms`).
+/// A positive length of time: seconds (`0.25`) or with a unit (`250ms`), within
+/// [`SECONDS_RANGE`].
 fn seconds(s: &str) -> Result<Duration, String> {
+    let (lo, hi) = SECONDS_RANGE;
+    let range = format!("from {lo} to {hi}");
     let d = match s.parse::<f64>() {
-        Ok(x) if x.is_finite() && x > 0.0 => Duration::from_secs_f64(x),
-        Ok(_) => Duration::ZERO,
-        Err(_) => humantime::parse_duration(s).map_err(|_| {
-            "give a positive number of seconds, such as 0.25, or a length such as 250ms".to_string()
-        })?,
+        Ok(x) if x.is_finite() && x > 0.0 => Duration::try_from_secs_f64(x).ok(),
+        Ok(_) => Some(Duration::ZERO),
+        Err(_) => Some(humantime::parse_duration(s).map_err(|_| {
+            format!(
+                "give a positive number of seconds ({range}), such as 0.25, or a length such as 250ms"
+            )
+        })?),
     };
-    if d.is_zero() {
-        return Err("give a positive number of seconds, such as 0.25".into());
+    match d {
+        Some(d) if d.is_zero() => Err(format!(
+            "give a positive number of seconds ({range}), such as 0.25"
+        )),
+        Some(d) if (lo..=hi).contains(&d.as_secs_f64()) => Ok(d),
+        _ => Err(format!("give a number of seconds {range}, such as 0.25")),
     }
-    Ok(d)
 }
 
 fn number(s: &str) -> Result<f64, String> {
@@ -376,10 +411,13 @@ fn number(s: &str) -> Result<f64, String> {
 
 fn rate(s: &str) -> Result<f64, String> {
     let r = number(s)?;
-    if r > 0.0 {
+    let (lo, hi) = RATE_RANGE;
+    if (lo..=hi).contains(&r) {
         Ok(r)
     } else {
-        Err("give requests per second above 0, such as 50 or 10,50,100".into())
+        Err(format!(
+            "give requests per second from {lo} to {hi}, such as 50 or 10,50,100"
+        ))
     }
 }
 

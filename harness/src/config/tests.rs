@@ -109,7 +109,7 @@ fn bad_values_get_one_clear_sentence() {
         ),
         (
             &["--workers", "0"],
-            "invalid value '0' for '--workers <N>': give a whole number of at least 1",
+            "invalid value '0' for '--workers <N>': give a whole number of at least 1 (at most 256)",
         ),
         (
             &["--backends", "candle", "--baseline", "onnxruntime"],
@@ -142,7 +142,7 @@ fn bad_values_get_one_clear_sentence() {
             &["--request-rate", "NaN"],
             "invalid value 'NaN' for '--request-rate",
         ),
-        (&["--max-windows", "2"], "give a whole number of at least 3"),
+        (&["--max-windows", "2"], "give a whole number of at least 3 (at most 1000)"),
         (&["--format", "xml"], "[possible values: table, csv]"),
         (
             &["--concurrency", "1", "--request-rate", "5"],
