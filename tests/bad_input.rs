@@ -159,15 +159,46 @@ fn truncated_model_files() {
     assert!(e.contains("model.onnx") && e.contains("bytes"), "{e}");
 }
 
+/// A file garbled in place (same size) is caught by its SHA-256 at start and named,
+/// before any engine loads it.
 #[test]
-fn garbled_model_files_are_reported_by_the_engine() {
-    let e = damaged(|f| &f.safetensors, garble, "candle");
+fn garbled_model_files_are_named_by_their_checksum() {
+    for (file, name, backend) in [
+        (
+            (|f| &f.safetensors) as fn(&ModelFiles) -> &Path,
+            "model.safetensors",
+            "candle",
+        ),
+        (|f| &f.onnx, "model.onnx", "onnxruntime"),
+    ] {
+        let e = damaged(file, garble, backend);
+        assert!(
+            e.contains(&format!("text-cnn/{name} has sha256 "))
+                && e.contains("but the manifest records")
+                && e.contains("fixtures generate --force"),
+            "{e}"
+        );
+    }
+}
+
+/// Corrupted reference weights (candle's) are named as such: onnxruntime is not made
+/// to look wrong by disagreeing with them.
+#[test]
+fn corrupted_reference_weights_name_the_right_file() {
+    let (dir, files) = private_fixtures();
+    garble(&files.safetensors);
+    let e = fails(&[
+        "--fixtures-dir",
+        dir.path().to_str().unwrap(),
+        "--models",
+        "text-cnn",
+        "--backends",
+        "candle,onnxruntime",
+    ]);
     assert!(
-        e.contains("candle") && e.contains("model.safetensors"),
+        e.contains("text-cnn/model.safetensors has sha256 ") && !e.contains("disagrees"),
         "{e}"
     );
-    let e = damaged(|f| &f.onnx, garble, "onnxruntime");
-    assert!(e.contains("onnxruntime") && e.contains("model.onnx"), "{e}");
 }
 
 /// A harness built without the `libtorch` feature (the default build) names libtorch

@@ -8,9 +8,10 @@ use crate::HarnessError;
 
 /// Generates the fixtures of every model whose directory is absent (a fresh clone), and
 /// otherwise only checks them: the harness never overwrites existing files. A file that
-/// is missing, or whose size differs from the manifest, is an error naming the file
-/// and the command that rebuilds it; deeper damage is reported by the backend that
-/// fails to load it.
+/// is missing, or whose size or SHA-256 differs from the manifest, is an error naming
+/// the file and the command that rebuilds it (so corrupted reference weights are
+/// named, not blamed on the backend that disagrees with them). Hashes are cached by
+/// size and modification time ([`fixtures::verify_file`]).
 pub fn prepare_fixtures(plan: &Plan, progress: &Progress) -> Result<(), HarnessError> {
     let dir = &plan.open.fixtures_dir;
     let fixture_err = |e: fixtures::FixtureError| HarnessError::Fixtures(e.to_string());
@@ -52,17 +53,14 @@ pub fn prepare_fixtures(plan: &Plan, progress: &Progress) -> Result<(), HarnessE
             (&files.safetensors, recorded.map(|e| &e.safetensors)),
             (&files.onnx, recorded.map(|e| &e.onnx)),
         ] {
-            let Ok(meta) = std::fs::metadata(path) else {
-                return Err(fixture_err(fixtures::FixtureError::Missing {
-                    path: path.clone(),
-                }));
-            };
-            if let Some(entry) = entry.filter(|e| e.size != meta.len()) {
-                return Err(fixture_err(fixtures::FixtureError::SizeMismatch {
-                    path: path.clone(),
-                    expected: entry.size,
-                    actual: meta.len(),
-                }));
+            match entry {
+                Some(entry) => fixtures::verify_file(path, entry).map_err(fixture_err)?,
+                None if !path.exists() => {
+                    return Err(fixture_err(fixtures::FixtureError::Missing {
+                        path: path.clone(),
+                    }))
+                }
+                None => {}
             }
         }
     }
