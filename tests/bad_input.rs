@@ -399,7 +399,7 @@ fn extreme_numbers_are_refused_with_the_accepted_range() {
             &["--duration", "1e400"],
             "give a positive number of seconds",
         ),
-        (&["--point-budget", "1e20"], seconds),
+        (&["--time-budget", "1e20"], seconds),
         (
             &["--request-timeout", "0"],
             "give a positive number of seconds",

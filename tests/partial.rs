@@ -153,9 +153,9 @@ fn a_managed_server_killed_mid_run_fails_its_backend_and_the_others_are_written(
         &[(adapter_flask::PID_FILE_ENV, &pid_file)],
     );
     let mut seen = Vec::new();
-    // The first point measured on flask: kill the whole server (master, workers and
-    // watchdog) as a crash would.
-    wait_for_line(&rx, "on flask", &mut seen);
+    // Once measuring has started (the first point's progress line): kill the whole
+    // server (master, workers and watchdog) as a crash would.
+    wait_for_line(&rx, "[1/3]", &mut seen);
     let text = std::fs::read_to_string(&pid_file).unwrap();
     let group: u32 = text.split_whitespace().next().unwrap().parse().unwrap();
     // SAFETY: signalling the process group of the server our child started.
