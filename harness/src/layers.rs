@@ -9,6 +9,7 @@
 const LAYERS: &[&[&str]] = &[
     &["error", "progress", "agreement", "stats"],
     &["load", "registry"],
+    &["resources"],
     &["results"],
     &["compare"],
     &["report"],

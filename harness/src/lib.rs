@@ -7,6 +7,8 @@
 //! 1. [`stats`] (percentiles, stability, bootstrap intervals), [`agreement`];
 //! 2. [`load`]: load shapes, windows, the closed- and open-loop generators; [`registry`]:
 //!    every backend and how to open it;
+//!    [`resources`]: CPU, memory and GPU use of whatever serves a backend, sampled while
+//!    a point is measured;
 //! 3. [`results`]: the results model, what `results.json` holds (schema generated from
 //!    it: `results/schema.json`), readable back;
 //! 4. [`compare`]: follows a [`compare::Plan`]: opens the backends, checks that their
@@ -30,6 +32,7 @@ pub mod output;
 mod progress;
 pub mod registry;
 pub mod report;
+pub mod resources;
 pub mod results;
 pub mod stats;
 

@@ -16,6 +16,7 @@ use super::Opened;
 use crate::load::series::{self, Series, SeriesSpec};
 use crate::load::{cpu, Load, Measurement, Window};
 use crate::progress::Progress;
+use crate::resources::{self, gpu::Gpus, Aggregate, Scope};
 use crate::results::{Breakdown, ErrorCount, MeasurementInfo, PointResult};
 use crate::stats::{self, Latency};
 use crate::HarnessError;
@@ -37,6 +38,8 @@ struct Trial {
     server: Option<Breakdown>,
     /// Mean latency of the warm-up requests (`None`: no warm-up ran).
     warm_mean: Option<Duration>,
+    /// Resource readings during the series (`None`: not visible).
+    usage: Option<Aggregate>,
 }
 
 /// Measures every planned point on every opened backend not `excluded` for its model.
@@ -47,6 +50,13 @@ pub async fn measure_all(
     progress: &Progress,
 ) -> Result<Vec<PointResult>, HarnessError> {
     let (points, cfg) = (&plan.points, &plan.measure);
+    let gpus = match Gpus::open() {
+        Ok(g) => Some(g),
+        Err(_) => {
+            progress.note(resources::gpu::NO_GPU);
+            None
+        }
+    };
     progress.start((points.len() * opened.len() * cfg.trials) as u64);
     let mut rows = Vec::new();
     for (p, point) in points.iter().enumerate() {
@@ -87,7 +97,8 @@ pub async fn measure_all(
                     .first()
                     .and_then(|t: &Trial| t.warm_mean)
                     .is_none_or(|d| d <= REWARM_LIMIT);
-                trials[i].push(trial(cfg, o, point, request, seed, warm).await?);
+                let t = trial(cfg, o, point, request, seed, warm, gpus.as_ref()).await?;
+                trials[i].push(t);
             }
         }
         for (o, ts) in opened.iter().zip(trials) {
@@ -116,6 +127,7 @@ async fn trial(
     request: &Arc<Prepared>,
     seed: u64,
     warm: bool,
+    gpus: Option<&Gpus>,
 ) -> Result<Trial, HarnessError> {
     let warm = if warm {
         warm_up(cfg, o, point.load, request).await
@@ -142,12 +154,19 @@ async fn trial(
         max_in_flight: cfg.max_in_flight,
     };
     let before = server_stats(o, point.model).await;
+    let loaded = o
+        .info
+        .loaded_memory_mb
+        .map_or(0, |mb| (mb * 1024.0 * 1024.0) as u64);
+    let sampler = resources::watch(&o.backend.served_by(), loaded, gpus);
     let series = series::run(&o.backend, request, point.load, spec, seed).await;
+    let usage = sampler.map(|s| s.stop().1);
     let after = server_stats(o, point.model).await;
     Ok(Trial {
         series,
         server: breakdown(before, after),
         warm_mean: (warm.ok() > 0).then(|| Duration::from_micros(warm.histogram.mean() as u64)),
+        usage,
     })
 }
 
@@ -265,6 +284,10 @@ fn summarise(o: &Opened, point: &Point, trials: Vec<Trial>, seed: u64) -> PointR
     let seconds = merged.wall.as_secs_f64();
     let (throughput_rps, samples_per_s) = stats::throughput(merged.completed, point.batch, seconds);
     let servers: Vec<Breakdown> = trials.iter().filter_map(|t| t.server).collect();
+    let mut usage = Aggregate::new(Scope::NotVisible);
+    for u in trials.iter().filter_map(|t| t.usage.as_ref()) {
+        usage.merge(u);
+    }
     PointResult {
         model: point.model.name().into(),
         backend: o.name.clone(),
@@ -294,6 +317,7 @@ fn summarise(o: &Opened, point: &Point, trials: Vec<Trial>, seed: u64) -> PointR
         latency_ms: latency,
         server: mean_breakdown(&servers),
         measurement: info,
+        resources: usage.usage(),
         flags,
         samples,
     }

@@ -30,6 +30,7 @@ use fixtures::ModelId;
 use crate::agreement::{self, Agreement};
 use crate::progress::Progress;
 use crate::registry;
+use crate::resources;
 use crate::results::{BackendInfo, Results, System, Unavailable, SCHEMA_VERSION};
 use crate::HarnessError;
 
@@ -158,6 +159,7 @@ async fn open_one(
         source,
     };
     progress.note(&format!("opening {name}"));
+    let rss_before = resources::procfs::own_rss();
     let t0 = Instant::now();
     let (common, options, owned_name) =
         (common.clone(), options.get(name).clone(), name.to_string());
@@ -170,6 +172,7 @@ async fn open_one(
     backend.health().await.map_err(fail)?;
     let cold_start_ms = t0.elapsed().as_secs_f64() * 1000.0;
     let d = backend.describe();
+    let loaded = resources::loaded_bytes(&backend.served_by(), rss_before);
     Ok(Opened {
         name: name.to_string(),
         info: BackendInfo {
@@ -182,6 +185,7 @@ async fn open_one(
             test_peer: d.served_by_test_peer,
             details: d.details,
             cold_start_ms,
+            loaded_memory_mb: loaded.map(|b| b as f64 / (1024.0 * 1024.0)),
         },
         backend,
     })

@@ -78,6 +78,7 @@ mod tests {
             latency_ms: Latency::from_histogram(&h, &[]),
             server: None,
             measurement: MeasurementInfo::default(),
+            resources: Default::default(),
             flags: vec![],
             samples,
         }

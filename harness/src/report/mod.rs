@@ -5,6 +5,7 @@ mod breakdown;
 mod csv;
 mod narrow;
 mod page;
+mod resources;
 mod table;
 mod tails;
 
@@ -12,6 +13,7 @@ pub use breakdown::breakdown_table;
 pub use csv::csv;
 pub use narrow::WIDTH;
 pub use page::{page, run_page, unavailable_lines, Layout};
+pub use resources::resources_table;
 pub use table::{agreement_table, legend, ratio_tables, FLAGS};
 pub use tails::tails_tables;
 

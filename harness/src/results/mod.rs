@@ -15,6 +15,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub use crate::agreement::Agreement;
+pub use crate::resources::{Scope, Usage};
 pub use point::{Breakdown, ErrorCount, MeasurementInfo, PointResult, Ratio};
 pub use record::{BatchClass, Format, RunRecord};
 pub use system::System;
@@ -79,6 +80,11 @@ pub struct BackendInfo {
     pub test_peer: bool,
     /// From opening until ready (model load, server start), in milliseconds.
     pub cold_start_ms: f64,
+    /// Resident memory once ready, MiB: a managed server's process group, or what
+    /// opening an in-process engine added to the harness process; `None` where not
+    /// visible.
+    #[serde(default)]
+    pub loaded_memory_mb: Option<f64>,
 }
 
 /// A backend that could not run.

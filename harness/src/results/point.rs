@@ -4,6 +4,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::load::Arrival;
+use crate::resources::Usage;
 use crate::stats::Latency;
 
 /// Failed requests of one kind.
@@ -67,6 +68,11 @@ pub struct PointResult {
     pub server: Option<Breakdown>,
     /// How the figures were obtained: trials, windows, stability, client health.
     pub measurement: MeasurementInfo,
+    /// CPU, memory and GPU use of what served the requests, sampled at 20 Hz during the
+    /// measured series (GPU fields are `null` without a GPU; every figure is `null` for a
+    /// server given by URL, whose resources are not visible).
+    #[serde(default)]
+    pub resources: Usage,
     /// Short flags for tables: `unstable`, `client-bound`, `late-sends`, `dropped-sends`,
     /// `few-samples`.
     pub flags: Vec<String>,
