@@ -135,4 +135,15 @@ fn quick_compare_measures_both_backends_on_both_models() {
     assert_eq!(serde_json::to_value(&typed).unwrap(), doc);
     // And the report renders from what was read back.
     assert!(harness::report::markdown(&typed).contains("text-cnn, small batches"));
+
+    // A run diffed with itself has no regression, from the window samples it keeps.
+    assert!(results
+        .iter()
+        .all(|r| !r["window_histograms"].as_array().unwrap().is_empty()));
+    let a = files[0].to_str().unwrap();
+    let out = harness(&["diff", a, json_path.to_str().unwrap()]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(stdout.contains("No regression"), "{stdout}");
+    assert!(!stdout.contains("(no samples)"), "{stdout}");
 }

@@ -33,6 +33,9 @@ pub enum HarnessError {
         /// The I/O error.
         reason: String,
     },
+    /// `harness diff` found cells slower beyond its threshold.
+    #[error("{0}")]
+    Regression(String),
     /// The user pressed Ctrl-C.
     #[error("interrupted; no results were written")]
     Interrupted,

@@ -13,6 +13,7 @@ const LAYERS: &[&[&str]] = &[
     &["results"],
     &["compare"],
     &["report"],
+    &["diff"],
     &["output"],
     &["cli"],
     &["config"],

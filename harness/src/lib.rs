@@ -15,6 +15,7 @@
 //!    outputs agree, measures each point (a model, a batch size and a load level) in
 //!    `--trials` shuffled, interleaved trials, one result row per point and backend;
 //! 5. [`report`]: pure functions from results to the terminal page, Markdown and CSV;
+//!    [`diff`]: two runs' results compared cell by cell (`harness diff`);
 //! 6. [`output`]: writes a run's files;
 //! 7. [`cli`] (typed flag groups, the config file read as flags) and [`config`] (the
 //!    cross-field defaults, and the one plan of a run).
@@ -24,6 +25,7 @@ pub mod agreement;
 pub mod cli;
 pub mod compare;
 pub mod config;
+pub mod diff;
 mod error;
 #[cfg(test)]
 mod layers;
@@ -114,6 +116,18 @@ async fn dispatch(command: Command) -> Result<(), HarnessError> {
         Command::Backends => {
             list_backends();
             Ok(())
+        }
+        Command::Diff(args) => {
+            let (old, new) = (diff::read(&args.old)?, diff::read(&args.new)?);
+            let d = diff::diff(&old.results, &new.results, args.threshold, new.config.seed);
+            print!("{}", d.render(args.markdown));
+            match d.regressions() {
+                0 => Ok(()),
+                n => Err(HarnessError::Regression(format!(
+                    "{n} cells regressed beyond {}%",
+                    args.threshold
+                ))),
+            }
         }
         Command::Schema => {
             let schema = serde_json::to_string_pretty(&results::schema()).expect("schema");

@@ -319,6 +319,7 @@ fn summarise(o: &Opened, point: &Point, trials: Vec<Trial>, seed: u64) -> PointR
         measurement: info,
         resources: usage.usage(),
         flags,
+        window_histograms: crate::results::encode_windows(&samples),
         samples,
     }
 }

@@ -80,6 +80,7 @@ mod tests {
             measurement: MeasurementInfo::default(),
             resources: Default::default(),
             flags: vec![],
+            window_histograms: vec![],
             samples,
         }
     }

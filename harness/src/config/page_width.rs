@@ -91,6 +91,7 @@ fn six_backends() -> Results {
                                 readings: 1000,
                             },
                             flags: flags.clone(),
+                            window_histograms: vec![],
                             samples: vec![],
                         });
                         if b != SIX[0] {

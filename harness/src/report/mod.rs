@@ -14,7 +14,7 @@ pub use csv::csv;
 pub use narrow::WIDTH;
 pub use page::{page, run_page, unavailable_lines, Layout};
 pub use resources::resources_table;
-pub use table::{agreement_table, legend, ratio_tables, FLAGS};
+pub use table::{agreement_table, legend, ms, ratio_tables, FLAGS};
 pub use tails::tails_tables;
 
 /// The whole Markdown report (`report.md`): [`page`] in Markdown.

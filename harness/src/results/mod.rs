@@ -10,6 +10,7 @@
 mod point;
 mod record;
 mod system;
+mod windows;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -19,6 +20,7 @@ pub use crate::resources::{Scope, Usage};
 pub use point::{Breakdown, ErrorCount, MeasurementInfo, PointResult, Ratio};
 pub use record::{BatchClass, Format, RunRecord};
 pub use system::System;
+pub use windows::{decode_windows, encode_windows};
 
 /// Version of the results format; bumped on incompatible changes.
 /// 3: one row and one ratio per point (no `batch_class`), backends as typed records.

@@ -76,8 +76,13 @@ pub struct PointResult {
     /// Short flags for tables: `unstable`, `client-bound`, `late-sends`, `dropped-sends`,
     /// `few-samples`.
     pub flags: Vec<String>,
+    /// Latency samples of each trial's reported windows, for `harness diff`: per trial,
+    /// per window, base64 of HDR histogram's V2 serialisation of the window's sample (µs,
+    /// three significant digits).
+    #[serde(default)]
+    pub window_histograms: Vec<Vec<String>>,
     /// Latency samples (µs) of each trial's reported windows, for the bootstrap; not
-    /// written.
+    /// written (`window_histograms` keeps them).
     #[serde(skip)]
     pub samples: Vec<Vec<Vec<u64>>>,
 }
