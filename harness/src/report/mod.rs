@@ -1,8 +1,9 @@
 //! Pure functions from [`crate::results::Results`] to text: the terminal page, the
-//! Markdown report and perf_analyzer-style CSV. Nothing here measures or writes files.
+//! Markdown report, the HTML report with its plots and perf_analyzer-style CSV. Nothing here measures or writes files.
 
 mod breakdown;
 mod csv;
+mod html;
 mod narrow;
 mod page;
 mod resources;
@@ -11,6 +12,7 @@ mod tails;
 
 pub use breakdown::breakdown_table;
 pub use csv::csv;
+pub use html::html;
 pub use narrow::WIDTH;
 pub use page::{page, run_page, unavailable_lines, Layout};
 pub use resources::resources_table;
