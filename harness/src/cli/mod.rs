@@ -121,7 +121,7 @@ impl Command {
         match self {
             Command::Compare(c) => Some(&mut c.common.servers),
             Command::Run(r) => Some(&mut r.common.servers),
-            Command::Backends | Command::Schema => None,
+            Command::Backends | Command::Schema | Command::Diff(_) => None,
         }
     }
 }
