@@ -200,34 +200,42 @@ mod tests {
     use crate::load::testing::Sleeper;
     use crate::results::{encode_windows, MeasurementInfo};
     use crate::stats::Latency;
-    use contract::{Backend, Prepared};
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
 
-    /// A point measured on the test double: 3 trials of 2 windows of 25 requests, each
-    /// timed around `infer` like the harness does.
-    fn measured(delay: Duration) -> PointResult {
-        let mut s = Sleeper::new(delay);
-        s.blocking = true; // thread sleeps are precise to well under a millisecond
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let p = Prepared::new("m", vec![]);
-        let samples: Vec<Vec<Vec<u64>>> = (0..3)
-            .map(|_| {
-                (0..2)
+    /// One point per test double, latencies drawn from its latency model: its delay
+    /// times a seeded log-normal spread (3 trials of 2 windows of 25 requests). Not timed
+    /// on the wall clock: on a busy 2-core machine a 4 ms thread sleep measured 12 ms,
+    /// scheduling delay that would swamp the 30 % this test injects. (The end-to-end
+    /// compare test diffs a really measured run with itself.)
+    fn measured(delays: &[Duration]) -> Vec<PointResult> {
+        use rand::{Rng, SeedableRng};
+        delays
+            .iter()
+            .enumerate()
+            .map(|(k, &d)| {
+                let s = Sleeper::new(d);
+                let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(k as u64);
+                let samples: Vec<Vec<Vec<u64>>> = (0..3)
                     .map(|_| {
-                        (0..25)
+                        (0..2)
                             .map(|_| {
-                                let t = Instant::now();
-                                rt.block_on(s.infer(&p)).unwrap();
-                                t.elapsed().as_micros() as u64
+                                (0..25)
+                                    .map(|_| {
+                                        let z: f64 =
+                                            (0..4).map(|_| rng.random::<f64>() - 0.5).sum();
+                                        (s.delay.as_micros() as f64 * (0.3 * z).exp()) as u64
+                                    })
+                                    .collect()
                             })
                             .collect()
                     })
-                    .collect()
+                    .collect();
+                row(&samples)
             })
-            .collect();
+            .collect()
+    }
+
+    fn row(samples: &[Vec<Vec<u64>>]) -> PointResult {
         let mut h = crate::load::histogram();
         samples
             .iter()
@@ -254,7 +262,7 @@ mod tests {
             measurement: MeasurementInfo::default(),
             resources: Default::default(),
             flags: vec![],
-            window_histograms: encode_windows(&samples),
+            window_histograms: encode_windows(samples),
             samples: vec![],
         };
         // Through JSON, as `harness diff` reads it.
@@ -263,9 +271,9 @@ mod tests {
 
     #[test]
     fn a_30_percent_slowdown_is_caught_and_a_twin_is_not() {
-        let base = measured(Duration::from_millis(4));
-        let twin = measured(Duration::from_millis(4));
-        let slow = measured(Duration::from_micros(5200));
+        let ms4 = Duration::from_millis(4);
+        let [base, twin, slow] =
+            <[PointResult; 3]>::try_from(measured(&[ms4, ms4, ms4 * 13 / 10])).unwrap();
 
         let one = std::slice::from_ref(&base);
         let same = diff(one, one, DEFAULT_THRESHOLD, 1);
@@ -284,7 +292,7 @@ mod tests {
 
     #[test]
     fn cells_only_one_run_has_are_counted_not_compared() {
-        let mut a = measured(Duration::from_millis(1));
+        let mut a = measured(&[Duration::from_millis(1)]).remove(0);
         let b = a.clone();
         a.backend = "other".into();
         let d = diff(&[a], &[b], DEFAULT_THRESHOLD, 1);

@@ -8,6 +8,7 @@
 
 use std::fmt::Write;
 
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 use crate::report::ms;
@@ -112,34 +113,32 @@ fn latency_throughput(
     rows: &[&PointResult],
     names: &[String],
 ) -> Option<String> {
-    let pts = |b: &str| -> Vec<(f64, f64)> {
-        let mut v: Vec<(f64, f64)> = rows
-            .iter()
-            .filter(|r| r.backend == b)
-            .filter_map(|r| Some((r.throughput_rps, r.latency_ms.as_ref()?.p50)))
-            .collect();
-        v.sort_by(|a, b| a.0.total_cmp(&b.0));
-        v
-    };
-    let all: Vec<(f64, f64)> = names.iter().flat_map(|b| pts(b)).collect();
-    if all.is_empty() {
+    let curves: Vec<Curve> = names
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            let mut v: Vec<(f64, f64)> = rows
+                .iter()
+                .filter(|r| &r.backend == b)
+                .filter_map(|r| Some((r.throughput_rps, r.latency_ms.as_ref()?.p50)))
+                .collect();
+            v.sort_by(|a, b| a.0.total_cmp(&b.0));
+            (i, b.clone(), v)
+        })
+        .filter(|c| !c.2.is_empty())
+        .collect();
+    if curves.is_empty() {
         return None;
     }
-    let xmax = all.iter().map(|p| p.0).fold(0.0, f64::max) * 1.15 + 1e-9;
-    let ymax = all.iter().map(|p| p.1).fold(0.0, f64::max) * 1.15 + 1e-9;
+    let all = curves.iter().flat_map(|c| c.2.iter());
+    let (xmax, ymax) = all.fold((0f64, 0f64), |(x, y), p| (x.max(p.0), y.max(p.1)));
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
         root.fill(&WHITE).ok()?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(
-                format!("{model}, batch {batch}: p50 latency vs throughput"),
-                ("sans-serif", 16),
-            )
-            .margin(10)
-            .x_label_area_size(35)
-            .y_label_area_size(55)
-            .build_cartesian_2d(0f64..xmax, 0f64..ymax)
+        let title = format!("{model}, batch {batch}: p50 latency vs throughput");
+        let mut chart = frame(&root, &title)
+            .build_cartesian_2d(0f64..xmax * 1.15 + 1e-9, 0f64..ymax * 1.15 + 1e-9)
             .ok()?;
         chart
             .configure_mesh()
@@ -147,30 +146,49 @@ fn latency_throughput(
             .y_desc("p50 ms")
             .draw()
             .ok()?;
-        for (i, b) in names.iter().enumerate() {
-            let p = pts(b);
-            if p.is_empty() {
-                continue;
-            }
-            let c = colour(i);
-            chart
-                .draw_series(LineSeries::new(p.clone(), c.stroke_width(2)))
-                .ok()?
-                .label(b.as_str())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 15, y)], c));
-            chart
-                .draw_series(p.iter().map(|&xy| Circle::new(xy, 4, c.filled())))
-                .ok()?;
-        }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()
-            .ok()?;
+        draw_curves(&mut chart, curves, SeriesLabelPosition::UpperRight)?;
         root.present().ok()?;
     }
     Some(svg)
+}
+
+/// A chart with the page's caption font, margin and label areas.
+fn frame<'a, 'b, DB: DrawingBackend>(
+    root: &'a DrawingArea<DB, plotters::coord::Shift>,
+    title: &str,
+) -> ChartBuilder<'a, 'b, DB> {
+    let mut b = ChartBuilder::on(root);
+    b.caption(title, ("sans-serif", 16))
+        .margin(10)
+        .x_label_area_size(35)
+        .y_label_area_size(55);
+    b
+}
+
+/// Each curve as a line with dots, named in a legend at `at`.
+fn draw_curves<'a, DB: DrawingBackend + 'a, Y: Ranged<ValueType = f64>>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<RangedCoordf64, Y>>,
+    curves: Vec<Curve>,
+    at: SeriesLabelPosition,
+) -> Option<()> {
+    for (i, label, p) in curves {
+        let c = colour(i);
+        chart
+            .draw_series(LineSeries::new(p.clone(), c.stroke_width(2)))
+            .ok()?
+            .label(label)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 15, y)], c));
+        chart
+            .draw_series(p.iter().map(|&xy| Circle::new(xy, 3, c.filled())))
+            .ok()?;
+    }
+    chart
+        .configure_series_labels()
+        .position(at)
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .ok()
 }
 
 /// Percentiles drawn in the distribution plot, and their axis labels.
@@ -221,14 +239,8 @@ fn distribution(
     {
         let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
         root.fill(&WHITE).ok()?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(
-                format!("{model}, batch {batch}: latency distribution"),
-                ("sans-serif", 16),
-            )
-            .margin(10)
-            .x_label_area_size(35)
-            .y_label_area_size(55)
+        let title = format!("{model}, batch {batch}: latency distribution");
+        let mut chart = frame(&root, &title)
             .build_cartesian_2d(-0.2f64..5.2, ((lo * 0.8)..(hi * 1.25)).log_scale())
             .ok()?;
         chart
@@ -247,24 +259,7 @@ fn distribution(
             .light_line_style(WHITE)
             .draw()
             .ok()?;
-        for (i, label, p) in curves {
-            let c = colour(i);
-            chart
-                .draw_series(LineSeries::new(p.clone(), c.stroke_width(2)))
-                .ok()?
-                .label(label)
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 15, y)], c));
-            chart
-                .draw_series(p.iter().map(|&xy| Circle::new(xy, 3, c.filled())))
-                .ok()?;
-        }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()
-            .ok()?;
+        draw_curves(&mut chart, curves, SeriesLabelPosition::UpperLeft)?;
         root.present().ok()?;
     }
     Some(svg)
@@ -292,16 +287,11 @@ fn ratio_bars(results: &Results, model: &str) -> Option<String> {
         let height = 80 + 26 * n as u32;
         let root = SVGBackend::with_string(&mut svg, (WIDTH, height)).into_drawing_area();
         root.fill(&WHITE).ok()?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(
-                format!(
-                    "{model}: p50 ratio to {} with 95 % intervals",
-                    results.baseline
-                ),
-                ("sans-serif", 16),
-            )
-            .margin(10)
-            .x_label_area_size(35)
+        let title = format!(
+            "{model}: p50 ratio to {} with 95 % intervals",
+            results.baseline
+        );
+        let mut chart = frame(&root, &title)
             .y_label_area_size(200)
             .build_cartesian_2d(0f64..hi, -0.5f64..(n as f64 - 0.5))
             .ok()?;
