@@ -58,10 +58,18 @@ pub fn schema_errors(doc: &serde_json::Value) -> Vec<String> {
 pub fn has_ratio_row(stdout: &str, backend: &str) -> bool {
     stdout.lines().any(|line| {
         let cells: Vec<&str> = line.split('│').map(str::trim).collect();
+        // A ratio cell: `r [lo, hi]`, then `~` (contains 1.0) and `T` or `U` (missed the
+        // precision target) where they apply.
         cells.contains(&backend)
-            && cells
-                .iter()
-                .any(|c| c.contains(" [") && c.ends_with(']') || c.ends_with("] ~"))
+            && cells.iter().any(|c| {
+                c.split_once(" [").is_some_and(|(_, rest)| {
+                    rest.split_once(']').is_some_and(|(_, marks)| {
+                        marks
+                            .split_whitespace()
+                            .all(|m| ["~", "T", "U"].contains(&m))
+                    })
+                })
+            })
     })
 }
 

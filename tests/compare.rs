@@ -13,6 +13,12 @@ fn quick_compare_measures_both_backends_on_both_models() {
     let out = harness(&[
         "compare",
         "--quick",
+        "--time-budget",
+        "10s",
+        // One request a window at least, as before: the slowest points (candle
+        // at large batches, seconds a request in a debug build) keep the suite short.
+        "--min-requests",
+        "1",
         "--quiet",
         "--backends",
         "candle,onnxruntime",

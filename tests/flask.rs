@@ -109,6 +109,12 @@ fn compare_measures_flask_with_agreement_and_stops_every_process() {
         &[
             "compare",
             "--quick",
+            "--time-budget",
+            "10s",
+            // One request a window at least, as before: the slowest points (candle
+            // at large batches, seconds a request in a debug build) keep the suite short.
+            "--min-requests",
+            "1",
             "--quiet",
             "--trials",
             "1",
@@ -516,6 +522,12 @@ fn unreachable_flask_url_is_one_clear_error() {
         &[
             "compare",
             "--quick",
+            "--time-budget",
+            "6s",
+            // One request a window at least, as before: the slowest points (candle
+            // at large batches, seconds a request in a debug build) keep the suite short.
+            "--min-requests",
+            "1",
             "--quiet",
             "--trials",
             "1",

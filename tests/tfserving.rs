@@ -371,6 +371,12 @@ fn compare_args<'a>(dir: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {
         "0.3",
         "--trials",
         "1",
+        "--time-budget",
+        "12s",
+        // One request a window at least, as before: the slowest points (candle
+        // at large batches, seconds a request in a debug build) keep the suite short.
+        "--min-requests",
+        "1",
         "--results-dir",
         dir.to_str().unwrap(),
     ];

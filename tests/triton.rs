@@ -84,6 +84,12 @@ fn compare_args<'a>(dir: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {
         "--quiet",
         "--trials",
         "1",
+        "--time-budget",
+        "12s",
+        // One request a window at least, as before: the slowest points (candle
+        // at large batches, seconds a request in a debug build) keep the suite short.
+        "--min-requests",
+        "1",
         "--small-batches",
         "1,4",
         "--large-batches",

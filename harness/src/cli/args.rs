@@ -137,29 +137,42 @@ pub struct MeasureArgs {
     #[arg(long, value_name = "N", value_parser = whole::<u64>(1))]
     pub requests: Option<u64>,
 
-    /// Least number of requests a duration window measures, however slow [default: 1].
+    /// Least number of requests a duration window measures, however slow, so that no
+    /// window's percentile rests on a handful of samples [default: 5].
     #[arg(long, value_name = "N", value_parser = whole::<u64>(1))]
     pub min_requests: Option<u64>,
 
-    /// Warm-up requests per point and trial, never counted [default: the concurrency
+    /// Warm-up requests per point and backend, never counted [default: the concurrency
     /// or a tenth of a second of the request rate, at least 2, cut short after 1 s].
     #[arg(long, value_name = "N")]
     pub warmup: Option<u64>,
 
-    /// Times the whole backend set is measured, in a shuffled, interleaved order
-    /// [default: 3].
+    /// Least rounds per point before the intervals are checked; a round measures one
+    /// window of every backend, in a freshly shuffled order [default: 5].
     #[arg(long, value_name = "K", value_parser = whole::<usize>(1))]
     pub trials: Option<usize>,
 
-    /// Windows per point and trial before giving up on stability (the result is then
-    /// flagged unstable); stability compares the last 3 [default: 6; with --quick: 3].
+    /// Rounds per point at most, even where an interval is still wider than
+    /// --precision; the stability rule compares a backend's last 3 windows
+    /// [default: 100].
     #[arg(long, value_name = "N", value_parser = whole::<usize>(WINDOWS as u64))]
     pub max_windows: Option<usize>,
 
-    /// Seconds (or such as 1500ms) after which a point's trial starts no new window
-    /// [default: 1.5, with --quick 0.3, at least 3 windows' length].
-    #[arg(long, value_name = "SECONDS", value_parser = seconds, allow_negative_numbers = true)]
-    pub point_budget: Option<Duration>,
+    /// Target half-width of each ratio's 95 % interval, relative to the ratio: 0.05 (or
+    /// 5%) is ±5 %. A point keeps adding rounds for the backends whose interval is wider
+    /// until its share of --time-budget is spent [default: 0.05].
+    #[arg(long, value_name = "P", value_parser = precision, allow_negative_numbers = true)]
+    pub precision: Option<f64>,
+
+    /// Time all points may spend measuring (warm-ups included; opening backends and the
+    /// agreement check not), such as 200s or 3m. It is split evenly over the points up
+    /// front, and within a point over its backends; what a point leaves unused goes to
+    /// the points after it [default: 200s, with --quick 30s: derived so that the default
+    /// compare over the six local backends finishes within 5 min (1 min with --quick) on
+    /// an idle 2-core machine, after about 40 s (20 s) of server start-up, agreement
+    /// checks and rounds that run past their share].
+    #[arg(long, value_name = "DURATION", value_parser = seconds, allow_negative_numbers = true)]
+    pub time_budget: Option<Duration>,
 
     /// Stability tolerance: the last 3 windows agree within this many percent
     /// [default: 10].
@@ -365,6 +378,18 @@ pub fn percent(s: &str) -> Result<f64, String> {
         Ok(p)
     } else {
         Err("give a percentage above 0 and at most 100".into())
+    }
+}
+
+/// A relative precision above 0 and below 1: `0.05` or `5%`.
+fn precision(s: &str) -> Result<f64, String> {
+    let (text, scale) = match s.trim().strip_suffix('%') {
+        Some(p) => (p, 100.0),
+        None => (s.trim(), 1.0),
+    };
+    match number(text).map(|x| x / scale) {
+        Ok(p) if p > 0.0 && p < 1.0 => Ok(p),
+        _ => Err("give a relative half-width above 0 and below 1, such as 0.05 or 5%".into()),
     }
 }
 

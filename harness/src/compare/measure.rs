@@ -1,5 +1,18 @@
-//! Measuring every point: trials in a shuffled, interleaved order, each a warm-up and a
-//! series of windows; then one result per point and backend from the stable windows.
+//! Measuring every point: interleaved rounds, each one window of every backend in a
+//! freshly shuffled order, until every ratio's interval is as narrow as asked or the
+//! point's share of the time budget is spent; then one result per point and backend.
+//!
+//! The budget is split over the points up front (`--time-budget` / points); a point
+//! that reaches its target early leaves the rest to the points after it. Within a
+//! point, every backend is warmed up once (never counted), then measured in rounds.
+//! After [`Measure::trials`] rounds (at least 2) each ratio's interval is computed from
+//! the paired rounds ([`crate::stats::paired`]); a backend whose interval is within
+//! `--precision` sits the next rounds out, and the baseline runs while any backend still
+//! needs it. A round starts only while its foreseen length (the last windows of the
+//! backends in it) fits before the point's deadline, and never more than
+//! [`Measure::max_windows`] rounds run. Duration windows keep a least number of
+//! requests (`--min-requests`), so where requests are slow windows are sized by
+//! requests.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -13,39 +26,58 @@ use rand_chacha::ChaCha8Rng;
 
 use super::plan::{Measure, Plan, Point};
 use super::Opened;
-use crate::load::series::{self, Series, SeriesSpec};
-use crate::load::{cpu, Load, Measurement, Window};
+use crate::load::schedule::Schedule;
+use crate::load::series;
+use crate::load::{closed_loop, cpu, Load, Measurement, OpenLoop, OpenSpec, Window};
 use crate::progress::Progress;
-use crate::resources::{self, gpu::Gpus, Aggregate, Scope};
+use crate::resources::{self, gpu::Gpus, Aggregate};
 use crate::results::{Breakdown, ErrorCount, MeasurementInfo, PointResult};
-use crate::stats::{self, Latency};
+use crate::stats::bootstrap::Statistic;
+use crate::stats::stability::{self, WindowFigures};
+use crate::stats::{self, paired, Latency};
 use crate::HarnessError;
 
 /// A warm-up stops after this long (but not before one request).
 const WARMUP_CAP: Duration = Duration::from_secs(1);
 
-/// Later trials skip their warm-up when one request of the first trial's warm-up took
-/// longer than this: the engine has seen the shape, and repeating it would double the
-/// cost of the slowest points (text-CNN batch 1000 takes seconds a request).
-const REWARM_LIMIT: Duration = Duration::from_secs(1);
-
 /// Share of late sends above which an open-loop result is flagged.
 pub const LATE_LIMIT: f64 = 0.01;
 
-/// One backend's trial at one point.
-struct Trial {
-    series: Series,
-    server: Option<Breakdown>,
-    /// Mean latency of the warm-up requests (`None`: no warm-up ran).
-    warm_mean: Option<Duration>,
-    /// Resource readings during the series (`None`: not visible).
-    usage: Option<Aggregate>,
+/// Rounds every point runs whatever the budget: an interval needs two.
+pub const MIN_ROUNDS: usize = 2;
+
+/// One backend's part in a point.
+#[derive(Default)]
+struct Part {
+    /// Its window in each round (`None`: it sat that round out).
+    windows: Vec<Option<Measurement>>,
+    /// Server-side breakdowns of its windows, where the backend reports them.
+    servers: Vec<Breakdown>,
+    /// How long its last window took, hand-over included: the forecast of its next.
+    last_cost: Duration,
+    /// Its ratio's interval is within the target: it sits the next rounds out.
+    done: bool,
+    /// Mean latency of its warm-up requests (zero: unknown).
+    request_time: Duration,
+    /// Resource readings during its windows (scope `not-visible` when none).
+    usage: Aggregate,
+}
+
+impl Part {
+    /// Latency samples by round (empty where it sat the round out), for the intervals.
+    fn samples(&self) -> Vec<Vec<Vec<u64>>> {
+        self.windows
+            .iter()
+            .map(|w| w.iter().map(|m| m.samples.clone()).collect())
+            .collect()
+    }
 }
 
 /// Measures every planned point on every opened backend not `excluded` for its model.
 pub async fn measure_all(
     plan: &Plan,
     opened: &[Opened],
+    baseline: &str,
     excluded: &BTreeSet<(String, String)>,
     progress: &Progress,
 ) -> Result<Vec<PointResult>, HarnessError> {
@@ -57,9 +89,20 @@ pub async fn measure_all(
             None
         }
     };
-    progress.start((points.len() * opened.len() * cfg.trials) as u64);
+    progress.start(points.len() as u64);
+    let base = opened.iter().position(|o| o.name == baseline);
+    let begin = Instant::now();
     let mut rows = Vec::new();
     for (p, point) in points.iter().enumerate() {
+        // This point's share of what is left: time earlier points did not use goes on.
+        let left = cfg.time_budget.saturating_sub(begin.elapsed());
+        let deadline = Instant::now() + left / (points.len() - p) as u32;
+        progress.step(&format!(
+            "{} batch {} {}",
+            point.model,
+            point.batch,
+            point.load.label()
+        ));
         let input = fixtures::inputs::batch(point.model, point.batch, plan.seed);
         let mut requests: Vec<Option<Arc<Prepared>>> = Vec::new();
         for o in opened {
@@ -76,98 +119,242 @@ pub async fn measure_all(
                 })?;
             requests.push(Some(Arc::new(prepared)));
         }
-        let mut trials: Vec<Vec<Trial>> = opened.iter().map(|_| Vec::new()).collect();
-        for t in 0..cfg.trials {
-            for i in trial_order(opened.len(), plan.seed, p, t) {
-                let o = &opened[i];
-                progress.step(&format!(
-                    "{} batch {} {} on {} (trial {}/{})",
-                    point.model,
-                    point.batch,
-                    point.load.label(),
-                    o.name,
-                    t + 1,
-                    cfg.trials
-                ));
-                let Some(request) = &requests[i] else {
-                    continue;
-                };
-                let seed = plan.seed ^ ((p as u64) << 32) ^ ((t as u64) << 16) ^ i as u64;
-                let warm = trials[i]
-                    .first()
-                    .and_then(|t: &Trial| t.warm_mean)
-                    .is_none_or(|d| d <= REWARM_LIMIT);
-                let t = trial(cfg, o, point, request, seed, warm, gpus.as_ref()).await?;
-                trials[i].push(t);
+        let at = Site {
+            plan,
+            p,
+            point,
+            base,
+            deadline,
+            gpus: gpus.as_ref(),
+        };
+        let parts = measure_point(&at, opened, &requests).await?;
+        for ((o, part), request) in opened.iter().zip(parts).zip(&requests) {
+            if request.is_some() {
+                rows.push(summarise(o, point, part, cfg, plan.seed));
             }
-        }
-        for (o, ts) in opened.iter().zip(trials) {
-            if ts.is_empty() {
-                continue;
-            }
-            rows.push(summarise(o, point, ts, plan.seed));
         }
     }
     Ok(rows)
 }
 
-/// The order backends are measured in during trial `t` of point `p`: a seeded shuffle.
-pub fn trial_order(n: usize, seed: u64, p: usize, t: usize) -> Vec<usize> {
-    let mut order: Vec<usize> = (0..n).collect();
-    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5EED ^ ((p as u64) << 20) ^ t as u64);
-    order.shuffle(&mut rng);
-    order
+/// [`measure_all`] with nothing excluded and no progress output: for benches that
+/// measure backends opened by hand (test doubles).
+pub async fn measure_quietly(
+    plan: &Plan,
+    opened: &[Opened],
+    baseline: &str,
+) -> Result<Vec<PointResult>, HarnessError> {
+    let progress = Progress::new(true);
+    measure_all(plan, opened, baseline, &BTreeSet::new(), &progress).await
 }
 
-/// Warm-up (never counted), then a series of windows.
-async fn trial(
+/// Where a point is measured: the plan, its index, the baseline's index, its deadline.
+struct Site<'a> {
+    plan: &'a Plan,
+    p: usize,
+    point: &'a Point,
+    base: Option<usize>,
+    deadline: Instant,
+    /// The machine's GPUs, sampled with each window (`None`: no NVIDIA GPU visible).
+    gpus: Option<&'a Gpus>,
+}
+
+/// Warm-ups, then rounds until every interval is within the target, or out of rounds
+/// or time.
+async fn measure_point(
+    at: &Site<'_>,
+    opened: &[Opened],
+    requests: &[Option<Arc<Prepared>>],
+) -> Result<Vec<Part>, HarnessError> {
+    let (plan, point, cfg) = (at.plan, at.point, &at.plan.measure);
+    let mut parts: Vec<Part> = opened.iter().map(|_| Part::default()).collect();
+    for i in round_order(opened.len(), plan.seed, at.p, usize::MAX) {
+        let (o, Some(request)) = (&opened[i], &requests[i]) else {
+            continue;
+        };
+        let warm = warm_up(cfg, o, point.load, request).await;
+        if warm.ok() > 0 {
+            parts[i].request_time = Duration::from_micros(warm.histogram.mean() as u64);
+        }
+        if warm.ok() == 0 && warm.failed() > 0 {
+            let (kind, msg) = warm
+                .error_messages
+                .iter()
+                .next()
+                .expect("an error was counted");
+            return Err(HarnessError::NothingToMeasure(format!(
+                "{} failed every warm-up request on {} batch {} ({kind}): {msg}",
+                o.name, point.model, point.batch
+            )));
+        }
+    }
+    let window = window_for(cfg);
+    let windows: Vec<Window> = parts
+        .iter()
+        .map(|part| affordable(window, part.request_time, point.load, cfg))
+        .collect();
+    let base_runs = at.base.is_some_and(|b| requests[b].is_some());
+    for round in 0..cfg.max_windows.max(MIN_ROUNDS) {
+        let active: Vec<usize> = (0..opened.len())
+            .filter(|&i| requests[i].is_some())
+            .filter(|&i| round < MIN_ROUNDS.max(cfg.trials) || needed(i, at.base, &parts))
+            .collect();
+        if active.is_empty() {
+            break;
+        }
+        let foreseen: Duration = active.iter().map(|&i| parts[i].last_cost).sum();
+        if round >= MIN_ROUNDS && Instant::now() + foreseen > at.deadline {
+            break;
+        }
+        for i in round_order(opened.len(), plan.seed, at.p, round) {
+            let (o, Some(request)) = (&opened[i], &requests[i]) else {
+                continue;
+            };
+            if !active.contains(&i) {
+                continue;
+            }
+            let seed = plan.seed ^ ((at.p as u64) << 32) ^ ((round as u64) << 16) ^ i as u64;
+            let t0 = Instant::now();
+            let before = server_stats(o, point.model).await;
+            let loaded = o
+                .info
+                .loaded_memory_mb
+                .map_or(0, |mb| (mb * 1024.0 * 1024.0) as u64);
+            let sampler = resources::watch(&o.backend.served_by(), loaded, at.gpus);
+            let m = one_window(cfg, o, point.load, request, windows[i], seed).await;
+            let usage = sampler.map(|s| s.stop().1);
+            let after = server_stats(o, point.model).await;
+            let part = &mut parts[i];
+            if let Some(u) = usage {
+                part.usage.merge(&u);
+            }
+            part.servers.extend(breakdown(before, after));
+            part.last_cost = t0.elapsed();
+            part.windows.resize_with(round + 1, || None);
+            part.windows[round] = Some(m);
+        }
+        if round + 1 >= MIN_ROUNDS.max(cfg.trials) {
+            let base_samples = at.base.filter(|_| base_runs).map(|b| parts[b].samples());
+            for (i, part) in parts.iter_mut().enumerate() {
+                if Some(i) == at.base {
+                    continue;
+                }
+                // Without a baseline there is no ratio to make precise.
+                part.done = base_samples.as_ref().is_none_or(|b| {
+                    paired::ratio_interval(&part.samples(), b, Statistic::P50, 1.0)
+                        .is_some_and(|ci| ci.precision(1.0) <= cfg.precision)
+                });
+            }
+        }
+    }
+    Ok(parts)
+}
+
+/// A backend runs in a round while its ratio needs it: its own interval is still too
+/// wide, or (the baseline) any other's is.
+fn needed(i: usize, base: Option<usize>, parts: &[Part]) -> bool {
+    if Some(i) == base {
+        parts
+            .iter()
+            .enumerate()
+            .any(|(k, p)| Some(k) != base && !p.done)
+    } else {
+        !parts[i].done
+    }
+}
+
+/// The window each backend runs: a duration window no longer than its share of the
+/// point over the least number of rounds (its least number of requests still holds).
+fn window_for(cfg: &Measure) -> Window {
+    match cfg.window {
+        Window::Duration {
+            seconds,
+            min_requests,
+        } => {
+            let share = cfg.backend_budget.as_secs_f64() / cfg.trials.max(MIN_ROUNDS) as f64;
+            Window::Duration {
+                seconds: if share > 0.0 {
+                    seconds.min(share)
+                } else {
+                    seconds
+                },
+                min_requests,
+            }
+        }
+        w @ Window::Requests(_) => w,
+    }
+}
+
+/// Least requests in a window however short the budget, so that no row's figures rest
+/// on a request or two a round.
+pub const FLOOR_REQUESTS: u64 = 2;
+
+/// `window` for a backend whose requests take `request_time`: where its share of the
+/// point cannot pay for [`MIN_ROUNDS`] windows of `--min-requests` requests, fewer
+/// requests a window (at least [`FLOOR_REQUESTS`]), so a slow point keeps to its budget
+/// instead of spending that of the points after it.
+fn affordable(window: Window, request_time: Duration, load: Load, cfg: &Measure) -> Window {
+    let Window::Duration {
+        seconds,
+        min_requests,
+    } = window
+    else {
+        return window;
+    };
+    let per_request = request_time.as_secs_f64() / load.concurrency().unwrap_or(1) as f64;
+    let share = cfg.backend_budget.as_secs_f64() / MIN_ROUNDS as f64;
+    let fits = if per_request > 0.0 {
+        (share / per_request).floor() as u64
+    } else {
+        min_requests
+    };
+    Window::Duration {
+        seconds,
+        min_requests: min_requests.min(fits.max(FLOOR_REQUESTS)),
+    }
+}
+
+/// One backend's window of one round. A closed loop runs it on its own; an open loop
+/// starts an arrival process, lets one window of it pass uncounted (so the backend's
+/// queue reaches its steady state), counts the next, and drains.
+async fn one_window(
     cfg: &Measure,
     o: &Opened,
-    point: &Point,
+    load: Load,
     request: &Arc<Prepared>,
+    window: Window,
     seed: u64,
-    warm: bool,
-    gpus: Option<&Gpus>,
-) -> Result<Trial, HarnessError> {
-    let warm = if warm {
-        warm_up(cfg, o, point.load, request).await
-    } else {
-        Measurement::empty()
-    };
-    if warm.ok() == 0 && warm.failed() > 0 {
-        let (kind, msg) = warm
-            .error_messages
-            .iter()
-            .next()
-            .expect("an error was counted");
-        return Err(HarnessError::NothingToMeasure(format!(
-            "{} failed every warm-up request on {} batch {} ({kind}): {msg}",
-            o.name, point.model, point.batch
-        )));
+) -> Measurement {
+    match load {
+        Load::Closed { concurrency } => {
+            closed_loop(o.backend.clone(), request.clone(), concurrency, window).await
+        }
+        Load::Open {
+            request_rate,
+            arrival,
+        } => {
+            let spec = OpenSpec {
+                window,
+                max_windows: Some(2),
+                max_in_flight: cfg.max_in_flight,
+            };
+            let schedule = Schedule::new(request_rate, arrival, seed);
+            let mut lp = OpenLoop::start(o.backend.clone(), request.clone(), schedule, spec);
+            let _lead_in = lp.next_window().await;
+            let m = lp.next_window().await.unwrap_or_else(Measurement::empty);
+            lp.finish().await;
+            m
+        }
     }
-    let spec = SeriesSpec {
-        window: cfg.window,
-        max_windows: cfg.max_windows,
-        budget: cfg.budget,
-        tolerance: cfg.stability,
-        percentile: cfg.percentile,
-        max_in_flight: cfg.max_in_flight,
-    };
-    let before = server_stats(o, point.model).await;
-    let loaded = o
-        .info
-        .loaded_memory_mb
-        .map_or(0, |mb| (mb * 1024.0 * 1024.0) as u64);
-    let sampler = resources::watch(&o.backend.served_by(), loaded, gpus);
-    let series = series::run(&o.backend, request, point.load, spec, seed).await;
-    let usage = sampler.map(|s| s.stop().1);
-    let after = server_stats(o, point.model).await;
-    Ok(Trial {
-        series,
-        server: breakdown(before, after),
-        warm_mean: (warm.ok() > 0).then(|| Duration::from_micros(warm.histogram.mean() as u64)),
-        usage,
-    })
+}
+
+/// The order backends are measured in during round `r` of point `p`: a seeded shuffle
+/// (`usize::MAX`: the warm-ups' order).
+pub fn round_order(n: usize, seed: u64, p: usize, r: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..n).collect();
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5EED ^ ((p as u64) << 20) ^ r as u64);
+    order.shuffle(&mut rng);
+    order
 }
 
 /// Warm-up requests under the point's load: `--warmup` of them, or by default the
@@ -203,45 +390,33 @@ async fn warm_up(cfg: &Measure, o: &Opened, load: Load, request: &Arc<Prepared>)
     total
 }
 
-/// One result from every trial's reported windows.
-fn summarise(o: &Opened, point: &Point, trials: Vec<Trial>, seed: u64) -> PointResult {
+/// One result from every window of a backend at a point.
+fn summarise(o: &Opened, point: &Point, part: Part, cfg: &Measure, seed: u64) -> PointResult {
+    let windows: Vec<&Measurement> = part.windows.iter().flatten().collect();
     let mut merged = Measurement::empty();
-    let mut samples = Vec::new();
     let mut info = MeasurementInfo {
-        trials: trials.len(),
+        trials: windows.len(),
+        windows: windows.len(),
+        reported_windows: windows.len(),
         ..Default::default()
     };
-    let (mut sends, mut late, mut lag) = (0u64, 0u64, Duration::ZERO);
-    let (mut max_lag, mut lags, mut dropped) = (Duration::ZERO, crate::load::lag_histogram(), 0);
-    let mut client_cpu: Option<f64> = None;
-    for (t, trial) in trials.iter().enumerate() {
-        let s = &trial.series;
-        info.stable_trials += s.stable as usize;
-        info.windows += s.windows.len();
-        for w in &s.windows {
-            info.total_requests += w.ok() + w.failed();
-            info.total_wall_s += w.wall.as_secs_f64();
-            sends += w.sends;
-            late += w.late;
-            lag += w.total_lag;
-            max_lag = max_lag.max(w.max_lag);
-            lags.add(&w.lag).expect("same bounds");
-            dropped += w.dropped;
+    let mut client_cpu = None::<f64>;
+    for (k, w) in windows.iter().enumerate() {
+        info.total_requests += w.ok() + w.failed();
+        info.total_wall_s += w.wall.as_secs_f64();
+        if let Some(load) = w.client_load() {
+            client_cpu = Some(client_cpu.map_or(load, |c| c.max(load)));
         }
-        let mut this_trial = Measurement::empty();
-        let mut trial_samples = Vec::new();
-        for (k, w) in s.reported().iter().enumerate() {
-            this_trial.merge(w, seed ^ (t * 64 + k) as u64);
-            trial_samples.push(w.samples.clone());
-        }
-        samples.push(trial_samples);
-        if let Some(load) = this_trial.client_load() {
-            client_cpu = Some(client_cpu.map_or(load, |c: f64| c.max(load)));
-        }
-        info.reported_windows += s.reported().len();
-        merged.merge(&this_trial, seed ^ t as u64);
+        merged.merge(w, seed ^ k as u64);
     }
-    info.stable = info.stable_trials == info.trials;
+    // perf_analyzer's rule on the backend's last windows (of the last rounds it ran).
+    let figs: Vec<WindowFigures> = windows
+        .iter()
+        .map(|w| series::figures(w, cfg.percentile))
+        .collect();
+    info.stable = stability::is_stable(&figs, cfg.stability);
+    info.stable_trials = info.stable as usize;
+    let (sends, late) = (merged.sends, merged.late);
     info.sends = sends;
     info.late_sends = late;
     info.late_fraction = if sends > 0 {
@@ -251,11 +426,12 @@ fn summarise(o: &Opened, point: &Point, trials: Vec<Trial>, seed: u64) -> PointR
     };
     let open = matches!(point.load, Load::Open { .. });
     if open && sends > 0 {
-        info.mean_lag_ms = lag.as_secs_f64() * 1000.0 / sends as f64;
-        info.max_lag_ms = max_lag.as_secs_f64() * 1000.0;
+        info.mean_lag_ms = merged.total_lag.as_secs_f64() * 1000.0 / sends as f64;
+        info.max_lag_ms = merged.max_lag.as_secs_f64() * 1000.0;
         // The histogram rounds up within its precision; the exact maximum bounds it.
-        info.p99_lag_ms = (lags.value_at_quantile(0.99) as f64 / 1e6).min(info.max_lag_ms);
+        info.p99_lag_ms = (merged.lag.value_at_quantile(0.99) as f64 / 1e6).min(info.max_lag_ms);
     }
+    let dropped = merged.dropped;
     info.dropped_sends = dropped;
     info.client_cpu = client_cpu;
     let late_flag = info.late_fraction > LATE_LIMIT;
@@ -283,11 +459,6 @@ fn summarise(o: &Opened, point: &Point, trials: Vec<Trial>, seed: u64) -> PointR
     }
     let seconds = merged.wall.as_secs_f64();
     let (throughput_rps, samples_per_s) = stats::throughput(merged.completed, point.batch, seconds);
-    let servers: Vec<Breakdown> = trials.iter().filter_map(|t| t.server).collect();
-    let mut usage = Aggregate::new(Scope::NotVisible);
-    for u in trials.iter().filter_map(|t| t.usage.as_ref()) {
-        usage.merge(u);
-    }
     PointResult {
         model: point.model.name().into(),
         backend: o.name.clone(),
@@ -315,12 +486,12 @@ fn summarise(o: &Opened, point: &Point, trials: Vec<Trial>, seed: u64) -> PointR
         throughput_rps,
         samples_per_s,
         latency_ms: latency,
-        server: mean_breakdown(&servers),
+        server: mean_breakdown(&part.servers),
         measurement: info,
-        resources: usage.usage(),
+        resources: part.usage.usage(),
         flags,
-        window_histograms: crate::results::encode_windows(&samples),
-        samples,
+        window_histograms: crate::results::encode_windows(&part.samples()),
+        samples: part.samples(),
     }
 }
 
@@ -382,13 +553,42 @@ mod tests {
     }
 
     #[test]
-    fn trial_orders_are_seeded_shuffles() {
-        let a = trial_order(6, 1, 0, 0);
-        assert_eq!(a, trial_order(6, 1, 0, 0));
+    fn slow_requests_get_fewer_per_window_when_the_budget_is_short() {
+        let cfg = Measure {
+            trials: 5,
+            window: Window::Duration {
+                seconds: 0.1,
+                min_requests: 5,
+            },
+            max_windows: 100,
+            precision: 0.05,
+            time_budget: Duration::from_secs(30),
+            backend_budget: Duration::from_secs(2),
+            stability: 0.1,
+            percentile: 50.0,
+            warmup: None,
+            max_in_flight: 1024,
+        };
+        let closed = Load::Closed { concurrency: 1 };
+        let min =
+            |t_ms: u64| match affordable(cfg.window, Duration::from_millis(t_ms), closed, &cfg) {
+                Window::Duration { min_requests, .. } => min_requests,
+                Window::Requests(_) => unreachable!(),
+            };
+        // 1 s a round for this backend: 5 requests of 10 ms fit, 250 ms ones only 4.
+        assert_eq!((min(10), min(250), min(0)), (5, 4, 5));
+        // However slow, 2 a window.
+        assert_eq!(min(5000), FLOOR_REQUESTS);
+    }
+
+    #[test]
+    fn round_orders_are_seeded_shuffles() {
+        let a = round_order(6, 1, 0, 0);
+        assert_eq!(a, round_order(6, 1, 0, 0));
         let mut sorted = a.clone();
         sorted.sort();
         assert_eq!(sorted, (0..6).collect::<Vec<_>>());
-        // Different trials get different orders (for some of the first few).
-        assert!((1..5).any(|t| trial_order(6, 1, 0, t) != a));
+        // Different rounds get different orders (for some of the first few).
+        assert!((1..5).any(|t| round_order(6, 1, 0, t) != a));
     }
 }

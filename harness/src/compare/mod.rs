@@ -8,12 +8,14 @@
 //! 3. run the same fixed inputs through every backend and compare with the
 //!    reference; a backend outside tolerance is excluded from that model's timing;
 //! 4. for each model, batch size and load level ([`plan`]): prepare the request once
-//!    per backend (outside the clock), then measure the whole backend set `--trials`
-//!    times, in a seeded shuffled order per trial, so a shared machine's drift hits
-//!    every backend alike; each backend's trial is a warm-up (never counted) and a
-//!    series of windows run until stable ([`measure`], [`crate::load::series`]);
-//!    A point is measured once per backend: one row, whichever tables show it.
-//! 5. ratios against the baseline, each with a bootstrap 95 % interval ([`ratios`]).
+//!    per backend (outside the clock), warm every backend up (never counted), then
+//!    measure in rounds, each one window of every backend in a freshly shuffled seeded
+//!    order, so a shared machine's drift hits every backend alike, until each ratio's
+//!    interval is within `--precision` or the point's share of `--time-budget` is
+//!    spent ([`measure`]). A point is measured once per backend: one row, whichever
+//!    tables show it.
+//! 5. ratios against the baseline, each with a 95 % interval from the paired rounds
+//!    ([`ratios`], [`crate::stats::paired`]).
 
 mod fixtures_check;
 pub mod measure;
@@ -91,8 +93,8 @@ pub async fn compare(plan: Plan) -> Result<Results, HarnessError> {
         .collect();
     drop(reference);
 
-    let results = measure::measure_all(&plan, &opened, &excluded, &progress).await?;
-    let ratios = ratios(&results, &baseline, plan.seed);
+    let results = measure::measure_all(&plan, &opened, &baseline, &excluded, &progress).await?;
+    let ratios = ratios(&results, &baseline, plan.seed, plan.measure.precision);
     let backends: Vec<BackendInfo> = opened.iter().map(|o| o.info.clone()).collect();
     progress.finish();
     drop(opened); // Stops servers and executor threads before the report is written.
@@ -171,24 +173,33 @@ async fn open_one(
             .map_err(fail)?;
     backend.health().await.map_err(fail)?;
     let cold_start_ms = t0.elapsed().as_secs_f64() * 1000.0;
-    let d = backend.describe();
-    let loaded = resources::loaded_bytes(&backend.served_by(), rss_before);
-    Ok(Opened {
-        name: name.to_string(),
-        info: BackendInfo {
+    let mut opened = Opened::new(name, backend, cold_start_ms);
+    let loaded = resources::loaded_bytes(&opened.backend.served_by(), rss_before);
+    opened.info.loaded_memory_mb = loaded.map(|b| b as f64 / (1024.0 * 1024.0));
+    Ok(opened)
+}
+
+impl Opened {
+    /// `backend`, open and ready under `name`, as it describes itself.
+    pub fn new(name: &str, backend: Arc<dyn Backend>, cold_start_ms: f64) -> Opened {
+        let d = backend.describe();
+        Opened {
             name: name.to_string(),
-            engine: d.engine,
-            protocol: d.protocol.to_string(),
-            device: d.device,
-            workers: d.workers,
-            intra_threads: d.intra_threads,
-            test_peer: d.served_by_test_peer,
-            details: d.details,
-            cold_start_ms,
-            loaded_memory_mb: loaded.map(|b| b as f64 / (1024.0 * 1024.0)),
-        },
-        backend,
-    })
+            info: BackendInfo {
+                name: name.to_string(),
+                engine: d.engine,
+                protocol: d.protocol.to_string(),
+                device: d.device,
+                workers: d.workers,
+                intra_threads: d.intra_threads,
+                test_peer: d.served_by_test_peer,
+                details: d.details,
+                cold_start_ms,
+                loaded_memory_mb: None,
+            },
+            backend,
+        }
+    }
 }
 
 async fn check_agreement(

@@ -34,17 +34,24 @@ pub struct Check {
     pub strict: bool,
 }
 
-/// How each point is measured.
+/// How each point is measured: in rounds, each one window of every backend in a
+/// shuffled order, until every ratio's interval is within `precision` or the point's
+/// share of `time_budget` is spent.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Measure {
-    /// Times the whole backend set is measured, in a shuffled, interleaved order.
+    /// Least rounds per point before the intervals are checked.
     pub trials: usize,
-    /// One measurement window.
+    /// One measurement window (a duration window is cut to the backend's budget
+    /// over `trials`; it still measures its least number of requests).
     pub window: Window,
-    /// Windows per point and trial at most.
+    /// Rounds per point at most.
     pub max_windows: usize,
-    /// Time after which a point's trial starts no new window.
-    pub budget: Duration,
+    /// Target half-width of each ratio's 95 % interval, relative.
+    pub precision: f64,
+    /// Time every point together may spend (warm-ups included).
+    pub time_budget: Duration,
+    /// Each backend's share of a point's budget, as split up front.
+    pub backend_budget: Duration,
     /// Stability tolerance, a fraction (0.1 = ±10 %).
     pub stability: f64,
     /// Stabilising latency percentile, 0..100.

@@ -2,14 +2,18 @@
 
 use std::collections::BTreeMap;
 
-use crate::results::{PointResult, Ratio};
-use crate::stats::bootstrap::{ratio_interval, Statistic};
-use crate::stats::{self};
+use super::measure::MIN_ROUNDS;
+use crate::results::{Miss, PointResult, Ratio};
+use crate::stats::bootstrap::{self, Interval, Statistic};
+use crate::stats::{self, paired};
 
 /// Every backend's p50 and mean against the baseline's at the same point (model, batch
-/// size and load), one ratio per point, each with a 95 % interval from [`crate::stats::bootstrap`]
-/// over the windows of every trial. `seed` makes the intervals reproducible.
-pub fn ratios(results: &[PointResult], baseline: &str, seed: u64) -> Vec<Ratio> {
+/// size and load), one ratio per point, each with a 95 % interval from the rounds both
+/// ran in ([`crate::stats::paired`]); with fewer than two such rounds, from a bootstrap
+/// of the samples ([`crate::stats::bootstrap`]), which misses the drift between rounds.
+/// `seed` makes those reproducible.
+/// Each cell's achieved half-width is compared with `precision` (the run's target).
+pub fn ratios(results: &[PointResult], baseline: &str, seed: u64, precision: f64) -> Vec<Ratio> {
     let base: BTreeMap<(&str, usize, &str), &PointResult> = results
         .iter()
         .filter(|r| r.backend == baseline && r.latency_ms.is_some())
@@ -23,24 +27,57 @@ pub fn ratios(results: &[PointResult], baseline: &str, seed: u64) -> Vec<Ratio> 
             let b = base.get(&(r.model.as_str(), r.batch_size, r.load.as_str()))?;
             let (l, bl) = (r.latency_ms.as_ref()?, b.latency_ms.as_ref()?);
             let seed = seed ^ (i as u64).wrapping_mul(0x9E37_79B9);
-            let p50 = ratio_interval(&r.samples, &b.samples, Statistic::P50, seed)?;
-            let mean = ratio_interval(&r.samples, &b.samples, Statistic::Mean, seed + 1)?;
+            let (p50_ratio, mean_ratio) =
+                (stats::ratio(l.p50, bl.p50)?, stats::ratio(l.mean, bl.mean)?);
+            let (p50, rounds) = interval(r, b, Statistic::P50, p50_ratio, seed)?;
+            let (mean, _) = interval(r, b, Statistic::Mean, mean_ratio, seed + 1)?;
+            let achieved = (p50.high - p50.low) / (2.0 * p50_ratio);
+            let target_met = rounds >= MIN_ROUNDS && achieved <= precision;
+            let unstable = !r.measurement.stable || !b.measurement.stable;
             Some(Ratio {
                 model: r.model.clone(),
                 batch_size: r.batch_size,
                 load: r.load.clone(),
                 backend: r.backend.clone(),
                 baseline: baseline.to_string(),
-                p50_ratio: stats::ratio(l.p50, bl.p50)?,
+                p50_ratio,
                 ci_low: p50.low,
                 ci_high: p50.high,
                 clear_difference: !p50.contains(1.0),
-                mean_ratio: stats::ratio(l.mean, bl.mean)?,
+                mean_ratio,
                 mean_ci_low: mean.low,
                 mean_ci_high: mean.high,
+                precision: achieved,
+                target_met,
+                missed: (!target_met).then_some(if unstable { Miss::Unstable } else { Miss::Time }),
+                rounds,
             })
         })
         .collect()
+}
+
+/// The 95 % interval of `r`'s statistic over `b`'s around `center`, and the paired
+/// rounds behind it (0 or 1: a bootstrap of the samples).
+fn interval(
+    r: &PointResult,
+    b: &PointResult,
+    s: Statistic,
+    center: f64,
+    seed: u64,
+) -> Option<(Interval, usize)> {
+    match paired::ratio_interval(&r.samples, &b.samples, s, center) {
+        Some(p) => Some((
+            Interval {
+                low: p.low,
+                high: p.high,
+            },
+            p.rounds,
+        )),
+        None => {
+            let rounds = paired::log_ratios(&r.samples, &b.samples, s).len();
+            bootstrap::ratio_interval(&r.samples, &b.samples, s, seed).map(|i| (i, rounds))
+        }
+    }
 }
 
 #[cfg(test)]
@@ -50,12 +87,13 @@ mod tests {
     use crate::stats::Latency;
 
     fn point(backend: &str, batch: usize, scale: u64) -> PointResult {
-        // One trial of three windows of latencies 1..=100 times `scale` µs.
-        let samples: Vec<Vec<Vec<u64>>> = vec![(0..3)
-            .map(|_| (1..=100u64).map(|x| x * scale).collect())
-            .collect()];
+        // Three rounds of one window of latencies 1..=100 times `scale` µs, plus a
+        // round-to-round wobble.
+        let samples: Vec<Vec<Vec<u64>>> = (0..3)
+            .map(|r| vec![(1..=100u64).map(|x| x * scale + r * x % 3).collect()])
+            .collect();
         let mut h = crate::load::histogram();
-        for w in &samples[0] {
+        for w in samples.iter().flatten() {
             for &x in w {
                 h.record(x).unwrap();
             }
@@ -94,16 +132,22 @@ mod tests {
             point("b", 8, 10),
             point("b", 16, 5), // no baseline at 16: no ratio
         ];
-        let r = ratios(&rows, "a", 1);
+        let r = ratios(&rows, "a", 1, 0.05);
         assert_eq!(r.len(), 2);
         assert_eq!(r[0].batch_size, 1);
         assert!((r[0].p50_ratio - 2.0).abs() < 0.01, "{:?}", r[0]);
-        assert!(r[0].ci_low <= 2.0 && 2.0 <= r[0].ci_high, "{:?}", r[0]);
+        assert!(r[0].ci_low <= r[0].p50_ratio && r[0].p50_ratio <= r[0].ci_high);
+        assert!(r[0].ci_low > 1.9 && r[0].ci_high < 2.1, "{:?}", r[0]);
         assert!(r[0].clear_difference, "{:?}", r[0]);
         assert!((r[0].mean_ratio - 2.0).abs() < 0.01);
         assert_eq!(r[1].batch_size, 8);
         assert!(r[1].ci_low <= 1.0 && 1.0 <= r[1].ci_high, "{:?}", r[1]);
         assert!(!r[1].clear_difference);
         assert!(r.iter().all(|x| x.backend == "b" && x.baseline == "a"));
+        // Three rounds of a steady ratio: well within ±5 %. The rows were not stable.
+        assert!(r[0].target_met && r[0].precision < 0.05, "{:?}", r[0]);
+        assert_eq!((r[0].rounds, r[0].missed), (3, None));
+        let r = ratios(&rows, "a", 1, 1e-9);
+        assert_eq!(r[0].missed, Some(Miss::Unstable));
     }
 }

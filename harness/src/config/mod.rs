@@ -25,6 +25,28 @@ pub const DEFAULT_ATOL: f64 = 1e-3;
 /// Default tolerance of the agreement check, relative to the largest reference output.
 pub const DEFAULT_RTOL: f64 = 1e-3;
 
+/// Default target half-width of a ratio's 95 % interval, relative.
+pub const DEFAULT_PRECISION: f64 = 0.05;
+
+/// Default time budget of the measurement. The default `compare` (six local backends,
+/// twelve points) must finish within 5 minutes on an idle 2-core machine: opening the
+/// backends (two Triton servers, Gunicorn, three engines) and the agreement check take
+/// about 30 s, and rounds that run past a point's share (a round is not cut) about
+/// 10 % more, which leaves 200 s of measuring.
+pub const DEFAULT_BUDGET: Duration = Duration::from_secs(200);
+
+/// Default time budget with `--quick` (six points): 1 minute less about 20 s of
+/// start-up and agreement and 10 s of overrun.
+pub const DEFAULT_QUICK_BUDGET: Duration = Duration::from_secs(30);
+
+/// Default least number of rounds before a point may stop for precision: the interval's
+/// spread is estimated from the rounds, and from 2 or 3 of them it is so unreliable that
+/// stopping when it happens to come out small would make intervals too narrow.
+pub const DEFAULT_ROUNDS: usize = 5;
+
+/// Default least number of requests in a window.
+pub const DEFAULT_MIN_REQUESTS: u64 = 5;
+
 /// Published ports of docker-compose.yml's services, as `--stack compose` uses them.
 pub const COMPOSE_URLS: [(&str, &str); 5] = [
     ("flask", "http://127.0.0.1:8080"),
@@ -48,7 +70,7 @@ pub struct RunConfig {
     pub models: Vec<ModelId>,
     /// Device for in-process engines.
     pub device: Device,
-    /// Time after which a point's trial starts no new window.
+    /// Each point's share of the time budget, split up front.
     pub point_budget: Duration,
     /// No progress output.
     pub quiet: bool,
@@ -111,6 +133,7 @@ impl RunConfig {
         r.large_batches = sizes(s.large_batches, &[1, 10, 100, 1000], &[1, 100]);
         r.large_batches_resnet = sizes(s.large_batches_resnet, &[1, 8, 32], &[1, 8]);
         cfg.models = models;
+        cfg.split_budget();
         cfg.check_own_options()
     }
 
@@ -127,6 +150,7 @@ impl RunConfig {
         cfg.record.models = vec![t.model.name().to_string()];
         cfg.record.small_batches = vec![t.batch];
         cfg.models = vec![t.model];
+        cfg.split_budget();
         cfg.check_own_options()
     }
 
@@ -147,6 +171,16 @@ impl RunConfig {
         Ok(self)
     }
 
+    /// Splits the time budget evenly over the points, and a point's share over the
+    /// backends, up front.
+    fn split_budget(&mut self) {
+        let points = self.points().len().max(1) as f64;
+        let point = self.record.time_budget_s / points;
+        self.point_budget = Duration::from_secs_f64(point);
+        self.record.point_budget_s = point;
+        self.record.backend_budget_s = point / self.record.backends.len().max(1) as f64;
+    }
+
     /// Every setting `compare` and `run` share; the selection is left empty.
     fn common(c: Common, backends: Vec<String>, reference: String) -> RunConfig {
         let (w, m, o, srv) = (c.workload, c.measure, c.output, c.servers);
@@ -158,16 +192,14 @@ impl RunConfig {
                 seconds: m
                     .duration
                     .map_or(if quick { 0.1 } else { 0.25 }, |d| d.as_secs_f64()),
-                min_requests: m.min_requests.unwrap_or(1),
+                min_requests: m.min_requests.unwrap_or(DEFAULT_MIN_REQUESTS),
             },
         };
-        let point_budget = match (m.point_budget, window) {
-            (Some(b), _) => b,
-            (None, Window::Duration { seconds, .. }) => {
-                Duration::from_secs_f64((if quick { 0.3f64 } else { 1.5 }).max(3.0 * seconds))
-            }
-            (None, Window::Requests(_)) => Duration::from_secs(3600),
-        };
+        let time_budget = m.time_budget.unwrap_or(if quick {
+            DEFAULT_QUICK_BUDGET
+        } else {
+            DEFAULT_BUDGET
+        });
         let backend_options = LabelledOptions {
             common: compose_urls(srv.options, srv.stack),
             own: srv
@@ -216,9 +248,13 @@ impl RunConfig {
                 .load
                 .max_in_flight
                 .unwrap_or(crate::load::DEFAULT_MAX_IN_FLIGHT),
-            trials: m.trials.unwrap_or(3),
-            max_windows: m.max_windows.unwrap_or(if quick { 3 } else { 6 }),
-            point_budget_s: point_budget.as_secs_f64(),
+            trials: m.trials.unwrap_or(DEFAULT_ROUNDS),
+            max_windows: m.max_windows.unwrap_or(100),
+            precision: m.precision.unwrap_or(DEFAULT_PRECISION),
+            time_budget_s: time_budget.as_secs_f64(),
+            // Split once the points and backends are known (`split_budget`).
+            point_budget_s: 0.0,
+            backend_budget_s: 0.0,
             stability: m.stability_percent.unwrap_or(10.0) / 100.0,
             percentile: m.percentile.unwrap_or(50.0),
             format: o.format,
@@ -228,7 +264,7 @@ impl RunConfig {
             backend_options,
             models: vec![],
             device,
-            point_budget,
+            point_budget: Duration::ZERO,
             quiet: o.quiet,
             wide: o.wide,
         }

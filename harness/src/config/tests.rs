@@ -30,13 +30,26 @@ fn defaults_are_filled_in() {
     assert_eq!(c.backends, crate::registry::names());
     assert!(!c.backends_explicit);
     assert_eq!(c.models, [ModelId::TextCnn, ModelId::Resnet50]);
-    assert_eq!((c.workers, c.trials, c.max_windows), (1, 3, 6));
+    assert_eq!((c.workers, c.trials, c.max_windows), (1, 5, 100));
     assert_eq!(c.loads, [Load::Closed { concurrency: 1 }]);
     assert_eq!(c.small_batches, [1, 2, 4, 8]);
     assert_eq!(c.large_batches, [1, 10, 100, 1000]);
     assert_eq!(c.large_batches_resnet, [1, 8, 32]);
     assert_eq!((c.percentile, c.stability), (50.0, 0.1));
-    assert_eq!(c.point_budget, Duration::from_millis(1500));
+    // The budget is split over the twelve points, and within each over the backends.
+    assert_eq!((c.precision, c.time_budget_s), (0.05, 200.0));
+    assert_eq!(c.points().len(), 12);
+    assert!((c.point_budget_s - 200.0 / 12.0).abs() < 1e-9);
+    assert_eq!(c.point_budget, Duration::from_secs_f64(c.point_budget_s));
+    let per_backend = c.point_budget_s / c.backends.len() as f64;
+    assert!((c.backend_budget_s - per_backend).abs() < 1e-9);
+    assert_eq!(
+        c.window,
+        Window::Duration {
+            seconds: 0.25,
+            min_requests: 5
+        }
+    );
     assert_eq!(
         c.backend_options,
         crate::registry::LabelledOptions::default()
@@ -51,6 +64,10 @@ fn defaults_are_filled_in() {
     let q = ok(&["--quick"]);
     assert_eq!(q.models, [ModelId::TextCnn, ModelId::Resnet18]);
     assert_eq!(q.small_batches, [1, 4]);
+    assert_eq!((q.time_budget_s, q.points().len()), (30.0, 6));
+    let p = ok(&["--precision", "2%", "--time-budget", "1m"]);
+    assert_eq!((p.precision, p.time_budget_s), (0.02, 60.0));
+    assert_eq!(ok(&["--precision=0.1"]).precision, 0.1);
 }
 
 #[test]
@@ -109,8 +126,16 @@ fn bad_values_get_one_clear_sentence() {
         ),
         (&["--stability-percent", "-1"], "--stability-percent"),
         (
-            &["--point-budget", "0"],
-            "invalid value '0' for '--point-budget",
+            &["--time-budget", "0"],
+            "invalid value '0' for '--time-budget",
+        ),
+        (
+            &["--precision", "1.5"],
+            "above 0 and below 1, such as 0.05 or 5%",
+        ),
+        (
+            &["--precision", "0%"],
+            "invalid value '0%' for '--precision",
         ),
         (&["--arrival", "poisson"], "--request-rate"),
         (
@@ -159,9 +184,15 @@ fn flags_override_the_file_booleans_too() {
         c.window,
         Window::Duration {
             seconds: 2.0,
-            min_requests: 1
+            min_requests: 5
         }
     );
+    // The precision target and the time budget, from the file too.
+    std::fs::write(&path, "precision = 0.02\ntime_budget = \"90s\"\n").unwrap();
+    let c = ok(&["--config", file]);
+    assert_eq!((c.precision, c.time_budget_s), (0.02, 90.0));
+    let c = ok(&["--config", file, "--precision", "3%"]);
+    assert_eq!(c.precision, 0.03);
 }
 
 /// A backend's own table in the file: read over the flags, for that backend alone.
@@ -356,7 +387,7 @@ fn loads_from_flags_and_files() {
         c.window,
         Window::Duration {
             seconds: 0.25,
-            min_requests: 1
+            min_requests: 5
         }
     );
 }

@@ -12,7 +12,7 @@ use std::fmt::Write;
 use tabled::builder::Builder;
 use tabled::settings::Style;
 
-use crate::results::{BatchClass, Ratio, Results};
+use crate::results::{BatchClass, Miss, Ratio, Results};
 
 /// Renders every model × batch class table, each under a title line.
 pub fn ratio_tables(results: &Results, markdown: bool) -> String {
@@ -87,20 +87,30 @@ pub fn flag_letters(flags: &[String]) -> String {
 /// The legend under the tables.
 pub fn legend(markdown: bool) -> String {
     let sep = if markdown { "  \n" } else { "\n" };
-    let mut lines =
-        vec!["`~` after a ratio: its 95% interval contains 1.0, no clear difference.".to_string()];
+    let mut lines = vec![
+        "`~` after a ratio: its 95% interval contains 1.0, no clear difference.".to_string(),
+        "T/U after a ratio: interval wider than --precision: out of time (T) or windows unstable \
+         (U); JSON: `precision`."
+            .to_string(),
+    ];
     lines.extend(FLAGS.iter().map(|(_, l, what)| format!("{l}: {what}")));
     lines.join(sep)
 }
 
-/// A ratio with its interval: `1.25 [1.18, 1.31]`, `~` when it contains 1.0.
+/// A ratio with its interval: `1.25 [1.18, 1.31]`, `~` when it contains 1.0, then `T`
+/// or `U` when it missed the precision target (out of time, unstable windows).
 pub fn ratio_cell(r: &Ratio) -> String {
     format!(
-        "{:.2} [{:.2}, {:.2}]{}",
+        "{:.2} [{:.2}, {:.2}]{}{}",
         r.p50_ratio,
         r.ci_low,
         r.ci_high,
-        if r.clear_difference { "" } else { " ~" }
+        if r.clear_difference { "" } else { " ~" },
+        match r.missed {
+            None => "",
+            Some(Miss::Time) => " T",
+            Some(Miss::Unstable) => " U",
+        }
     )
 }
 

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::agreement::Agreement;
 pub use crate::resources::{Scope, Usage};
-pub use point::{Breakdown, ErrorCount, MeasurementInfo, PointResult, Ratio};
+pub use point::{Breakdown, ErrorCount, MeasurementInfo, Miss, PointResult, Ratio};
 pub use record::{BatchClass, Format, RunRecord};
 pub use system::System;
 pub use windows::{decode_windows, encode_windows};

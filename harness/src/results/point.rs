@@ -50,7 +50,8 @@ pub struct PointResult {
     pub arrival: Option<Arrival>,
     /// Matched worker count.
     pub workers: usize,
-    /// Successful requests in the reported (stable) windows of every trial.
+    /// Successful requests in the reported windows (every round's): the samples behind
+    /// the percentiles.
     pub requests: u64,
     /// Failed requests in the reported windows.
     pub errors: u64,
@@ -76,13 +77,13 @@ pub struct PointResult {
     /// Short flags for tables: `unstable`, `client-bound`, `late-sends`, `dropped-sends`,
     /// `few-samples`.
     pub flags: Vec<String>,
-    /// Latency samples of each trial's reported windows, for `harness diff`: per trial,
-    /// per window, base64 of HDR histogram's V2 serialisation of the window's sample (µs,
-    /// three significant digits).
+    /// Latency samples of each round's window, for `harness diff`: per round, per window
+    /// (none when the backend sat the round out), base64 of HDR histogram's V2
+    /// serialisation of the window's sample (µs, three significant digits).
     #[serde(default)]
     pub window_histograms: Vec<Vec<String>>,
-    /// Latency samples (µs) of each trial's reported windows, for the bootstrap; not
-    /// written (`window_histograms` keeps them).
+    /// Latency samples (µs) by round (`samples[r]`: round `r`'s window, empty when the
+    /// backend sat it out), for the intervals; not written.
     #[serde(skip)]
     pub samples: Vec<Vec<Vec<u64>>>,
 }
@@ -90,19 +91,19 @@ pub struct PointResult {
 /// How a point's figures were obtained.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 pub struct MeasurementInfo {
-    /// Trials run.
+    /// Rounds the backend ran in (one window each).
     pub trials: usize,
-    /// Trials whose last windows agreed.
+    /// 1 when the backend's last 3 windows agreed (the stability rule), else 0.
     pub stable_trials: usize,
-    /// Every trial was stable.
+    /// The backend's last 3 windows agreed.
     pub stable: bool,
-    /// Windows run, over every trial.
+    /// Windows run (one per round).
     pub windows: usize,
-    /// Windows whose samples the figures merge.
+    /// Windows whose samples the figures merge: every one.
     pub reported_windows: usize,
-    /// Requests (successful and failed) in every window of every trial; warm-up excluded.
+    /// Requests (successful and failed) in every window; warm-up excluded.
     pub total_requests: u64,
-    /// Wall time of every window of every trial, seconds.
+    /// Wall time of every window, seconds.
     pub total_wall_s: f64,
     /// Sends made (open loop) or requests started (closed loop).
     pub sends: u64,
@@ -144,16 +145,43 @@ pub struct Ratio {
     pub baseline: String,
     /// `p50(backend) / p50(baseline)`.
     pub p50_ratio: f64,
-    /// Lower end of the p50 ratio's bootstrap 95 % interval.
+    /// Lower end of the p50 ratio's 95 % interval (paired rounds; see `rounds`).
     pub ci_low: f64,
-    /// Upper end of the p50 ratio's bootstrap 95 % interval.
+    /// Upper end of the p50 ratio's 95 % interval.
     pub ci_high: f64,
     /// The p50 interval excludes 1.0: a clear difference.
     pub clear_difference: bool,
     /// `mean(backend) / mean(baseline)`.
     pub mean_ratio: f64,
-    /// Lower end of the mean ratio's bootstrap 95 % interval.
+    /// Lower end of the mean ratio's 95 % interval.
     pub mean_ci_low: f64,
-    /// Upper end of the mean ratio's bootstrap 95 % interval.
+    /// Upper end of the mean ratio's 95 % interval.
     pub mean_ci_high: f64,
+    /// Achieved half-width of the p50 ratio's interval, relative to the ratio
+    /// (`(ci_high - ci_low) / (2 p50_ratio)`; 0.05 is ±5 %).
+    #[serde(default)]
+    pub precision: f64,
+    /// The half-width is within the run's target (`config.precision`).
+    #[serde(default)]
+    pub target_met: bool,
+    /// Why the target was missed: `time` (the point's budget or rounds ran out first)
+    /// or `unstable` (the windows of the backend or of the baseline never agreed, by the
+    /// stability rule); `null` when it was met.
+    #[serde(default)]
+    pub missed: Option<Miss>,
+    /// Rounds both backends ran in: the replicates behind the interval (with fewer than
+    /// 2, the interval is a bootstrap of the samples and misses the drift between
+    /// rounds).
+    #[serde(default)]
+    pub rounds: usize,
+}
+
+/// Why a ratio's interval missed the precision target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Miss {
+    /// The point's share of the time budget, or its rounds, ran out first.
+    Time,
+    /// The backend's or the baseline's windows never agreed (the stability rule).
+    Unstable,
 }

@@ -98,12 +98,20 @@ pub struct RunRecord {
     /// Open loop: requests in flight at most; a send due beyond it was dropped.
     #[serde(default = "default_max_in_flight")]
     pub max_in_flight: usize,
-    /// Times the backend set is measured.
+    /// Least rounds per point (each one window of every backend, shuffled) before the
+    /// intervals are checked.
     pub trials: usize,
-    /// Windows per point and trial at most.
+    /// Rounds per point at most.
     pub max_windows: usize,
-    /// Seconds after which a point's trial starts no new window.
+    /// Target half-width of each ratio's 95 % interval, relative (0.05 = ±5 %).
+    pub precision: f64,
+    /// Seconds all points may spend measuring (warm-ups included).
+    pub time_budget_s: f64,
+    /// Each point's share of the time budget, seconds, split up front (a point may also
+    /// spend what the points before it left unused).
     pub point_budget_s: f64,
+    /// Each backend's share of a point's budget, seconds.
+    pub backend_budget_s: f64,
     /// Stability tolerance, a fraction (0.1 = ±10 %).
     pub stability: f64,
     /// Stabilising latency percentile.

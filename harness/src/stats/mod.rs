@@ -11,6 +11,7 @@
 
 pub mod bootstrap;
 pub mod latency;
+pub mod paired;
 pub mod stability;
 
 pub use latency::{min_samples_for, Latency};
