@@ -141,4 +141,83 @@ fn quick_compare_measures_both_backends_on_both_models() {
     assert_eq!(serde_json::to_value(&typed).unwrap(), doc);
     // And the report renders from what was read back.
     assert!(harness::report::markdown(&typed).contains("text-cnn, small batches"));
+
+    // A run diffed with itself has no regression, from the window samples it keeps.
+    assert!(results
+        .iter()
+        .all(|r| !r["window_histograms"].as_array().unwrap().is_empty()));
+    let a = files[0].to_str().unwrap();
+    let out = harness(&["diff", a, json_path.to_str().unwrap()]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(stdout.contains("No regression"), "{stdout}");
+    assert!(!stdout.contains("(no samples)"), "{stdout}");
+
+    report_html_renders_in_chromium(&files[0].with_file_name("report.html"));
+}
+
+/// report.html is self-contained and shows its plots in headless Chromium (when it is
+/// installed: scripts/setup installs it); a screenshot goes to the test's output.
+fn report_html_renders_in_chromium(html: &std::path::Path) {
+    let page = std::fs::read_to_string(html).unwrap();
+    for needle in [
+        "<svg",
+        "latency-throughput",
+        "distribution",
+        "ratios",
+        "<table",
+    ] {
+        assert!(page.contains(needle), "{needle} missing from report.html");
+    }
+    // Self-contained: nothing is fetched from anywhere.
+    for external in ["src=\"http", "href=\"http", "<script src", "<link "] {
+        assert!(!page.contains(external), "report.html loads {external}");
+    }
+    let chromium = ["chromium", "chromium-browser"].into_iter().find(|c| {
+        std::process::Command::new(c)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
+    let Some(chromium) = chromium else {
+        println!("skipped: chromium is not installed (scripts/setup installs it); report.html was not rendered");
+        return;
+    };
+    let url = format!("file://{}", html.display());
+    let flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+    ];
+    let dom = std::process::Command::new(chromium)
+        .args(flags)
+        .args(["--dump-dom", &url])
+        .output()
+        .unwrap();
+    assert!(
+        dom.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dom.stderr)
+    );
+    let dom = String::from_utf8_lossy(&dom.stdout);
+    // The rendered DOM holds every kind of plot, each an inline SVG.
+    for kind in ["latency-throughput", "distribution", "ratios"] {
+        let figures = dom.matches(&format!("class=\"plot {kind}\"><svg")).count();
+        assert!(figures >= 1, "no {kind} plot in the rendered DOM");
+    }
+    assert!(dom.contains("text-cnn") && dom.contains("onnxruntime"));
+    let shot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("report-html.png");
+    let out = std::process::Command::new(chromium)
+        .args(flags)
+        .arg(format!("--screenshot={}", shot.display()))
+        .args(["--window-size=1280,2400", &url])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    println!("report.html screenshot: {}", shot.display());
 }

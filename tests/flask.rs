@@ -112,7 +112,22 @@ fn compare_measures_flask_with_agreement_and_stops_every_process() {
         if r["backend"] == "flask" {
             assert_eq!(r["errors"], 0, "{r}");
         }
+        // What served the point was sampled: Gunicorn's whole process group, or the
+        // in-process engines' own threads.
+        let u = &r["resources"];
+        let scope = if r["backend"] == "flask" {
+            "process-group"
+        } else {
+            "engine-threads"
+        };
+        assert_eq!(u["scope"], scope, "{r}");
+        assert!(u["cpu_cores"].as_f64().unwrap() > 0.0, "{r}");
+        assert!(u["peak_memory_mb"].as_f64().unwrap() > 1.0, "{r}");
     }
+    assert!(
+        common::unwrapped(&stdout).contains("Resources while measured"),
+        "{stdout}"
+    );
     let flask = doc["backends"]
         .as_array()
         .unwrap()
@@ -123,6 +138,11 @@ fn compare_measures_flask_with_agreement_and_stops_every_process() {
     assert_eq!(flask["intra_threads"], 1, "{flask}");
     assert_eq!(flask["protocol"], "http", "{flask}");
     assert!(flask["cold_start_ms"].as_f64().unwrap() > 0.0, "{flask}");
+    // Gunicorn's master and two workers, each with onnxruntime and both models.
+    assert!(
+        flask["loaded_memory_mb"].as_f64().unwrap() > 50.0,
+        "{flask}"
+    );
 
     assert_all_gone(&read_pids(&pid_file));
 }

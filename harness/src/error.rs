@@ -36,6 +36,9 @@ pub enum HarnessError {
     /// The run was stopped by a signal (Ctrl-C, `timeout`, a closed terminal).
     #[error("interrupted by {0}; no results were written")]
     Interrupted(Signal),
+    /// `harness diff` found cells slower beyond its threshold.
+    #[error("{0}")]
+    Regression(String),
 }
 
 /// A signal that stops a run.

@@ -9,9 +9,11 @@
 const LAYERS: &[&[&str]] = &[
     &["error", "progress", "agreement", "stats"],
     &["load", "registry"],
+    &["resources"],
     &["results"],
     &["compare"],
     &["report"],
+    &["diff"],
     &["output"],
     &["cli"],
     &["config"],

@@ -7,12 +7,15 @@
 //! 1. [`stats`] (percentiles, stability, bootstrap intervals), [`agreement`];
 //! 2. [`load`]: load shapes, windows, the closed- and open-loop generators; [`registry`]:
 //!    every backend and how to open it;
+//!    [`resources`]: CPU, memory and GPU use of whatever serves a backend, sampled while
+//!    a point is measured;
 //! 3. [`results`]: the results model, what `results.json` holds (schema generated from
 //!    it: `results/schema.json`), readable back;
 //! 4. [`compare`]: follows a [`compare::Plan`]: opens the backends, checks that their
 //!    outputs agree, measures each point (a model, a batch size and a load level) in
 //!    `--trials` shuffled, interleaved trials, one result row per point and backend;
 //! 5. [`report`]: pure functions from results to the terminal page, Markdown and CSV;
+//!    [`diff`]: two runs' results compared cell by cell (`harness diff`);
 //! 6. [`output`]: writes a run's files;
 //! 7. [`cli`] (typed flag groups, the config file read as flags) and [`config`] (the
 //!    cross-field defaults, and the one plan of a run).
@@ -22,6 +25,7 @@ pub mod agreement;
 pub mod cli;
 pub mod compare;
 pub mod config;
+pub mod diff;
 mod error;
 #[cfg(test)]
 mod layers;
@@ -30,6 +34,7 @@ pub mod output;
 mod progress;
 pub mod registry;
 pub mod report;
+pub mod resources;
 pub mod results;
 pub mod stats;
 
@@ -150,6 +155,18 @@ async fn dispatch(command: Command, stop: error::Stop) -> Result<Outcome, Harnes
         Command::Backends => {
             list_backends();
             Ok(Outcome::Complete)
+        }
+        Command::Diff(args) => {
+            let (old, new) = (diff::read(&args.old)?, diff::read(&args.new)?);
+            let d = diff::diff(&old.results, &new.results, args.threshold, new.config.seed);
+            print!("{}", d.render(args.markdown));
+            match d.regressions() {
+                0 => Ok(Outcome::Complete),
+                n => Err(HarnessError::Regression(format!(
+                    "{n} cells regressed beyond {}%",
+                    args.threshold
+                ))),
+            }
         }
         Command::Schema => {
             let schema = serde_json::to_string_pretty(&results::schema()).expect("schema");

@@ -1,4 +1,4 @@
-//! Writing a run's files (`results.json`, `report.md`, `results.csv`) so that each is
+//! Writing a run's files (`results.json`, `report.md`, `report.html`, `results.csv`) so that each is
 //! either complete or absent.
 //!
 //! The paths are checked before anything is measured ([`check_paths`]): a `--json`
@@ -12,7 +12,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crate::report::{csv, markdown};
+use crate::report::{csv, html, markdown};
 use crate::results::Results;
 use crate::HarnessError;
 
@@ -27,9 +27,11 @@ pub struct Written {
     pub markdown: PathBuf,
     /// The perf_analyzer-style CSV.
     pub csv: PathBuf,
+    /// The self-contained HTML report with plots.
+    pub html: PathBuf,
 }
 
-/// Writes `results.json`, `report.md` and `results.csv` into a new `<results_dir>/<timestamp>/`, and
+/// Writes `results.json`, `report.md`, `report.html` and `results.csv` into a new `<results_dir>/<timestamp>/`, and
 /// the JSON also to `--json` when given. Every file is written to a temporary name and
 /// renamed into place, so an interrupted run leaves no file that looks complete.
 pub fn write_outputs(results: &Results) -> Result<Written, HarnessError> {
@@ -54,11 +56,14 @@ pub fn write_outputs(results: &Results) -> Result<Written, HarnessError> {
     atomic_write(&md, markdown(results).as_bytes())?;
     let csv_path = dir.join("results.csv");
     atomic_write(&csv_path, csv(results).as_bytes())?;
+    let html_path = dir.join("report.html");
+    atomic_write(&html_path, html(results).as_bytes())?;
     Ok(Written {
         dir,
         json: json_paths,
         markdown: md,
         csv: csv_path,
+        html: html_path,
     })
 }
 
@@ -144,9 +149,10 @@ impl Written {
     pub fn line(&self) -> String {
         let json: Vec<String> = self.json.iter().map(|p| p.display().to_string()).collect();
         format!(
-            "Results: {} (JSON), {} (Markdown)",
+            "Results: {} (JSON), {} (Markdown), {} (HTML)",
             json.join(", "),
-            self.markdown.display()
+            self.markdown.display(),
+            self.html.display()
         )
     }
 }

@@ -128,6 +128,20 @@ pub struct Description {
     pub details: BTreeMap<String, String>,
 }
 
+/// Where the work of serving a backend's requests happens, so its CPU and memory can be
+/// watched while it is measured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServedBy {
+    /// The harness's own process, on threads the engine owns (executor and intra-op
+    /// threads, never the harness's load threads).
+    InProcess,
+    /// Process groups on this machine, each named by its leader's pid (a server the
+    /// adapter started: Gunicorn's master and workers, tritonserver and its stubs).
+    ProcessGroups(Vec<u32>),
+    /// A server the harness did not start (given by URL): its resources are not visible.
+    NotVisible,
+}
+
 /// Cumulative server-side counters for one model, as Triton's statistics report them.
 ///
 /// The harness reads them before and after a measurement and divides the difference by
@@ -239,6 +253,16 @@ pub trait Backend: Send + Sync {
     async fn server_stats(&self, model: &str) -> Result<Option<ServerStats>, BackendError> {
         let _ = model;
         Ok(None)
+    }
+
+    /// What serves the requests, for resource sampling. The default follows the
+    /// protocol: in-process engines run in the harness's process; a server is not
+    /// visible unless its adapter started it and says which process group it runs in.
+    fn served_by(&self) -> ServedBy {
+        match self.describe().protocol {
+            Protocol::InProcess => ServedBy::InProcess,
+            Protocol::Http | Protocol::Grpc => ServedBy::NotVisible,
+        }
     }
 }
 

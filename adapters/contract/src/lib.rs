@@ -39,7 +39,9 @@ mod blocking;
 mod error;
 mod tensor;
 
-pub use backend::{Backend, Description, Device, OpenOptions, Prepared, Protocol, ServerStats};
+pub use backend::{
+    Backend, Description, Device, OpenOptions, Prepared, Protocol, ServedBy, ServerStats,
+};
 pub use blocking::{BlockingPool, Engine, EngineBackend};
 pub use error::BackendError;
 pub use tensor::{DType, Tensor};

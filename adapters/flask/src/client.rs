@@ -1,7 +1,7 @@
 //! The HTTP side: a [`Backend`] that speaks the Flask app's JSON API.
 
 use bytes::Bytes;
-use contract::{Backend, BackendError, Description, Prepared, Tensor};
+use contract::{Backend, BackendError, Description, Prepared, ServedBy, Tensor};
 use support::Deadlines;
 
 use crate::codec;
@@ -21,7 +21,7 @@ pub struct FlaskBackend {
     deadlines: Deadlines,
     description: Description,
     // Declared last: dropped after the client, it stops a managed server.
-    _server: Option<ManagedServer>,
+    server: Option<ManagedServer>,
 }
 
 impl FlaskBackend {
@@ -50,7 +50,7 @@ impl FlaskBackend {
             base: base.trim_end_matches('/').to_string(),
             deadlines,
             description,
-            _server: server,
+            server,
         })
     }
 
@@ -79,6 +79,13 @@ fn encode(inputs: &[Tensor]) -> Result<Body, BackendError> {
 impl Backend for FlaskBackend {
     fn describe(&self) -> Description {
         self.description.clone()
+    }
+
+    fn served_by(&self) -> ServedBy {
+        match &self.server {
+            Some(server) => ServedBy::ProcessGroups(vec![server.pid()]),
+            None => ServedBy::NotVisible,
+        }
     }
 
     async fn health(&self) -> Result<(), BackendError> {

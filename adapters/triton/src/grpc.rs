@@ -2,7 +2,7 @@
 
 use std::sync::Mutex;
 
-use contract::{Backend, BackendError, Description, Prepared, ServerStats, Tensor};
+use contract::{Backend, BackendError, Description, Prepared, ServedBy, ServerStats, Tensor};
 use support::Deadlines;
 use tonic::transport::Channel;
 
@@ -27,7 +27,7 @@ pub struct GrpcBackend {
     deadlines: Deadlines,
     description: Mutex<Description>,
     // Declared last: dropped after the client, it stops a managed server.
-    _server: Option<ManagedTriton>,
+    server: Option<ManagedTriton>,
 }
 
 impl GrpcBackend {
@@ -56,7 +56,7 @@ impl GrpcBackend {
             url: url.to_string(),
             deadlines,
             description: Mutex::new(description),
-            _server: server,
+            server,
         })
     }
 
@@ -119,6 +119,13 @@ impl Backend for GrpcBackend {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    fn served_by(&self) -> ServedBy {
+        match &self.server {
+            Some(server) => ServedBy::ProcessGroups(vec![server.pid()]),
+            None => ServedBy::NotVisible,
+        }
     }
 
     /// `ServerReady`, then every model's `ModelMetadata`.

@@ -3,7 +3,7 @@
 use std::sync::Mutex;
 
 use bytes::Bytes;
-use contract::{Backend, BackendError, Description, Prepared, ServerStats, Tensor};
+use contract::{Backend, BackendError, Description, Prepared, ServedBy, ServerStats, Tensor};
 use serde_json::Value;
 use support::Deadlines;
 
@@ -18,7 +18,7 @@ pub struct HttpBackend {
     deadlines: Deadlines,
     description: Mutex<Description>,
     // Declared last: dropped after the client, it stops a managed server.
-    _server: Option<ManagedTriton>,
+    server: Option<ManagedTriton>,
 }
 
 impl HttpBackend {
@@ -57,7 +57,7 @@ impl HttpBackend {
             body,
             deadlines,
             description: Mutex::new(description),
-            _server: server,
+            server,
         })
     }
 
@@ -93,6 +93,13 @@ impl Backend for HttpBackend {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    fn served_by(&self) -> ServedBy {
+        match &self.server {
+            Some(server) => ServedBy::ProcessGroups(vec![server.pid()]),
+            None => ServedBy::NotVisible,
+        }
     }
 
     /// `GET /v2/health/ready`, then every model's metadata (which also records the

@@ -421,7 +421,8 @@ fn rate(s: &str) -> Result<f64, String> {
     }
 }
 
-fn percent(s: &str) -> Result<f64, String> {
+/// A percentage above 0 and at most 100.
+pub fn percent(s: &str) -> Result<f64, String> {
     let p = number(s)?;
     if p > 0.0 && p <= 100.0 {
         Ok(p)

@@ -61,6 +61,28 @@ pub enum Command {
     Backends,
     /// Print the JSON schema of `results.json` (the source of `results/schema.json`).
     Schema,
+    /// Compare two runs' results: NEW/OLD p50 ratio per shared cell with a bootstrap
+    /// 95 % interval; exit status 1 when a cell is slower beyond the threshold with an
+    /// interval that excludes 1.0.
+    Diff(DiffArgs),
+}
+
+/// Flags of `harness diff`.
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The earlier run's results.json.
+    #[arg(value_name = "OLD.json")]
+    pub old: std::path::PathBuf,
+    /// The later run's results.json.
+    #[arg(value_name = "NEW.json")]
+    pub new: std::path::PathBuf,
+    /// A cell regresses when NEW's p50 is slower than OLD's by more than this many
+    /// percent (and its interval excludes 1.0).
+    #[arg(long, value_name = "PERCENT", default_value_t = 10.0, value_parser = args::percent)]
+    pub threshold: f64,
+    /// Print the table in Markdown.
+    #[arg(long)]
+    pub markdown: bool,
 }
 
 /// Every group but the selection: what `compare` and `run` share.
@@ -114,7 +136,7 @@ impl Command {
         match self {
             Command::Compare(c) => Some(&mut c.common.servers),
             Command::Run(r) => Some(&mut r.common.servers),
-            Command::Backends | Command::Schema => None,
+            Command::Backends | Command::Schema | Command::Diff(_) => None,
         }
     }
 }

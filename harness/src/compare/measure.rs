@@ -30,6 +30,7 @@ use crate::load::schedule::Schedule;
 use crate::load::series;
 use crate::load::{closed_loop, cpu, Load, Measurement, OpenLoop, OpenSpec, Window};
 use crate::progress::Progress;
+use crate::resources::{self, gpu::Gpus, Aggregate};
 use crate::results::{Breakdown, ErrorCount, Failed, MeasurementInfo, PointResult};
 use crate::stats::bootstrap::Statistic;
 use crate::stats::stability::{self, WindowFigures};
@@ -58,6 +59,8 @@ struct Part {
     done: bool,
     /// Mean latency of its warm-up requests (zero: unknown).
     request_time: Duration,
+    /// Resource readings during its windows (scope `not-visible` when none).
+    usage: Aggregate,
 }
 
 impl Part {
@@ -85,6 +88,13 @@ pub async fn measure_all(
     failed: &mut Vec<Failed>,
 ) -> Result<(), HarnessError> {
     let (points, cfg) = (&plan.points, &plan.measure);
+    let gpus = match Gpus::open() {
+        Ok(g) => Some(g),
+        Err(_) => {
+            progress.note(resources::gpu::NO_GPU);
+            None
+        }
+    };
     progress.start(points.len() as u64);
     let base = opened.iter().position(|o| o.name == baseline);
     let begin = Instant::now();
@@ -122,6 +132,7 @@ pub async fn measure_all(
             point,
             base,
             deadline,
+            gpus: gpus.as_ref(),
         };
         let place = format!(
             "{} batch {} {}",
@@ -241,6 +252,8 @@ struct Site<'a> {
     point: &'a Point,
     base: Option<usize>,
     deadline: Instant,
+    /// The machine's GPUs, sampled with each window (`None`: no NVIDIA GPU visible).
+    gpus: Option<&'a Gpus>,
 }
 
 /// Warm-ups, then rounds until every interval is within the target, or out of rounds
@@ -303,9 +316,18 @@ async fn measure_point(
             let seed = plan.seed ^ ((at.p as u64) << 32) ^ ((round as u64) << 16) ^ i as u64;
             let t0 = Instant::now();
             let before = server_stats(o, point.model).await;
+            let loaded = o
+                .info
+                .loaded_memory_mb
+                .map_or(0, |mb| (mb * 1024.0 * 1024.0) as u64);
+            let sampler = resources::watch(&o.backend.served_by(), loaded, at.gpus);
             let m = one_window(cfg, o, point.load, request, windows[i], seed).await;
+            let usage = sampler.map(|s| s.stop().1);
             let after = server_stats(o, point.model).await;
             let part = &mut parts[i];
+            if let Some(u) = usage {
+                part.usage.merge(&u);
+            }
             part.servers.extend(breakdown(before, after));
             part.last_cost = t0.elapsed();
             part.windows.resize_with(round + 1, || None);
@@ -566,7 +588,9 @@ fn summarise(o: &Opened, point: &Point, part: Part, cfg: &Measure, seed: u64) ->
         latency_ms: latency,
         server: mean_breakdown(&part.servers),
         measurement: info,
+        resources: part.usage.usage(),
         flags,
+        window_histograms: crate::results::encode_windows(&part.samples()),
         samples: part.samples(),
     }
 }

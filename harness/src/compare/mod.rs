@@ -40,6 +40,7 @@ use crate::error::{stopped, Stop};
 use crate::load::deadline::Deadline;
 use crate::progress::Progress;
 use crate::registry;
+use crate::resources;
 use crate::results::{BackendInfo, Failed, Results, System, Unavailable, SCHEMA_VERSION};
 use crate::HarnessError;
 
@@ -289,6 +290,7 @@ async fn open_one(
         source,
     };
     progress.note(&format!("opening {name}"));
+    let rss_before = resources::procfs::own_rss();
     let t0 = Instant::now();
     let (common, options, owned_name) =
         (common.clone(), options.get(name).clone(), name.to_string());
@@ -302,7 +304,10 @@ async fn open_one(
     progress.note(&format!("waiting for {name} to be ready"));
     backend.health().await.map_err(fail)?;
     let cold_start_ms = t0.elapsed().as_secs_f64() * 1000.0;
-    Ok(Opened::new(name, backend, cold_start_ms))
+    let mut opened = Opened::new(name, backend, cold_start_ms);
+    let loaded = resources::loaded_bytes(&opened.backend.served_by(), rss_before);
+    opened.info.loaded_memory_mb = loaded.map(|b| b as f64 / (1024.0 * 1024.0));
+    Ok(opened)
 }
 
 impl Opened {
@@ -321,6 +326,7 @@ impl Opened {
                 test_peer: d.served_by_test_peer,
                 details: d.details,
                 cold_start_ms,
+                loaded_memory_mb: None,
             },
             backend,
         }

@@ -116,7 +116,9 @@ mod tests {
             latency_ms: Latency::from_histogram(&h, &[]),
             server: None,
             measurement: MeasurementInfo::default(),
+            resources: Default::default(),
             flags: vec![],
+            window_histograms: vec![],
             samples,
         }
     }

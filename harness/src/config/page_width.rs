@@ -81,7 +81,17 @@ fn six_backends() -> Results {
                                 total_wall_s: 123.45,
                                 ..Default::default()
                             },
+                            resources: crate::results::Usage {
+                                scope: crate::results::Scope::ProcessGroup,
+                                cpu_cores: Some(12.34),
+                                peak_memory_mb: Some(123_456.7),
+                                gpu_util_pct: Some(99.9),
+                                gpu_memory_mb: Some(81_920.0),
+                                gpu_power_w: Some(700.0),
+                                readings: 1000,
+                            },
                             flags: flags.clone(),
+                            window_histograms: vec![],
                             samples: vec![],
                         });
                         if b != SIX[0] {
@@ -127,6 +137,7 @@ fn six_backends() -> Results {
                 details: Default::default(),
                 test_peer: *b == "tfserving-grpc",
                 cold_start_ms: 1234.0,
+                loaded_memory_mb: Some(123_456.7),
             })
             .collect(),
         baseline: SIX[0].to_string(),

@@ -1,18 +1,22 @@
 //! Pure functions from [`crate::results::Results`] to text: the terminal page, the
-//! Markdown report and perf_analyzer-style CSV. Nothing here measures or writes files.
+//! Markdown report, the HTML report with its plots and perf_analyzer-style CSV. Nothing here measures or writes files.
 
 mod breakdown;
 mod csv;
+mod html;
 mod narrow;
 mod page;
+mod resources;
 mod table;
 mod tails;
 
 pub use breakdown::breakdown_table;
 pub use csv::csv;
+pub use html::html;
 pub use narrow::WIDTH;
 pub use page::{page, run_page, unavailable_lines, Layout};
-pub use table::{agreement_table, legend, ratio_tables, FLAGS};
+pub use resources::resources_table;
+pub use table::{agreement_table, legend, ms, ratio_tables, FLAGS};
 pub use tails::tails_tables;
 
 /// The whole Markdown report (`report.md`): [`page`] in Markdown.

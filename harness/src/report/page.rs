@@ -4,7 +4,9 @@
 use std::fmt::Write;
 
 use crate::report::narrow::{ratio_rows, tails_rows, wrap};
-use crate::report::{agreement_table, breakdown_table, legend, ratio_tables, tails_tables};
+use crate::report::{
+    agreement_table, breakdown_table, legend, ratio_tables, resources_table, tails_tables,
+};
 use crate::results::Results;
 
 /// How the page is laid out.
@@ -76,6 +78,7 @@ pub fn page(results: &Results, layout: Layout) -> String {
         markdown,
         layout == Layout::Narrow,
     ));
+    out.push_str(&resources_table(results, markdown));
     out
 }
 
@@ -118,14 +121,16 @@ fn header(out: &mut String, results: &Results) {
     for b in &results.backends {
         let _ = writeln!(
             out,
-            "- **{}**: {} ({}, {}), {} workers, {} intra-op threads, ready in {:.0} ms",
+            "- **{}**: {} ({}, {}), {} workers, {} intra-op threads, ready in {:.0} ms{}",
             b.name,
             b.engine,
             b.protocol,
             b.device,
             b.workers,
             b.intra_threads.map_or("?".to_string(), |t| t.to_string()),
-            b.cold_start_ms
+            b.cold_start_ms,
+            b.loaded_memory_mb
+                .map_or(String::new(), |m| format!(", {m:.0} MiB once loaded"))
         );
     }
 }

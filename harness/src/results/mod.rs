@@ -10,14 +10,17 @@
 mod point;
 mod record;
 mod system;
+mod windows;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub use crate::agreement::Agreement;
+pub use crate::resources::{Scope, Usage};
 pub use point::{Breakdown, ErrorCount, MeasurementInfo, Miss, PointResult, Ratio};
 pub use record::{BatchClass, Format, RunRecord};
 pub use system::System;
+pub use windows::{decode_windows, encode_windows};
 
 /// Version of the results format; bumped on incompatible changes.
 /// 3: one row and one ratio per point (no `batch_class`), backends as typed records.
@@ -108,6 +111,11 @@ pub struct BackendInfo {
     pub test_peer: bool,
     /// From opening until ready (model load, server start), in milliseconds.
     pub cold_start_ms: f64,
+    /// Resident memory once ready, MiB: a managed server's process group, or what
+    /// opening an in-process engine added to the harness process; `None` where not
+    /// visible.
+    #[serde(default)]
+    pub loaded_memory_mb: Option<f64>,
 }
 
 /// A backend that could not run.

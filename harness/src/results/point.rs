@@ -4,6 +4,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::load::Arrival;
+use crate::resources::Usage;
 use crate::stats::Latency;
 
 /// Failed requests of one kind.
@@ -68,9 +69,19 @@ pub struct PointResult {
     pub server: Option<Breakdown>,
     /// How the figures were obtained: trials, windows, stability, client health.
     pub measurement: MeasurementInfo,
+    /// CPU, memory and GPU use of what served the requests, sampled at 20 Hz during the
+    /// measured series (GPU fields are `null` without a GPU; every figure is `null` for a
+    /// server given by URL, whose resources are not visible).
+    #[serde(default)]
+    pub resources: Usage,
     /// Short flags for tables: `unstable`, `client-bound`, `late-sends`, `dropped-sends`,
     /// `few-samples`.
     pub flags: Vec<String>,
+    /// Latency samples of each round's window, for `harness diff`: per round, per window
+    /// (none when the backend sat the round out), base64 of HDR histogram's V2
+    /// serialisation of the window's sample (µs, three significant digits).
+    #[serde(default)]
+    pub window_histograms: Vec<Vec<String>>,
     /// Latency samples (µs) by round (`samples[r]`: round `r`'s window, empty when the
     /// backend sat it out), for the intervals; not written.
     #[serde(skip)]
