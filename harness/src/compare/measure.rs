@@ -31,7 +31,10 @@ use crate::load::series;
 use crate::load::{closed_loop, cpu, Load, Measurement, OpenLoop, OpenSpec, Window};
 use crate::progress::Progress;
 use crate::resources::{self, gpu::Gpus, Aggregate};
-use crate::results::{Breakdown, ErrorCount, Failed, MeasurementInfo, PointResult};
+use crate::results::{Failed, PointResult};
+
+use super::failures::{all_failed, error_kinds, record_failure, Failure};
+use super::summary::{breakdown, server_stats, summarise};
 use crate::stats::bootstrap::Statistic;
 use crate::stats::stability::{self, WindowFigures};
 use crate::stats::{self, paired, Latency};
@@ -48,19 +51,19 @@ pub const MIN_ROUNDS: usize = 2;
 
 /// One backend's part in a point.
 #[derive(Default)]
-struct Part {
+pub(super) struct Part {
     /// Its window in each round (`None`: it sat that round out).
-    windows: Vec<Option<Measurement>>,
+    pub(super) windows: Vec<Option<Measurement>>,
     /// Server-side breakdowns of its windows, where the backend reports them.
-    servers: Vec<Breakdown>,
+    pub(super) servers: Vec<Breakdown>,
     /// How long its last window took, hand-over included: the forecast of its next.
-    last_cost: Duration,
+    pub(super) last_cost: Duration,
     /// Its ratio's interval is within the target: it sits the next rounds out.
-    done: bool,
+    pub(super) done: bool,
     /// Mean latency of its warm-up requests (zero: unknown).
-    request_time: Duration,
+    pub(super) request_time: Duration,
     /// Resource readings during its windows (scope `not-visible` when none).
-    usage: Aggregate,
+    pub(super) usage: Aggregate,
 }
 
 impl Part {
@@ -183,66 +186,6 @@ pub async fn measure_quietly(
         ))),
         None => Ok(rows),
     }
-}
-
-/// Why a backend failed at a point: one sentence, and its errors by kind.
-struct Failure {
-    reason: String,
-    error_kinds: Vec<ErrorCount>,
-}
-
-fn error_kinds(m: &Measurement) -> Vec<ErrorCount> {
-    m.errors
-        .iter()
-        .map(|(kind, &count)| ErrorCount {
-            kind: kind.clone(),
-            count,
-            example: m.error_messages.get(kind).cloned().unwrap_or_default(),
-        })
-        .collect()
-}
-
-/// A failure when not one request of the backend's windows was answered.
-fn all_failed(part: &Part) -> Option<Failure> {
-    let mut merged = Measurement::empty();
-    for (k, w) in part.windows.iter().flatten().enumerate() {
-        merged.merge(w, k as u64);
-    }
-    if merged.ok() > 0 || merged.failed() == 0 {
-        return None;
-    }
-    let (kind, msg) = merged.error_messages.iter().next()?;
-    Some(Failure {
-        reason: format!("every request failed ({kind}): {msg}"),
-        error_kinds: error_kinds(&merged),
-    })
-}
-
-fn record_failure(
-    plan: &Plan,
-    progress: &Progress,
-    failed: &mut Vec<Failed>,
-    backend: &str,
-    at: &str,
-    f: Failure,
-) -> Result<(), HarnessError> {
-    if plan.fail_fast {
-        return Err(HarnessError::NothingToMeasure(format!(
-            "{backend} failed on {at}: {}",
-            f.reason
-        )));
-    }
-    progress.note(&format!(
-        "{backend} failed on {at}: {}; measuring the others",
-        f.reason
-    ));
-    failed.push(Failed {
-        backend: backend.to_string(),
-        at: at.to_string(),
-        reason: f.reason,
-        error_kinds: f.error_kinds,
-    });
-    Ok(())
 }
 
 /// Where a point is measured: the plan, its index, the baseline's index, its deadline.
@@ -490,167 +433,9 @@ async fn warm_up(cfg: &Measure, o: &Opened, load: Load, request: &Arc<Prepared>)
     total
 }
 
-/// One result from every window of a backend at a point.
-fn summarise(o: &Opened, point: &Point, part: Part, cfg: &Measure, seed: u64) -> PointResult {
-    let windows: Vec<&Measurement> = part.windows.iter().flatten().collect();
-    let mut merged = Measurement::empty();
-    let mut info = MeasurementInfo {
-        trials: windows.len(),
-        windows: windows.len(),
-        reported_windows: windows.len(),
-        ..Default::default()
-    };
-    let mut client_cpu = None::<f64>;
-    for (k, w) in windows.iter().enumerate() {
-        info.total_requests += w.ok() + w.failed();
-        info.total_wall_s += w.wall.as_secs_f64();
-        if let Some(load) = w.client_load() {
-            client_cpu = Some(client_cpu.map_or(load, |c| c.max(load)));
-        }
-        merged.merge(w, seed ^ k as u64);
-    }
-    // perf_analyzer's rule on the backend's last windows (of the last rounds it ran).
-    let figs: Vec<WindowFigures> = windows
-        .iter()
-        .map(|w| series::figures(w, cfg.percentile))
-        .collect();
-    info.stable = stability::is_stable(&figs, cfg.stability);
-    info.stable_trials = info.stable as usize;
-    let (sends, late) = (merged.sends, merged.late);
-    info.sends = sends;
-    info.late_sends = late;
-    info.late_fraction = if sends > 0 {
-        late as f64 / sends as f64
-    } else {
-        0.0
-    };
-    let open = matches!(point.load, Load::Open { .. });
-    if open && sends > 0 {
-        info.mean_lag_ms = merged.total_lag.as_secs_f64() * 1000.0 / sends as f64;
-        info.max_lag_ms = merged.max_lag.as_secs_f64() * 1000.0;
-        // The histogram rounds up within its precision; the exact maximum bounds it.
-        info.p99_lag_ms = (merged.lag.value_at_quantile(0.99) as f64 / 1e6).min(info.max_lag_ms);
-    }
-    let dropped = merged.dropped;
-    info.dropped_sends = dropped;
-    info.client_cpu = client_cpu;
-    let late_flag = info.late_fraction > LATE_LIMIT;
-    info.client_bound = client_cpu.is_some_and(|c| c > cpu::SATURATED);
-
-    let latency = Latency::from_histogram(&merged.histogram, &merged.slowest);
-    let mut flags = Vec::new();
-    if !info.stable {
-        flags.push("unstable".to_string());
-    }
-    if info.client_bound {
-        flags.push("client-bound".into());
-    }
-    if late_flag {
-        flags.push("late-sends".into());
-    }
-    if dropped > 0 {
-        flags.push("dropped-sends".into());
-    }
-    if latency
-        .as_ref()
-        .is_some_and(|l| l.few_samples.iter().any(|p| p == "p99"))
-    {
-        flags.push("few-samples".into());
-    }
-    let seconds = merged.wall.as_secs_f64();
-    let (throughput_rps, samples_per_s) = stats::throughput(merged.completed, point.batch, seconds);
-    PointResult {
-        model: point.model.name().into(),
-        backend: o.name.clone(),
-        batch_size: point.batch,
-        load: point.load.label(),
-        concurrency: point.load.concurrency(),
-        request_rate: point.load.request_rate(),
-        arrival: match point.load {
-            Load::Open { arrival, .. } => Some(arrival),
-            Load::Closed { .. } => None,
-        },
-        workers: o.info.workers,
-        requests: merged.ok(),
-        errors: merged.failed(),
-        error_kinds: merged
-            .errors
-            .iter()
-            .map(|(kind, &count)| ErrorCount {
-                kind: kind.clone(),
-                count,
-                example: merged.error_messages.get(kind).cloned().unwrap_or_default(),
-            })
-            .collect(),
-        duration_s: seconds,
-        throughput_rps,
-        samples_per_s,
-        latency_ms: latency,
-        server: mean_breakdown(&part.servers),
-        measurement: info,
-        resources: part.usage.usage(),
-        flags,
-        window_histograms: crate::results::encode_windows(&part.samples()),
-        samples: part.samples(),
-    }
-}
-
-async fn server_stats(o: &Opened, model: ModelId) -> Option<ServerStats> {
-    o.backend.server_stats(model.name()).await.ok().flatten()
-}
-
-/// Per-request server-side averages over a series, from counters read before and after.
-fn breakdown(before: Option<ServerStats>, after: Option<ServerStats>) -> Option<Breakdown> {
-    let (b, a) = (before?, after?);
-    let n = a.requests.checked_sub(b.requests).filter(|&n| n > 0)? as f64;
-    let per = |x: u64, y: u64| y.saturating_sub(x) as f64 / n / 1e6;
-    Some(Breakdown {
-        queue_ms: per(b.queue_ns, a.queue_ns),
-        compute_input_ms: per(b.compute_input_ns, a.compute_input_ns),
-        compute_infer_ms: per(b.compute_infer_ns, a.compute_infer_ns),
-        compute_output_ms: per(b.compute_output_ns, a.compute_output_ns),
-    })
-}
-
-/// The trials' breakdowns averaged.
-fn mean_breakdown(all: &[Breakdown]) -> Option<Breakdown> {
-    if all.is_empty() {
-        return None;
-    }
-    let n = all.len() as f64;
-    let avg = |f: fn(&Breakdown) -> f64| all.iter().map(f).sum::<f64>() / n;
-    Some(Breakdown {
-        queue_ms: avg(|b| b.queue_ms),
-        compute_input_ms: avg(|b| b.compute_input_ms),
-        compute_infer_ms: avg(|b| b.compute_infer_ms),
-        compute_output_ms: avg(|b| b.compute_output_ms),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn breakdown_divides_by_requests_in_the_window() {
-        let b = ServerStats {
-            requests: 10,
-            queue_ns: 1_000_000,
-            ..Default::default()
-        };
-        let a = ServerStats {
-            requests: 20,
-            queue_ns: 21_000_000,
-            compute_infer_ns: 50_000_000,
-            ..Default::default()
-        };
-        let d = breakdown(Some(b), Some(a)).unwrap();
-        assert_eq!((d.queue_ms, d.compute_infer_ms), (2.0, 5.0));
-        assert!(breakdown(Some(a), Some(a)).is_none());
-        assert!(breakdown(None, Some(a)).is_none());
-        let m = mean_breakdown(&[d, Breakdown { queue_ms: 4.0, ..d }]).unwrap();
-        assert_eq!(m.queue_ms, 3.0);
-    }
 
     #[test]
     fn slow_requests_get_fewer_per_window_when_the_budget_is_short() {

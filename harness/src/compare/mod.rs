@@ -23,10 +23,12 @@
 //! (`--fail-fast` stops the run instead). A stop signal during measuring ends the run
 //! with what was measured, flagged `interrupted`.
 
+mod failures;
 mod fixtures_check;
 pub mod measure;
 pub mod plan;
 pub mod ratios;
+mod summary;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use contract::{Backend, BackendError, Description, Prepared, ServerStats, Tensor};
+use contract::{Backend, BackendError, Description, Prepared, ServedBy, ServerStats, Tensor};
 
 /// Longest a readiness check may take once a backend is open.
 pub const HEALTH_TIMEOUT: Duration = Duration::from_secs(10);
@@ -61,18 +61,26 @@ impl Backend for Deadline {
     async fn server_stats(&self, model: &str) -> Result<Option<ServerStats>, BackendError> {
         within(self.request, self.inner.server_stats(model)).await
     }
+
+    fn served_by(&self) -> ServedBy {
+        self.inner.served_by()
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// Test double: a server that accepts and never answers, in process group 42.
     struct Hung;
 
     #[async_trait::async_trait]
     impl Backend for Hung {
         fn describe(&self) -> Description {
             unimplemented!()
+        }
+        fn served_by(&self) -> ServedBy {
+            ServedBy::ProcessGroups(vec![42])
         }
         async fn health(&self) -> Result<(), BackendError> {
             std::future::pending().await
@@ -89,5 +97,7 @@ mod tests {
         assert_eq!(e.kind(), "timeout");
         assert_eq!(e.to_string(), "request timed out after 20 ms");
         assert_eq!(b.health().await.unwrap_err().kind(), "timeout");
+        // Every method of the trait is passed through, those with defaults included.
+        assert_eq!(b.served_by(), ServedBy::ProcessGroups(vec![42]));
     }
 }

@@ -1,0 +1,177 @@
+//! One row per backend and point: the windows a backend ran at a point summed up, with
+//! the server-side breakdown (queue, compute) of those windows where the server reports it.
+
+use fixtures::ModelId;
+
+use super::measure::{Part, LATE_LIMIT};
+use super::plan::{Measure, Point};
+use super::Opened;
+use crate::load::{cpu, series, Load, Measurement};
+use crate::resources;
+use crate::results::{Breakdown, MeasurementInfo, PointResult};
+use crate::stats::stability::{self, WindowFigures};
+use crate::stats::{self, Latency};
+use contract::ServerStats;
+
+/// One result from every window of a backend at a point.
+pub(super) fn summarise(o: &Opened, point: &Point, part: Part, cfg: &Measure, seed: u64) -> PointResult {
+    let windows: Vec<&Measurement> = part.windows.iter().flatten().collect();
+    let mut merged = Measurement::empty();
+    let mut info = MeasurementInfo {
+        trials: windows.len(),
+        windows: windows.len(),
+        reported_windows: windows.len(),
+        ..Default::default()
+    };
+    let mut client_cpu = None::<f64>;
+    for (k, w) in windows.iter().enumerate() {
+        info.total_requests += w.ok() + w.failed();
+        info.total_wall_s += w.wall.as_secs_f64();
+        if let Some(load) = w.client_load() {
+            client_cpu = Some(client_cpu.map_or(load, |c| c.max(load)));
+        }
+        merged.merge(w, seed ^ k as u64);
+    }
+    // perf_analyzer's rule on the backend's last windows (of the last rounds it ran).
+    let figs: Vec<WindowFigures> = windows
+        .iter()
+        .map(|w| series::figures(w, cfg.percentile))
+        .collect();
+    info.stable = stability::is_stable(&figs, cfg.stability);
+    info.stable_trials = info.stable as usize;
+    let (sends, late) = (merged.sends, merged.late);
+    info.sends = sends;
+    info.late_sends = late;
+    info.late_fraction = if sends > 0 {
+        late as f64 / sends as f64
+    } else {
+        0.0
+    };
+    let open = matches!(point.load, Load::Open { .. });
+    if open && sends > 0 {
+        info.mean_lag_ms = merged.total_lag.as_secs_f64() * 1000.0 / sends as f64;
+        info.max_lag_ms = merged.max_lag.as_secs_f64() * 1000.0;
+        // The histogram rounds up within its precision; the exact maximum bounds it.
+        info.p99_lag_ms = (merged.lag.value_at_quantile(0.99) as f64 / 1e6).min(info.max_lag_ms);
+    }
+    let dropped = merged.dropped;
+    info.dropped_sends = dropped;
+    info.client_cpu = client_cpu;
+    let late_flag = info.late_fraction > LATE_LIMIT;
+    info.client_bound = client_cpu.is_some_and(|c| c > cpu::SATURATED);
+
+    let latency = Latency::from_histogram(&merged.histogram, &merged.slowest);
+    let mut flags = Vec::new();
+    if !info.stable {
+        flags.push("unstable".to_string());
+    }
+    if info.client_bound {
+        flags.push("client-bound".into());
+    }
+    if late_flag {
+        flags.push("late-sends".into());
+    }
+    if dropped > 0 {
+        flags.push("dropped-sends".into());
+    }
+    if latency
+        .as_ref()
+        .is_some_and(|l| l.few_samples.iter().any(|p| p == "p99"))
+    {
+        flags.push("few-samples".into());
+    }
+    let seconds = merged.wall.as_secs_f64();
+    let (throughput_rps, samples_per_s) = stats::throughput(merged.completed, point.batch, seconds);
+    PointResult {
+        model: point.model.name().into(),
+        backend: o.name.clone(),
+        batch_size: point.batch,
+        load: point.load.label(),
+        concurrency: point.load.concurrency(),
+        request_rate: point.load.request_rate(),
+        arrival: match point.load {
+            Load::Open { arrival, .. } => Some(arrival),
+            Load::Closed { .. } => None,
+        },
+        workers: o.info.workers,
+        requests: merged.ok(),
+        errors: merged.failed(),
+        error_kinds: merged
+            .errors
+            .iter()
+            .map(|(kind, &count)| ErrorCount {
+                kind: kind.clone(),
+                count,
+                example: merged.error_messages.get(kind).cloned().unwrap_or_default(),
+            })
+            .collect(),
+        duration_s: seconds,
+        throughput_rps,
+        samples_per_s,
+        latency_ms: latency,
+        server: mean_breakdown(&part.servers),
+        measurement: info,
+        resources: part.usage.usage(),
+        flags,
+        window_histograms: crate::results::encode_windows(&part.samples()),
+        samples: part.samples(),
+    }
+}
+
+pub(super) async fn server_stats(o: &Opened, model: ModelId) -> Option<ServerStats> {
+    o.backend.server_stats(model.name()).await.ok().flatten()
+}
+
+/// Per-request server-side averages over a series, from counters read before and after.
+pub(super) fn breakdown(before: Option<ServerStats>, after: Option<ServerStats>) -> Option<Breakdown> {
+    let (b, a) = (before?, after?);
+    let n = a.requests.checked_sub(b.requests).filter(|&n| n > 0)? as f64;
+    let per = |x: u64, y: u64| y.saturating_sub(x) as f64 / n / 1e6;
+    Some(Breakdown {
+        queue_ms: per(b.queue_ns, a.queue_ns),
+        compute_input_ms: per(b.compute_input_ns, a.compute_input_ns),
+        compute_infer_ms: per(b.compute_infer_ns, a.compute_infer_ns),
+        compute_output_ms: per(b.compute_output_ns, a.compute_output_ns),
+    })
+}
+
+/// The trials' breakdowns averaged.
+fn mean_breakdown(all: &[Breakdown]) -> Option<Breakdown> {
+    if all.is_empty() {
+        return None;
+    }
+    let n = all.len() as f64;
+    let avg = |f: fn(&Breakdown) -> f64| all.iter().map(f).sum::<f64>() / n;
+    Some(Breakdown {
+        queue_ms: avg(|b| b.queue_ms),
+        compute_input_ms: avg(|b| b.compute_input_ms),
+        compute_infer_ms: avg(|b| b.compute_infer_ms),
+        compute_output_ms: avg(|b| b.compute_output_ms),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn breakdown_divides_by_requests_in_the_window() {
+        let b = ServerStats {
+            requests: 10,
+            queue_ns: 1_000_000,
+            ..Default::default()
+        };
+        let a = ServerStats {
+            requests: 20,
+            queue_ns: 21_000_000,
+            compute_infer_ns: 50_000_000,
+            ..Default::default()
+        };
+        let d = breakdown(Some(b), Some(a)).unwrap();
+        assert_eq!((d.queue_ms, d.compute_infer_ms), (2.0, 5.0));
+        assert!(breakdown(Some(a), Some(a)).is_none());
+        assert!(breakdown(None, Some(a)).is_none());
+        let m = mean_breakdown(&[d, Breakdown { queue_ms: 4.0, ..d }]).unwrap();
+        assert_eq!(m.queue_ms, 3.0);
+    }
+}
