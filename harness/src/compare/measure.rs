@@ -18,8 +18,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use contract::{Prepared, ServerStats};
-use fixtures::ModelId;
+use contract::Prepared;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -28,16 +27,15 @@ use super::plan::{Measure, Plan, Point};
 use super::Opened;
 use crate::load::schedule::Schedule;
 use crate::load::series;
-use crate::load::{closed_loop, cpu, Load, Measurement, OpenLoop, OpenSpec, Window};
+use crate::load::{closed_loop, Load, Measurement, OpenLoop, OpenSpec, Window};
 use crate::progress::Progress;
 use crate::resources::{self, gpu::Gpus, Aggregate};
-use crate::results::{Failed, PointResult};
+use crate::results::{Breakdown, Failed, PointResult};
 
 use super::failures::{all_failed, error_kinds, record_failure, Failure};
 use super::summary::{breakdown, server_stats, summarise};
 use crate::stats::bootstrap::Statistic;
-use crate::stats::stability::{self, WindowFigures};
-use crate::stats::{self, paired, Latency};
+use crate::stats::paired;
 use crate::HarnessError;
 
 /// A warm-up stops after this long (but not before one request).
@@ -68,7 +66,7 @@ pub(super) struct Part {
 
 impl Part {
     /// Latency samples by round (empty where it sat the round out), for the intervals.
-    fn samples(&self) -> Vec<Vec<Vec<u64>>> {
+    pub(super) fn samples(&self) -> Vec<Vec<Vec<u64>>> {
         self.windows
             .iter()
             .map(|w| w.iter().map(|m| m.samples.clone()).collect())

@@ -7,14 +7,19 @@ use super::measure::{Part, LATE_LIMIT};
 use super::plan::{Measure, Point};
 use super::Opened;
 use crate::load::{cpu, series, Load, Measurement};
-use crate::resources;
-use crate::results::{Breakdown, MeasurementInfo, PointResult};
+use crate::results::{Breakdown, ErrorCount, MeasurementInfo, PointResult};
 use crate::stats::stability::{self, WindowFigures};
 use crate::stats::{self, Latency};
 use contract::ServerStats;
 
 /// One result from every window of a backend at a point.
-pub(super) fn summarise(o: &Opened, point: &Point, part: Part, cfg: &Measure, seed: u64) -> PointResult {
+pub(super) fn summarise(
+    o: &Opened,
+    point: &Point,
+    part: Part,
+    cfg: &Measure,
+    seed: u64,
+) -> PointResult {
     let windows: Vec<&Measurement> = part.windows.iter().flatten().collect();
     let mut merged = Measurement::empty();
     let mut info = MeasurementInfo {
@@ -123,7 +128,10 @@ pub(super) async fn server_stats(o: &Opened, model: ModelId) -> Option<ServerSta
 }
 
 /// Per-request server-side averages over a series, from counters read before and after.
-pub(super) fn breakdown(before: Option<ServerStats>, after: Option<ServerStats>) -> Option<Breakdown> {
+pub(super) fn breakdown(
+    before: Option<ServerStats>,
+    after: Option<ServerStats>,
+) -> Option<Breakdown> {
     let (b, a) = (before?, after?);
     let n = a.requests.checked_sub(b.requests).filter(|&n| n > 0)? as f64;
     let per = |x: u64, y: u64| y.saturating_sub(x) as f64 / n / 1e6;
