@@ -40,19 +40,14 @@ pub fn find_library() -> Result<PathBuf, BackendError> {
         ))
     })?;
     let capi = site.join("onnxruntime").join("capi");
-    let mut libs: Vec<PathBuf> = std::fs::read_dir(&capi)
+    // The fully versioned file (libonnxruntime.so.1.31.1) rather than its symlinks.
+    pyenv::versioned_library(&capi, "libonnxruntime.so")
         .map_err(|_| {
             unavailable(format!(
                 "the onnxruntime wheel is not installed in {}",
                 site.display()
             ))
         })?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| file_name(p).starts_with("libonnxruntime.so"))
-        .collect();
-    // Prefer the fully versioned file (libonnxruntime.so.1.31.1) over symlinks.
-    libs.sort_by_key(|p| file_name(p).len());
-    libs.pop()
         .ok_or_else(|| unavailable(format!("no libonnxruntime.so in {}", capi.display())))
 }
 
@@ -90,12 +85,6 @@ fn version_of(path: &Path) -> String {
         .to_string()
 }
 
-fn file_name(p: &Path) -> String {
-    p.file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default()
-}
-
 fn unavailable(reason: String) -> BackendError {
     BackendError::Unavailable {
         backend: NAME.into(),
@@ -105,4 +94,10 @@ fn unavailable(reason: String) -> BackendError {
             pyenv::SETUP_HINT
         ),
     }
+}
+
+fn file_name(p: &Path) -> String {
+    p.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }

@@ -6,7 +6,7 @@
 //! resolves its dependencies and plugins inside the same directory: neither a
 //! `libopenvino_c.so` symlink nor `LD_LIBRARY_PATH` is needed, and the user sets up nothing.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use contract::BackendError;
@@ -59,14 +59,9 @@ pub fn find_library() -> Result<PathBuf, BackendError> {
             libs
         }
     };
-    let mut libs: Vec<PathBuf> = std::fs::read_dir(&dir)
+    // The versioned file (libopenvino_c.so.2641) rather than an unversioned symlink.
+    pyenv::versioned_library(&dir, "libopenvino_c.so")
         .map_err(|e| unavailable(format!("cannot read {}: {e}", dir.display())))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| file_name(p).starts_with("libopenvino_c.so"))
-        .collect();
-    // Prefer the versioned file (libopenvino_c.so.2641) over an unversioned symlink.
-    libs.sort_by_key(|p| file_name(p).len());
-    libs.pop()
         .ok_or_else(|| unavailable(format!("no libopenvino_c.so in {}", dir.display())))
 }
 
@@ -91,12 +86,6 @@ pub fn load() -> Result<Library, BackendError> {
             })
         })
         .clone()
-}
-
-fn file_name(p: &Path) -> String {
-    p.file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default()
 }
 
 fn unavailable(reason: String) -> BackendError {

@@ -45,3 +45,38 @@ pub fn site_packages() -> Option<PathBuf> {
     found.sort();
     found.pop()
 }
+
+/// The shared library `name` (such as `libonnxruntime.so`) in a wheel's directory `dir`:
+/// of the files whose names start with it, the most fully versioned one
+/// (`libonnxruntime.so.1.31.1` rather than a `libonnxruntime.so` symlink); `None` if
+/// there is none.
+pub fn versioned_library(dir: &Path, name: &str) -> std::io::Result<Option<PathBuf>> {
+    let file_name = |p: &Path| {
+        p.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
+    let mut libs: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| file_name(p).starts_with(name))
+        .collect();
+    libs.sort_by_key(|p| file_name(p).len());
+    Ok(libs.pop())
+}
+
+#[cfg(test)]
+mod versioned_library_tests {
+    use super::*;
+
+    #[test]
+    fn the_most_versioned_file_is_chosen() {
+        let dir = tempfile::tempdir().unwrap();
+        for f in ["libx.so", "libx.so.1", "libx.so.1.31.1", "liby.so.2.0.0.0"] {
+            std::fs::write(dir.path().join(f), b"").unwrap();
+        }
+        let found = versioned_library(dir.path(), "libx.so").unwrap().unwrap();
+        assert_eq!(found.file_name().unwrap(), "libx.so.1.31.1");
+        assert_eq!(versioned_library(dir.path(), "libz.so").unwrap(), None);
+        assert!(versioned_library(&dir.path().join("missing"), "libx.so").is_err());
+    }
+}
