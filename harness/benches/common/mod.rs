@@ -29,6 +29,39 @@ pub fn text_cnn_batch_1() -> (std::path::PathBuf, contract::Tensor, usize) {
     (dir, input, contract::default_intra_threads(1))
 }
 
+/// ONNX Runtime's `Session::run` on the text-CNN at batch 1, called directly on the
+/// caller's thread with the session settings and threads the `onnxruntime` backend uses:
+/// the bare engine loop the harness is measured against.
+#[allow(dead_code)] // not every bench that shares this module uses it
+pub fn bare_onnxruntime_call(
+    dir: &std::path::Path,
+    input: &contract::Tensor,
+    threads: usize,
+) -> impl FnMut() -> Vec<f32> {
+    use ort::value::TensorRef;
+    let ids = input.to_i64().unwrap();
+    let shape = input.shape.clone();
+    let lib = adapter_onnxruntime::load_library().expect("ONNX Runtime (run scripts/setup)");
+    let mut session = adapter_onnxruntime::build_session(
+        &lib.environment,
+        &fixtures::ModelFiles::new(dir, ModelId::TextCnn).onnx,
+        threads,
+    )
+    .unwrap();
+    move || {
+        let _environment = &lib;
+        let out = session
+            .run(ort::inputs![TensorRef::from_array_view((
+                shape.clone(),
+                &ids[..]
+            ))
+            .unwrap()])
+            .unwrap();
+        let (_, logits) = out[0].try_extract_tensor::<f32>().unwrap();
+        logits.to_vec()
+    }
+}
+
 /// Options that open the text-CNN with one worker of `threads` threads.
 pub fn options(dir: &std::path::Path, threads: usize) -> OpenOptions {
     OpenOptions {
