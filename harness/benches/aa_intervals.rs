@@ -6,7 +6,7 @@
 //! short points (text-CNN batches 1, 2, 4 and 8, `--time-budget` a few seconds a
 //! point). Every ratio is an A/A comparison; a correct 95 % interval excludes 1.0 in
 //! about 5 % of them (target: at most 5 %). Printed per pair: comparisons, how many
-//! excluded 1.0, the median achieved half-width and how many reached `--precision`.
+//! excluded 1.0, the median achieved half-width and how many reached `--target-precision`.
 //!
 //! **Power.** TEST DOUBLES, not benchmark targets (`doubles::FifoServer`: one worker
 //! holding each request for a fixed service time): one slowed by 10 % (2.2 ms) against
@@ -46,7 +46,7 @@ struct Cell {
     ratio: f64,
     low: f64,
     high: f64,
-    precision: f64,
+    half_width: f64,
     reached: bool,
 }
 
@@ -87,7 +87,7 @@ fn main() {
             format!("{name}@a/b"),
             cells.len(),
             ex,
-            100.0 * median(cells.iter().map(|c| c.precision).collect()),
+            100.0 * median(cells.iter().map(|c| c.half_width).collect()),
             cells.iter().filter(|c| c.reached).count(),
             t0.elapsed().as_secs_f64()
         );
@@ -112,7 +112,7 @@ fn main() {
             "{label}: {ex} of {} intervals exclude 1.0 ({above} above it); median ratio {:.3}, median ± {:.1}%, {} at target",
             cells.len(),
             median(cells.iter().map(|c| c.ratio).collect()),
-            100.0 * median(cells.iter().map(|c| c.precision).collect()),
+            100.0 * median(cells.iter().map(|c| c.half_width).collect()),
             cells.iter().filter(|c| c.reached).count()
         );
     }
@@ -174,7 +174,7 @@ fn cells(json: &Path) -> Result<Vec<Cell>, String> {
                 ratio: f("p50_ratio"),
                 low: f("ci_low"),
                 high: f("ci_high"),
-                precision: f("precision"),
+                half_width: f("half_width"),
                 reached: r["target_met"].as_bool().unwrap_or(false),
             }
         })
@@ -220,15 +220,21 @@ fn doubles_compare(slow_ms: f64) -> Vec<Cell> {
             .block_on(measure::measure_quietly(&plan, &backends, "double@base"))
             .expect("test doubles answer");
         cells.extend(
-            ratios(&rows, "double@base", plan.seed, plan.measure.precision)
-                .iter()
-                .map(|r| Cell {
-                    ratio: r.p50_ratio,
-                    low: r.ci_low,
-                    high: r.ci_high,
-                    precision: r.precision,
-                    reached: r.target_met,
-                }),
+            ratios(
+                &rows,
+                "double@base",
+                plan.seed,
+                plan.measure.first_stage(),
+                plan.measure.target_precision,
+            )
+            .iter()
+            .map(|r| Cell {
+                ratio: r.p50_ratio,
+                low: r.ci_low,
+                high: r.ci_high,
+                half_width: r.half_width,
+                reached: r.target_met,
+            }),
         );
     }
     cells

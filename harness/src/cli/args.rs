@@ -153,7 +153,7 @@ pub struct MeasureArgs {
     pub trials: Option<usize>,
 
     /// Rounds per point at most, even where an interval is still wider than
-    /// --precision; the stability rule compares a backend's last 3 windows
+    /// --target-precision; the stability rule compares a backend's last 3 windows
     /// [default: 100].
     #[arg(long, value_name = "N", value_parser = whole::<usize>(WINDOWS as u64, MAX_WINDOWS))]
     pub max_windows: Option<usize>,
@@ -162,7 +162,7 @@ pub struct MeasureArgs {
     /// 5%) is ±5 %. A point keeps adding rounds for the backends whose interval is wider
     /// until its share of --time-budget is spent [default: 0.05].
     #[arg(long, value_name = "P", value_parser = precision, allow_negative_numbers = true)]
-    pub precision: Option<f64>,
+    pub target_precision: Option<f64>,
 
     /// Time all points may spend measuring (warm-ups included; opening backends and the
     /// agreement check not), such as 200s or 3m. It is split evenly over the points up

@@ -5,10 +5,12 @@
 //! The budget is split over the points up front (`--time-budget` / points); a point
 //! that reaches its target early leaves the rest to the points after it. Within a
 //! point, every backend is warmed up once (never counted), then measured in rounds.
-//! After [`Measure::trials`] rounds (at least 2) each ratio's interval is computed from
-//! the paired rounds ([`crate::stats::paired`]); a backend whose interval is within
-//! `--precision` sits the next rounds out, and the baseline runs while any backend still
-//! needs it. A round starts only while its foreseen length (the last windows of the
+//! The first [`Measure::trials`] rounds (at least 2) are a first stage: from the spread
+//! of their paired ratios ([`crate::stats::paired`], Stein's two-stage procedure) each
+//! backend gets the rounds its ratio needs for an interval within `--target-precision`,
+//! fixed then and not revised, so that the data never stop a run at a lucky moment. A
+//! backend that has its rounds sits the next ones out, and the baseline runs while any
+//! backend still needs it. A round starts only while its foreseen length (the last windows of the
 //! backends in it) fits before the point's deadline, and never more than
 //! [`Measure::max_windows`] rounds run. Duration windows keep a least number of
 //! requests (`--min-requests`), so where requests are slow windows are sized by
@@ -56,7 +58,9 @@ pub(super) struct Part {
     pub(super) servers: Vec<Breakdown>,
     /// How long its last window took, hand-over included: the forecast of its next.
     pub(super) last_cost: Duration,
-    /// Its ratio's interval is within the target: it sits the next rounds out.
+    /// Rounds its ratio needs (fixed after the first stage; `None` before).
+    pub(super) needed: Option<usize>,
+    /// It has run the rounds it needs: it sits the next rounds out.
     pub(super) done: bool,
     /// Mean latency of its warm-up requests (zero: unknown).
     pub(super) request_time: Duration,
@@ -238,7 +242,7 @@ async fn measure_point(
     for round in 0..cfg.max_windows.max(MIN_ROUNDS) {
         let active: Vec<usize> = (0..opened.len())
             .filter(|&i| requests[i].is_some())
-            .filter(|&i| round < MIN_ROUNDS.max(cfg.trials) || needed(i, at.base, &parts))
+            .filter(|&i| round < cfg.first_stage() || needed(i, at.base, &parts))
             .collect();
         if active.is_empty() {
             break;
@@ -274,25 +278,37 @@ async fn measure_point(
             part.windows.resize_with(round + 1, || None);
             part.windows[round] = Some(m);
         }
-        if round + 1 >= MIN_ROUNDS.max(cfg.trials) {
+        if round + 1 >= cfg.first_stage() {
             let base_samples = at.base.filter(|_| base_runs).map(|b| parts[b].samples());
             for (i, part) in parts.iter_mut().enumerate() {
                 if Some(i) == at.base {
                     continue;
                 }
                 // Without a baseline there is no ratio to make precise.
-                part.done = base_samples.as_ref().is_none_or(|b| {
-                    paired::ratio_interval(&part.samples(), b, Statistic::P50, 1.0)
-                        .is_some_and(|ci| ci.precision(1.0) <= cfg.precision)
-                });
+                let Some(b) = &base_samples else {
+                    part.done = true;
+                    continue;
+                };
+                let a = part.samples();
+                if part.needed.is_none() {
+                    part.needed = paired::rounds_needed(
+                        &a,
+                        b,
+                        Statistic::P50,
+                        cfg.first_stage(),
+                        cfg.target_precision,
+                    );
+                }
+                let rounds = paired::log_ratios(&a, b, Statistic::P50).len();
+                part.done = part.needed.is_some_and(|n| rounds >= n);
             }
         }
     }
     (parts, failures)
 }
 
-/// A backend runs in a round while its ratio needs it: its own interval is still too
-/// wide, or (the baseline) any other's is.
+/// A backend runs in a round while its ratio needs it: it has not yet run the rounds its
+/// ratio needs, or (the baseline) another has not.
 fn needed(i: usize, base: Option<usize>, parts: &[Part]) -> bool {
     if Some(i) == base {
         parts
@@ -444,7 +460,7 @@ mod tests {
                 min_requests: 5,
             },
             max_windows: 100,
-            precision: 0.05,
+            target_precision: 0.05,
             time_budget: Duration::from_secs(30),
             backend_budget: Duration::from_secs(2),
             stability: 0.1,

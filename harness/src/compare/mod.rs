@@ -11,7 +11,7 @@
 //!    per backend (outside the clock), warm every backend up (never counted), then
 //!    measure in rounds, each one window of every backend in a freshly shuffled seeded
 //!    order, so a shared machine's drift hits every backend alike, until each ratio's
-//!    interval is within `--precision` or the point's share of `--time-budget` is
+//!    interval is within `--target-precision` or the point's share of `--time-budget` is
 //!    spent ([`measure`]). A point is measured once per backend: one row, whichever
 //!    tables show it.
 //! 5. ratios against the baseline, each with a 95 % interval from the paired rounds
@@ -92,7 +92,13 @@ pub async fn compare(plan: Plan, mut stop: Stop) -> Result<Results, HarnessError
             Some(s.to_string())
         }
     };
-    let ratios = ratios(&results, &baseline, plan.seed, plan.measure.precision);
+    let ratios = ratios(
+        &results,
+        &baseline,
+        plan.seed,
+        plan.measure.first_stage(),
+        plan.measure.target_precision,
+    );
     let backends: Vec<BackendInfo> = opened.iter().map(|o| o.info.clone()).collect();
     progress.finish();
     drop(opened); // Stops servers and executor threads before the report is written.

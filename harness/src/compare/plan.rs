@@ -35,7 +35,7 @@ pub struct Check {
 }
 
 /// How each point is measured: in rounds, each one window of every backend in a
-/// shuffled order, until every ratio's interval is within `precision` or the point's
+/// shuffled order, until every ratio's interval is within `target_precision` or the point's
 /// share of `time_budget` is spent.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Measure {
@@ -47,7 +47,7 @@ pub struct Measure {
     /// Rounds per point at most.
     pub max_windows: usize,
     /// Target half-width of each ratio's 95 % interval, relative.
-    pub precision: f64,
+    pub target_precision: f64,
     /// Time every point together may spend (warm-ups included).
     pub time_budget: Duration,
     /// Each backend's share of a point's budget, as split up front.
@@ -60,6 +60,14 @@ pub struct Measure {
     pub warmup: Option<u64>,
     /// Open loop: requests in flight at most; sends beyond are dropped and counted.
     pub max_in_flight: usize,
+}
+
+impl Measure {
+    /// Rounds of the first stage: every backend runs in them, and their spread fixes how
+    /// many rounds each ratio gets ([`crate::stats::paired`]).
+    pub fn first_stage(&self) -> usize {
+        self.trials.max(super::measure::MIN_ROUNDS)
+    }
 }
 
 /// Everything a run does, decided before it starts.

@@ -9,11 +9,19 @@ use crate::stats::{self, paired};
 
 /// Every backend's p50 and mean against the baseline's at the same point (model, batch
 /// size and load), one ratio per point, each with a 95 % interval from the rounds both
-/// ran in ([`crate::stats::paired`]); with fewer than two such rounds, from a bootstrap
-/// of the samples ([`crate::stats::bootstrap`]), which misses the drift between rounds.
-/// `seed` makes those reproducible.
-/// Each cell's achieved half-width is compared with `precision` (the run's target).
-pub fn ratios(results: &[PointResult], baseline: &str, seed: u64, precision: f64) -> Vec<Ratio> {
+/// ran in ([`crate::stats::paired`], whose first `first_stage` rounds fixed how many
+/// rounds it got): the ratio is then the geometric mean of the per-round ratios. With
+/// fewer than two such rounds, the ratio of the pooled figures with an interval from a
+/// bootstrap of the samples ([`crate::stats::bootstrap`]), which misses the drift between
+/// rounds; `seed` makes those reproducible.
+/// Each cell's achieved half-width is compared with `target_precision` (the run's target).
+pub fn ratios(
+    results: &[PointResult],
+    baseline: &str,
+    seed: u64,
+    first_stage: usize,
+    target_precision: f64,
+) -> Vec<Ratio> {
     let base: BTreeMap<(&str, usize, &str), &PointResult> = results
         .iter()
         .filter(|r| r.backend == baseline && r.latency_ms.is_some())
@@ -27,12 +35,13 @@ pub fn ratios(results: &[PointResult], baseline: &str, seed: u64, precision: f64
             let b = base.get(&(r.model.as_str(), r.batch_size, r.load.as_str()))?;
             let (l, bl) = (r.latency_ms.as_ref()?, b.latency_ms.as_ref()?);
             let seed = seed ^ (i as u64).wrapping_mul(0x9E37_79B9);
-            let (p50_ratio, mean_ratio) =
-                (stats::ratio(l.p50, bl.p50)?, stats::ratio(l.mean, bl.mean)?);
-            let (p50, rounds) = interval(r, b, Statistic::P50, p50_ratio, seed)?;
-            let (mean, _) = interval(r, b, Statistic::Mean, mean_ratio, seed + 1)?;
+            let pooled = (stats::ratio(l.p50, bl.p50)?, stats::ratio(l.mean, bl.mean)?);
+            let (p50_ratio, p50, rounds) =
+                interval(r, b, Statistic::P50, pooled.0, first_stage, seed)?;
+            let (mean_ratio, mean, _) =
+                interval(r, b, Statistic::Mean, pooled.1, first_stage, seed + 1)?;
             let achieved = (p50.high - p50.low) / (2.0 * p50_ratio);
-            let target_met = rounds >= MIN_ROUNDS && achieved <= precision;
+            let target_met = rounds >= MIN_ROUNDS && achieved <= target_precision;
             let unstable = !r.measurement.stable || !b.measurement.stable;
             Some(Ratio {
                 model: r.model.clone(),
@@ -47,7 +56,7 @@ pub fn ratios(results: &[PointResult], baseline: &str, seed: u64, precision: f64
                 mean_ratio,
                 mean_ci_low: mean.low,
                 mean_ci_high: mean.high,
-                precision: achieved,
+                half_width: achieved,
                 target_met,
                 missed: (!target_met).then_some(if unstable { Miss::Unstable } else { Miss::Time }),
                 rounds,
@@ -56,17 +65,20 @@ pub fn ratios(results: &[PointResult], baseline: &str, seed: u64, precision: f64
         .collect()
 }
 
-/// The 95 % interval of `r`'s statistic over `b`'s around `center`, and the paired
-/// rounds behind it (0 or 1: a bootstrap of the samples).
+/// `r`'s statistic over `b`'s, its 95 % interval and the paired rounds behind it: from
+/// the paired rounds where there are two or more, else `pooled` with a bootstrap of the
+/// samples (0 or 1 rounds).
 fn interval(
     r: &PointResult,
     b: &PointResult,
     s: Statistic,
-    center: f64,
+    pooled: f64,
+    first_stage: usize,
     seed: u64,
-) -> Option<(Interval, usize)> {
-    match paired::ratio_interval(&r.samples, &b.samples, s, center) {
+) -> Option<(f64, Interval, usize)> {
+    match paired::ratio_interval(&r.samples, &b.samples, s, first_stage) {
         Some(p) => Some((
+            p.center,
             Interval {
                 low: p.low,
                 high: p.high,
@@ -75,7 +87,7 @@ fn interval(
         )),
         None => {
             let rounds = paired::log_ratios(&r.samples, &b.samples, s).len();
-            bootstrap::ratio_interval(&r.samples, &b.samples, s, seed).map(|i| (i, rounds))
+            bootstrap::ratio_interval(&r.samples, &b.samples, s, seed).map(|i| (pooled, i, rounds))
         }
     }
 }
@@ -132,7 +144,7 @@ mod tests {
             point("b", 8, 10),
             point("b", 16, 5), // no baseline at 16: no ratio
         ];
-        let r = ratios(&rows, "a", 1, 0.05);
+        let r = ratios(&rows, "a", 1, 3, 0.05);
         assert_eq!(r.len(), 2);
         assert_eq!(r[0].batch_size, 1);
         assert!((r[0].p50_ratio - 2.0).abs() < 0.01, "{:?}", r[0]);
@@ -145,9 +157,9 @@ mod tests {
         assert!(!r[1].clear_difference);
         assert!(r.iter().all(|x| x.backend == "b" && x.baseline == "a"));
         // Three rounds of a steady ratio: well within ±5 %. The rows were not stable.
-        assert!(r[0].target_met && r[0].precision < 0.05, "{:?}", r[0]);
+        assert!(r[0].target_met && r[0].half_width < 0.05, "{:?}", r[0]);
         assert_eq!((r[0].rounds, r[0].missed), (3, None));
-        let r = ratios(&rows, "a", 1, 1e-9);
+        let r = ratios(&rows, "a", 1, 3, 1e-9);
         assert_eq!(r[0].missed, Some(Miss::Unstable));
     }
 }

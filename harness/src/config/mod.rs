@@ -250,7 +250,7 @@ impl RunConfig {
                 .unwrap_or(crate::load::DEFAULT_MAX_IN_FLIGHT),
             trials: m.trials.unwrap_or(DEFAULT_ROUNDS),
             max_windows: m.max_windows.unwrap_or(100),
-            precision: m.precision.unwrap_or(DEFAULT_PRECISION),
+            target_precision: m.target_precision.unwrap_or(DEFAULT_PRECISION),
             time_budget_s: time_budget.as_secs_f64(),
             // Split once the points and backends are known (`split_budget`).
             point_budget_s: 0.0,

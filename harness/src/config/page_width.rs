@@ -108,7 +108,7 @@ fn six_backends() -> Results {
                                 mean_ratio: 123.45,
                                 mean_ci_low: 100.01,
                                 mean_ci_high: 999.99,
-                                precision: 4.0,
+                                half_width: 4.0,
                                 target_met: false,
                                 missed: Some(crate::results::Miss::Unstable),
                                 rounds: 2,

@@ -51,7 +51,7 @@ impl RunConfig {
                 trials: self.trials,
                 window: self.window,
                 max_windows: self.max_windows,
-                precision: self.precision,
+                target_precision: self.target_precision,
                 time_budget: std::time::Duration::from_secs_f64(self.time_budget_s),
                 backend_budget: std::time::Duration::from_secs_f64(self.backend_budget_s),
                 stability: self.stability,

@@ -37,7 +37,7 @@ fn defaults_are_filled_in() {
     assert_eq!(c.large_batches_resnet, [1, 8, 32]);
     assert_eq!((c.percentile, c.stability), (50.0, 0.1));
     // The budget is split over the twelve points, and within each over the backends.
-    assert_eq!((c.precision, c.time_budget_s), (0.05, 200.0));
+    assert_eq!((c.target_precision, c.time_budget_s), (0.05, 200.0));
     assert_eq!(c.points().len(), 12);
     assert!((c.point_budget_s - 200.0 / 12.0).abs() < 1e-9);
     assert_eq!(c.point_budget, Duration::from_secs_f64(c.point_budget_s));
@@ -65,9 +65,9 @@ fn defaults_are_filled_in() {
     assert_eq!(q.models, [ModelId::TextCnn, ModelId::Resnet18]);
     assert_eq!(q.small_batches, [1, 4]);
     assert_eq!((q.time_budget_s, q.points().len()), (30.0, 6));
-    let p = ok(&["--precision", "2%", "--time-budget", "1m"]);
-    assert_eq!((p.precision, p.time_budget_s), (0.02, 60.0));
-    assert_eq!(ok(&["--precision=0.1"]).precision, 0.1);
+    let p = ok(&["--target-precision", "2%", "--time-budget", "1m"]);
+    assert_eq!((p.target_precision, p.time_budget_s), (0.02, 60.0));
+    assert_eq!(ok(&["--target-precision=0.1"]).target_precision, 0.1);
 }
 
 #[test]
@@ -130,12 +130,12 @@ fn bad_values_get_one_clear_sentence() {
             "invalid value '0' for '--time-budget",
         ),
         (
-            &["--precision", "1.5"],
+            &["--target-precision", "1.5"],
             "above 0 and below 1, such as 0.05 or 5%",
         ),
         (
-            &["--precision", "0%"],
-            "invalid value '0%' for '--precision",
+            &["--target-precision", "0%"],
+            "invalid value '0%' for '--target-precision",
         ),
         (&["--arrival", "poisson"], "--request-rate"),
         (
@@ -188,11 +188,11 @@ fn flags_override_the_file_booleans_too() {
         }
     );
     // The precision target and the time budget, from the file too.
-    std::fs::write(&path, "precision = 0.02\ntime_budget = \"90s\"\n").unwrap();
+    std::fs::write(&path, "target_precision = 0.02\ntime_budget = \"90s\"\n").unwrap();
     let c = ok(&["--config", file]);
-    assert_eq!((c.precision, c.time_budget_s), (0.02, 90.0));
-    let c = ok(&["--config", file, "--precision", "3%"]);
-    assert_eq!(c.precision, 0.03);
+    assert_eq!((c.target_precision, c.time_budget_s), (0.02, 90.0));
+    let c = ok(&["--config", file, "--target-precision", "3%"]);
+    assert_eq!(c.target_precision, 0.03);
 }
 
 /// A backend's own table in the file: read over the flags, for that backend alone.

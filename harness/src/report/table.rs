@@ -89,8 +89,8 @@ pub fn legend(markdown: bool) -> String {
     let sep = if markdown { "  \n" } else { "\n" };
     let mut lines = vec![
         "`~` after a ratio: its 95% interval contains 1.0, no clear difference.".to_string(),
-        "T/U after a ratio: interval wider than --precision: out of time (T) or windows unstable \
-         (U); JSON: `precision`."
+        "T/U after a ratio: interval wider than --target-precision: out of time (T) or windows unstable \
+         (U); JSON: `half_width`."
             .to_string(),
     ];
     lines.extend(FLAGS.iter().map(|(_, l, what)| format!("{l}: {what}")));

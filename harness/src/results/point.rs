@@ -160,8 +160,8 @@ pub struct Ratio {
     /// Achieved half-width of the p50 ratio's interval, relative to the ratio
     /// (`(ci_high - ci_low) / (2 p50_ratio)`; 0.05 is ±5 %).
     #[serde(default)]
-    pub precision: f64,
-    /// The half-width is within the run's target (`config.precision`).
+    pub half_width: f64,
+    /// The half-width is within the run's target (`config.target_precision`).
     #[serde(default)]
     pub target_met: bool,
     /// Why the target was missed: `time` (the point's budget or rounds ran out first)

@@ -104,7 +104,7 @@ pub struct RunRecord {
     /// Rounds per point at most.
     pub max_windows: usize,
     /// Target half-width of each ratio's 95 % interval, relative (0.05 = ±5 %).
-    pub precision: f64,
+    pub target_precision: f64,
     /// Seconds all points may spend measuring (warm-ups included).
     pub time_budget_s: f64,
     /// Each point's share of the time budget, seconds, split up front (a point may also

@@ -5,9 +5,20 @@
 //! caches, the order backends run in) hits both sides of a ratio within the same round.
 //! Each round in which both sides ran gives one ratio of their statistics (p50 or mean
 //! of the round's window); rounds are independent replicates of the comparison. The
-//! interval is Student's t on the logarithms of those per-round ratios, centred on the
-//! ratio of the pooled figures:
-//! `ratio × exp(± t(0.975, R - 1) × sd(log r) / sqrt(R))`.
+//! ratio is the geometric mean of those per-round ratios, and its interval is Student's
+//! t on their logarithms `y`: `ratio × exp(± t(0.975, df) × s / sqrt(R))`.
+//!
+//! **Two stages (Stein's procedure).** How many rounds a ratio gets depends on how much
+//! its rounds vary, and stopping as soon as the usual interval is narrow enough favours
+//! the moments when the spread happened to come out small: those intervals are too
+//! narrow, and an A/A comparison excludes 1.0 more often than 5 %. So the spread that
+//! sizes the run is fixed after a first stage of `n0` rounds: `s0`, the standard
+//! deviation of their `y`, gives the rounds needed, [`rounds_needed`]
+//! (`(t(0.975, n0 - 1) × s0 / asinh(target))²`), and the interval after `R >= n0` rounds
+//! is `exp(mean y ± t(0.975, n0 - 1) × s0 / sqrt(R))`. Its mean is independent of `s0`
+//! for normal `y`, so it covers with exactly 95 % however the run was sized (Stein, 1945);
+//! the price is the wider t of `n0 - 1` degrees of freedom. With fewer than `n0` rounds
+//! (the time ran out first) it is the usual t interval on all rounds.
 //!
 //! Why not a bootstrap over samples: samples of one window share that moment's machine
 //! state, and windows of one backend opened after another share its placement and the
@@ -19,9 +30,16 @@
 
 use super::bootstrap::{statistic, Statistic, Trials};
 
-/// A ratio's 95 % interval from paired rounds.
+/// Least spread of the per-round log-ratios: latencies are whole microseconds and
+/// medians of a few of them, so rounds can agree exactly where the truth still varies by
+/// about this much; without it, such an interval would have no width at all.
+const MIN_SPREAD: f64 = 1e-3;
+
+/// A ratio and its 95 % interval from paired rounds.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Paired {
+    /// The ratio: geometric mean of the per-round ratios.
+    pub center: f64,
     /// Lower end.
     pub low: f64,
     /// Upper end.
@@ -31,9 +49,9 @@ pub struct Paired {
 }
 
 impl Paired {
-    /// Half-width relative to `center`: `(high - low) / (2 center)`.
-    pub fn precision(&self, center: f64) -> f64 {
-        (self.high - self.low) / (2.0 * center)
+    /// Half-width relative to the ratio: `(high - low) / (2 center)`.
+    pub fn half_width(&self) -> f64 {
+        (self.high - self.low) / (2.0 * self.center)
     }
 }
 
@@ -57,22 +75,56 @@ pub fn log_ratios(a: &Trials, b: &Trials, s: Statistic) -> Vec<f64> {
         .collect()
 }
 
-/// The 95 % interval around `center` of `stat(a) / stat(b)` from the rounds both sides
-/// ran in (`a[r]`, `b[r]`: round `r`'s windows); `None` with fewer than 2 such rounds.
-pub fn ratio_interval(a: &Trials, b: &Trials, s: Statistic, center: f64) -> Option<Paired> {
+/// Mean and standard deviation (at least [`MIN_SPREAD`]) of `y` (2 values or more).
+fn mean_sd(y: &[f64]) -> (f64, f64) {
+    let n = y.len() as f64;
+    let mean = y.iter().sum::<f64>() / n;
+    let var = y.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0);
+    (mean, var.sqrt().max(MIN_SPREAD))
+}
+
+/// `stat(a) / stat(b)` and its 95 % interval from the rounds both sides ran in (`a[r]`,
+/// `b[r]`: round `r`'s windows), the spread fixed by the first `first_stage` of them
+/// (see the module's text; 0 or 1: the usual t interval); `None` with fewer than 2 rounds.
+pub fn ratio_interval(a: &Trials, b: &Trials, s: Statistic, first_stage: usize) -> Option<Paired> {
     let y = log_ratios(a, b, s);
     let n = y.len();
-    if n < 2 || center.is_nan() || center <= 0.0 {
+    if n < 2 {
         return None;
     }
-    let mean = y.iter().sum::<f64>() / n as f64;
-    let var = y.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
-    let h = t975(n - 1) * (var / n as f64).sqrt();
+    let (mean, sd) = mean_sd(&y);
+    let h = if first_stage >= 2 && n >= first_stage {
+        t975(first_stage - 1) * mean_sd(&y[..first_stage]).1 / (n as f64).sqrt()
+    } else {
+        t975(n - 1) * sd / (n as f64).sqrt()
+    };
     Some(Paired {
-        low: center * (-h).exp(),
-        high: center * h.exp(),
+        center: mean.exp(),
+        low: (mean - h).exp(),
+        high: (mean + h).exp(),
         rounds: n,
     })
+}
+
+/// Rounds (both sides ran) after which the interval of [`ratio_interval`] with
+/// `first_stage` rounds has a half-width of at most `target` (relative): fixed by the
+/// spread of the first stage alone. `None` until the first stage is complete.
+pub fn rounds_needed(
+    a: &Trials,
+    b: &Trials,
+    s: Statistic,
+    first_stage: usize,
+    target: f64,
+) -> Option<usize> {
+    let first_stage = first_stage.max(2);
+    let y = log_ratios(a, b, s);
+    if y.len() < first_stage {
+        return None;
+    }
+    let s0 = mean_sd(&y[..first_stage]).1;
+    // A half-width h on the log scale is sinh(h) relative to the ratio.
+    let n = (t975(first_stage - 1) * s0 / target.asinh()).powi(2);
+    Some((n.ceil() as usize).max(first_stage))
 }
 
 /// Student's t quantile at 0.975 for `df` degrees of freedom (at least 1).
@@ -127,7 +179,7 @@ mod tests {
                 .collect();
             let a = side(&mut rng, 1000.0 * truth, &drift, 40);
             let b = side(&mut rng, 1000.0, &drift, 40);
-            let ci = ratio_interval(&a, &b, Statistic::P50, truth).unwrap();
+            let ci = ratio_interval(&a, &b, Statistic::P50, 0).unwrap();
             excl += (ci.low > 1.0 || ci.high < 1.0) as u32;
             cover += (ci.low <= truth && truth <= ci.high) as u32;
         }
@@ -151,10 +203,87 @@ mod tests {
         let a = vec![vec![vec![10u64]], vec![], vec![vec![12]], vec![vec![11]]];
         let b = vec![vec![vec![10u64]], vec![vec![99]], vec![vec![12]], vec![]];
         assert_eq!(log_ratios(&a, &b, Statistic::P50).len(), 2);
-        let ci = ratio_interval(&a, &b, Statistic::P50, 1.0).unwrap();
-        assert_eq!((ci.low, ci.high, ci.rounds), (1.0, 1.0, 2));
-        assert!(ratio_interval(&a[..1], &b[..1], Statistic::P50, 1.0).is_none());
+        let ci = ratio_interval(&a, &b, Statistic::P50, 0).unwrap();
+        // Both rounds agree exactly: the interval keeps the least spread's width.
+        assert_eq!((ci.center, ci.rounds), (1.0, 2));
+        assert!(
+            ci.low < 1.0 && ci.high > 1.0 && ci.half_width() < 0.01,
+            "{ci:?}"
+        );
+        assert!(ratio_interval(&a[..1], &b[..1], Statistic::P50, 0).is_none());
         assert_eq!(t975(1), 12.706);
         assert!((t975(100) - 1.984).abs() < 0.002, "{}", t975(100));
+    }
+
+    /// One round of each side whose p50 ratio is `exp(y)`.
+    fn round(y: f64) -> (Vec<Vec<u64>>, Vec<Vec<u64>>) {
+        (vec![vec![(1e6 * y.exp()) as u64]], vec![vec![1_000_000]])
+    }
+
+    /// Share of A/A intervals excluding 1.0 when each run is sized from its own data:
+    /// `stein` with the two-stage rule, otherwise by stopping as soon as the usual
+    /// interval is within the target (the rule this replaced).
+    fn sequential_false_positives(stein: bool) -> f64 {
+        let mut rng = ChaCha8Rng::seed_from_u64(11);
+        let (first, target, cap, runs) = (5, 0.05, 60, 2000);
+        let mut excluded = 0;
+        for run in 0..runs {
+            // Round-to-round spread from 2 % to 20 %, as on a quiet or a busy machine.
+            let sigma = 0.02 + 0.18 * (run % 10) as f64 / 9.0;
+            let (mut a, mut b) = (vec![], vec![]);
+            loop {
+                // Normal deviates by Box-Muller.
+                let (u1, u2): (f64, f64) = (rng.random(), rng.random());
+                let z = (-2.0 * (1.0 - u1).ln()).sqrt() * (std::f64::consts::TAU * u2).cos();
+                let (x, y) = round(sigma * z);
+                a.push(x);
+                b.push(y);
+                let n = a.len();
+                let stop = if stein {
+                    rounds_needed(&a, &b, Statistic::P50, first, target).is_some_and(|k| n >= k)
+                } else {
+                    n >= first
+                        && ratio_interval(&a, &b, Statistic::P50, 0)
+                            .is_some_and(|ci| ci.half_width() <= target)
+                };
+                if stop || n >= cap {
+                    break;
+                }
+            }
+            let ci = ratio_interval(&a, &b, Statistic::P50, if stein { first } else { 0 }).unwrap();
+            excluded += (ci.low > 1.0 || ci.high < 1.0) as u32;
+        }
+        excluded as f64 / runs as f64
+    }
+
+    #[test]
+    fn two_stage_intervals_hold_their_95_percent_when_the_data_size_the_run() {
+        // Stopping on the usual interval's width undercovers; the two stages do not.
+        let naive = sequential_false_positives(false);
+        let stein = sequential_false_positives(true);
+        eprintln!("A/A false positives over 2000 runs: naive stopping {naive}, two stages {stein}");
+        assert!(stein <= 0.065, "two-stage A/A false positives {stein}");
+        assert!(naive > stein, "naive {naive}, two-stage {stein}");
+    }
+
+    #[test]
+    fn rounds_needed_follow_the_first_stage_spread() {
+        type Side = Vec<Vec<Vec<u64>>>;
+        let rounds = |ys: &[f64]| -> (Side, Side) { ys.iter().map(|&y| round(y)).unzip() };
+        let (a, b) = rounds(&[0.1, -0.1, 0.1, -0.1]);
+        assert_eq!(rounds_needed(&a, &b, Statistic::P50, 5, 0.05), None);
+        let (a, b) = rounds(&[0.1, -0.1, 0.1, -0.1, 0.0]);
+        // s0 = 0.1, t(4) = 2.776: (2.776 × 0.1 / asinh 0.05)² = 30.8 rounds.
+        assert_eq!(rounds_needed(&a, &b, Statistic::P50, 5, 0.05), Some(31));
+        // After them, the interval is within the target.
+        let ys: Vec<f64> = (0..31)
+            .map(|i| [0.1, -0.1, 0.1, -0.1, 0.0][i % 5])
+            .collect();
+        let (a, b) = rounds(&ys);
+        let ci = ratio_interval(&a, &b, Statistic::P50, 5).unwrap();
+        assert!(ci.half_width() <= 0.05 && ci.half_width() > 0.045, "{ci:?}");
+        // A quiet first stage asks for no more than the first stage.
+        let (a, b) = rounds(&[0.001; 5]);
+        assert_eq!(rounds_needed(&a, &b, Statistic::P50, 5, 0.05), Some(5));
     }
 }
