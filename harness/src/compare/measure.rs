@@ -138,6 +138,8 @@ pub async fn measure_all(
             base,
             deadline,
             gpus: gpus.as_ref(),
+            progress,
+            begin,
         };
         let place = format!(
             "{} batch {} {}",
@@ -199,6 +201,22 @@ struct Site<'a> {
     deadline: Instant,
     /// The machine's GPUs, sampled with each window (`None`: no NVIDIA GPU visible).
     gpus: Option<&'a Gpus>,
+    /// Where the run says what it is measuring.
+    progress: &'a Progress,
+    /// When measuring began: the time budget counts from there.
+    begin: Instant,
+}
+
+impl Site<'_> {
+    /// Says that `backend` is being measured, with the time left in the budget.
+    fn announce(&self, backend: &str) {
+        let left = self
+            .plan
+            .measure
+            .time_budget
+            .saturating_sub(self.begin.elapsed());
+        self.progress.at(backend, left);
+    }
 }
 
 /// Warm-ups, then rounds until every interval is within the target, or out of rounds
@@ -216,6 +234,7 @@ async fn measure_point(
         let (o, Some(request)) = (&opened[i], &requests[i]) else {
             continue;
         };
+        at.announce(&o.name);
         let warm = warm_up(cfg, o, point.load, request).await;
         if warm.ok() > 0 {
             parts[i].request_time = Duration::from_micros(warm.histogram.mean() as u64);
@@ -259,6 +278,7 @@ async fn measure_point(
                 continue;
             }
             let seed = plan.seed ^ ((at.p as u64) << 32) ^ ((round as u64) << 16) ^ i as u64;
+            at.announce(&o.name);
             let t0 = Instant::now();
             let before = server_stats(o, point.model).await;
             let loaded = o
