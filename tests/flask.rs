@@ -123,11 +123,14 @@ fn compare_measures_flask_with_agreement_and_stops_every_process() {
         assert_eq!(u["scope"], scope, "{r}");
         assert!(u["cpu_cores"].as_f64().unwrap() > 0.0, "{r}");
         assert!(u["peak_memory_mb"].as_f64().unwrap() > 1.0, "{r}");
+        // Throughput per core used.
+        let per_core = r["efficiency"]["samples_per_s_per_core"].as_f64().unwrap();
+        assert!(per_core > 0.0, "{r}");
+        assert!(r["efficiency"]["samples_per_s_per_gpu_watt"].is_null(), "{r}");
     }
-    assert!(
-        common::unwrapped(&stdout).contains("Resources while measured"),
-        "{stdout}"
-    );
+    let page = common::unwrapped(&stdout);
+    assert!(page.contains("Resources while measured"), "{stdout}");
+    assert!(page.contains("Cold start: open until ready"), "{stdout}");
     let flask = doc["backends"]
         .as_array()
         .unwrap()
@@ -138,6 +141,7 @@ fn compare_measures_flask_with_agreement_and_stops_every_process() {
     assert_eq!(flask["intra_threads"], 1, "{flask}");
     assert_eq!(flask["protocol"], "http", "{flask}");
     assert!(flask["cold_start_ms"].as_f64().unwrap() > 0.0, "{flask}");
+    assert!(flask["first_request_ms"].as_f64().unwrap() > 0.0, "{flask}");
     // Gunicorn's master and two workers, each with onnxruntime and both models.
     assert!(
         flask["loaded_memory_mb"].as_f64().unwrap() > 50.0,

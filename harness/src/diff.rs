@@ -261,6 +261,7 @@ mod tests {
             server: None,
             measurement: MeasurementInfo::default(),
             resources: Default::default(),
+            efficiency: Default::default(),
             flags: vec![],
             window_histograms: encode_windows(samples),
             samples: vec![],

@@ -43,14 +43,13 @@ use crate::load::deadline::Deadline;
 use crate::progress::Progress;
 use crate::registry;
 use crate::resources;
-use crate::results::{BackendInfo, Failed, Results, System, Unavailable, SCHEMA_VERSION};
+use crate::results::{
+    BackendInfo, Failed, Results, System, Unavailable, AGREEMENT_BATCH, SCHEMA_VERSION,
+};
 use crate::HarnessError;
 
 pub use plan::{Check, Measure, Plan, Point};
 pub use ratios::ratios;
-
-/// Samples per backend in the agreement check.
-const AGREEMENT_BATCH: usize = 4;
 
 /// A backend opened for the run.
 pub struct Opened {
@@ -199,7 +198,11 @@ async fn open_and_check(
                 .backend
         }
     };
-    let (agreement, broken) = check_agreement(plan, &reference, &opened, progress).await?;
+    let (agreement, broken, firsts) = check_agreement(plan, &reference, &opened, progress).await?;
+    let mut opened = opened;
+    for o in &mut opened {
+        o.info.first_request_ms = firsts.iter().find(|(n, _)| *n == o.name).map(|f| f.1);
+    }
     let excluded: BTreeSet<(String, String)> = agreement
         .iter()
         .filter(|a| !a.passed)
@@ -334,6 +337,7 @@ impl Opened {
                 test_peer: d.served_by_test_peer,
                 details: d.details,
                 cold_start_ms,
+                first_request_ms: None,
                 loaded_memory_mb: None,
             },
             backend,
@@ -344,25 +348,42 @@ impl Opened {
 /// A backend whose agreement request failed: its name, where, and the error.
 type Broken = (String, String, BackendError);
 
+/// The latency of each backend's first request after ready (its first agreement
+/// request), ms.
+type Firsts = Vec<(String, f64)>;
+
 async fn check_agreement(
     plan: &Plan,
     reference: &Arc<dyn Backend>,
     opened: &[Opened],
     progress: &Progress,
-) -> Result<(Vec<Agreement>, Vec<Broken>), HarnessError> {
+) -> Result<(Vec<Agreement>, Vec<Broken>, Firsts), HarnessError> {
     let mut rows = Vec::new();
     let mut broken: Vec<Broken> = Vec::new();
+    let mut firsts: Firsts = Vec::new();
+    let mut first = |name: &str, t0: Instant| {
+        if !firsts.iter().any(|(n, _)| n == name) {
+            firsts.push((name.to_string(), t0.elapsed().as_secs_f64() * 1000.0));
+        }
+    };
     let cfg = &plan.check;
     for &model in &plan.models {
         // A seed of its own, so agreement inputs are not the timed inputs.
         let input = fixtures::inputs::batch(model, AGREEMENT_BATCH, plan.seed.wrapping_add(1));
+        let t0 = Instant::now();
         let want = logits(reference, &cfg.reference, model, input.clone()).await?;
+        first(&cfg.reference, t0);
         for o in opened.iter().filter(|o| o.name != cfg.reference) {
             if broken.iter().any(|(name, _, _)| *name == o.name) {
                 continue;
             }
             progress.note(&format!("agreement: {} on {model}", o.name));
-            let got = match logits(&o.backend, &o.name, model, input.clone()).await {
+            let t0 = Instant::now();
+            let got = logits(&o.backend, &o.name, model, input.clone()).await;
+            if got.is_ok() {
+                first(&o.name, t0);
+            }
+            let got = match got {
                 Ok(got) => got,
                 Err(HarnessError::Backend { backend, source }) => {
                     broken.push((backend, format!("agreement on {model}"), source));
@@ -396,7 +417,7 @@ async fn check_agreement(
             rows.push(row);
         }
     }
-    Ok((rows, broken))
+    Ok((rows, broken, firsts))
 }
 
 async fn logits(

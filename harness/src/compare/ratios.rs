@@ -129,6 +129,7 @@ mod tests {
             server: None,
             measurement: MeasurementInfo::default(),
             resources: Default::default(),
+            efficiency: Default::default(),
             flags: vec![],
             window_histograms: vec![],
             samples,

@@ -7,7 +7,7 @@ use super::measure::{Part, LATE_LIMIT};
 use super::plan::{Measure, Point};
 use super::Opened;
 use crate::load::{cpu, series, Load, Measurement};
-use crate::results::{Breakdown, ErrorCount, MeasurementInfo, PointResult};
+use crate::results::{Breakdown, Efficiency, ErrorCount, MeasurementInfo, PointResult};
 use crate::stats::stability::{self, WindowFigures};
 use crate::stats::{self, Latency};
 use contract::ServerStats;
@@ -86,6 +86,7 @@ pub(super) fn summarise(
         flags.push("few-samples".into());
     }
     let seconds = merged.wall.as_secs_f64();
+    let usage = part.usage.usage();
     let (throughput_rps, samples_per_s) = stats::throughput(merged.completed, point.batch, seconds);
     PointResult {
         model: point.model.name().into(),
@@ -116,7 +117,8 @@ pub(super) fn summarise(
         latency_ms: latency,
         server: mean_breakdown(&part.servers),
         measurement: info,
-        resources: part.usage.usage(),
+        efficiency: Efficiency::of(samples_per_s, &usage),
+        resources: usage,
         flags,
         window_histograms: crate::results::encode_windows(&part.samples()),
         samples: part.samples(),

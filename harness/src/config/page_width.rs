@@ -90,6 +90,10 @@ fn six_backends() -> Results {
                                 gpu_power_w: Some(700.0),
                                 readings: 1000,
                             },
+                            efficiency: crate::results::Efficiency {
+                                samples_per_s_per_core: Some(12_345.6),
+                                samples_per_s_per_gpu_watt: Some(1_234.5),
+                            },
                             flags: flags.clone(),
                             window_histograms: vec![],
                             samples: vec![],
@@ -137,6 +141,7 @@ fn six_backends() -> Results {
                 details: Default::default(),
                 test_peer: *b == "tfserving-grpc",
                 cold_start_ms: 1234.0,
+                first_request_ms: Some(12_345.6),
                 loaded_memory_mb: Some(123_456.7),
             })
             .collect(),

@@ -2,6 +2,7 @@
 //! Markdown report, the HTML report with its plots and perf_analyzer-style CSV. Nothing here measures or writes files.
 
 mod breakdown;
+mod cold_start;
 mod csv;
 mod html;
 mod narrow;
@@ -11,6 +12,7 @@ mod table;
 mod tails;
 
 pub use breakdown::breakdown_table;
+pub use cold_start::cold_start_table;
 pub use csv::csv;
 pub use html::html;
 pub use narrow::WIDTH;

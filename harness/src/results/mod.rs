@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::agreement::Agreement;
 pub use crate::resources::{Scope, Usage};
-pub use point::{Breakdown, ErrorCount, MeasurementInfo, Miss, PointResult, Ratio};
+pub use point::{Breakdown, Efficiency, ErrorCount, MeasurementInfo, Miss, PointResult, Ratio};
 pub use record::{BatchClass, Format, RunRecord};
 pub use system::System;
 pub use windows::{decode_windows, encode_windows};
@@ -25,6 +25,9 @@ pub use windows::{decode_windows, encode_windows};
 /// Version of the results format; bumped on incompatible changes.
 /// 3: one row and one ratio per point (no `batch_class`), backends as typed records.
 pub const SCHEMA_VERSION: u32 = 3;
+
+/// Samples per request in the agreement check (the first request after ready).
+pub const AGREEMENT_BATCH: usize = 4;
 
 /// Everything one `compare` (or `run`) found.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -111,6 +114,11 @@ pub struct BackendInfo {
     pub test_peer: bool,
     /// From opening until ready (model load, server start), in milliseconds.
     pub cold_start_ms: f64,
+    /// Latency of the first request after ready (the agreement check's first request:
+    /// batch [`AGREEMENT_BATCH`] of the first model),
+    /// ms; `None` where it failed or was not made.
+    #[serde(default)]
+    pub first_request_ms: Option<f64>,
     /// Resident memory once ready, MiB: a managed server's process group, or what
     /// opening an in-process engine added to the harness process; `None` where not
     /// visible.

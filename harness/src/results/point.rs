@@ -74,6 +74,9 @@ pub struct PointResult {
     /// server given by URL, whose resources are not visible).
     #[serde(default)]
     pub resources: Usage,
+    /// What the throughput cost: samples per second per CPU core used and per GPU watt.
+    #[serde(default)]
+    pub efficiency: Efficiency,
     /// Short flags for tables: `unstable`, `client-bound`, `late-sends`, `dropped-sends`,
     /// `few-samples`.
     pub flags: Vec<String>,
@@ -86,6 +89,28 @@ pub struct PointResult {
     /// backend sat it out), for the intervals; not written.
     #[serde(skip)]
     pub samples: Vec<Vec<Vec<u64>>>,
+}
+
+/// Throughput per unit of what it cost.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Efficiency {
+    /// Samples per second per CPU core used (`samples_per_s / resources.cpu_cores`);
+    /// `null` where the CPU is not visible or none was used.
+    pub samples_per_s_per_core: Option<f64>,
+    /// Samples per second per GPU watt (`samples_per_s / resources.gpu_power_w`); `null`
+    /// without a GPU or where it does not report its power.
+    pub samples_per_s_per_gpu_watt: Option<f64>,
+}
+
+impl Efficiency {
+    /// `samples_per_s` over the cores and watts of `usage`.
+    pub fn of(samples_per_s: f64, usage: &Usage) -> Efficiency {
+        let per = |x: Option<f64>| x.filter(|&x| x > 0.0).map(|x| samples_per_s / x);
+        Efficiency {
+            samples_per_s_per_core: per(usage.cpu_cores),
+            samples_per_s_per_gpu_watt: per(usage.gpu_power_w),
+        }
+    }
 }
 
 /// How a point's figures were obtained.
@@ -184,4 +209,28 @@ pub enum Miss {
     Time,
     /// The backend's or the baseline's windows never agreed (the stability rule).
     Unstable,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn efficiency_divides_by_what_was_seen() {
+        let usage = Usage {
+            cpu_cores: Some(2.0),
+            gpu_power_w: Some(50.0),
+            ..Default::default()
+        };
+        let e = Efficiency::of(100.0, &usage);
+        assert_eq!(e.samples_per_s_per_core, Some(50.0));
+        assert_eq!(e.samples_per_s_per_gpu_watt, Some(2.0));
+        let none = Efficiency::of(100.0, &Usage::default());
+        assert_eq!(none, Efficiency::default());
+        let idle = Usage {
+            cpu_cores: Some(0.0),
+            ..Default::default()
+        };
+        assert_eq!(Efficiency::of(100.0, &idle).samples_per_s_per_core, None);
+    }
 }
