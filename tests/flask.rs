@@ -126,7 +126,10 @@ fn compare_measures_flask_with_agreement_and_stops_every_process() {
         // Throughput per core used.
         let per_core = r["efficiency"]["samples_per_s_per_core"].as_f64().unwrap();
         assert!(per_core > 0.0, "{r}");
-        assert!(r["efficiency"]["samples_per_s_per_gpu_watt"].is_null(), "{r}");
+        assert!(
+            r["efficiency"]["samples_per_s_per_gpu_watt"].is_null(),
+            "{r}"
+        );
     }
     let page = common::unwrapped(&stdout);
     assert!(page.contains("Resources while measured"), "{stdout}");

@@ -119,6 +119,26 @@ fn assert_measured(doc: &serde_json::Value, backend: &str, models: usize) {
         let s = &r["server"];
         assert!(s.is_object(), "no server breakdown: {r}");
         assert!(s["compute_infer_ms"].as_f64().unwrap() > 0.0, "{r}");
+        // The managed server's metrics port, scraped around each window: the measured
+        // requests counted (Triton may count a window's last answer only after the
+        // scrape), each request `batch` inferences.
+        let m = &r["server_metrics"];
+        let requests = r["requests"].as_f64().unwrap();
+        let counted = m["nv_inference_request_success"].as_f64().unwrap();
+        assert!(counted > 0.0 && counted <= requests, "{r}");
+        let batch = r["batch_size"].as_f64().unwrap();
+        assert_eq!(
+            m["nv_inference_count"].as_f64(),
+            Some(counted * batch),
+            "{r}"
+        );
+        assert!(
+            m["nv_inference_compute_infer_duration_us"]
+                .as_f64()
+                .unwrap()
+                > 0.0,
+            "{r}"
+        );
     }
 }
 
@@ -158,6 +178,10 @@ fn compare_measures_both_protocols_with_binary_bodies_and_stops_every_process() 
     assert!(has_ratio_row(&stdout, "triton-grpc"), "{stdout}");
     assert!(stdout.contains("Server-side breakdown"), "{stdout}");
     assert!(stdout.contains("remainder: network + protocol"), "{stdout}");
+    assert!(
+        stdout.contains("Server metrics (the server's Prometheus"),
+        "{stdout}"
+    );
 
     let doc = results_doc(dir.path());
     let errors = schema_errors(&doc);

@@ -95,6 +95,7 @@ fn open(name: &str, url: String, body: HttpBody) -> Arc<dyn Backend> {
         grpc_url: Some(url),
         http_body: body,
         dynamic_batching: false,
+        metrics_url: None,
     };
     let opts = OpenOptions {
         models: vec![ModelId::Resnet50.name().into()],

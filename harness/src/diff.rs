@@ -262,6 +262,7 @@ mod tests {
             measurement: MeasurementInfo::default(),
             resources: Default::default(),
             efficiency: Default::default(),
+            server_metrics: Default::default(),
             flags: vec![],
             window_histograms: encode_windows(samples),
             samples: vec![],

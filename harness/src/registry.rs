@@ -402,6 +402,7 @@ mod tests {
                 grpc_url: Some(url.into()),
                 http_body: body,
                 dynamic_batching: false,
+                metrics_url: None,
             },
             ..BackendOptions::default()
         };

@@ -255,6 +255,14 @@ pub trait Backend: Send + Sync {
         Ok(None)
     }
 
+    /// The server's Prometheus metrics endpoint, scraped by the harness before and after
+    /// each window (its counters' growth is reported per point). The default is the
+    /// `metrics_url` entry of [`Description::details`], which an adapter records when
+    /// its server has such an endpoint; `None` without one.
+    fn metrics_url(&self) -> Option<String> {
+        self.describe().details.get("metrics_url").cloned()
+    }
+
     /// What serves the requests, for resource sampling. The default follows the
     /// protocol: in-process engines run in the harness's process; a server is not
     /// visible unless its adapter started it and says which process group it runs in.

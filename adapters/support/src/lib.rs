@@ -11,6 +11,8 @@
 //!   the `{"error": ...}` body reader;
 //! - [`grpc`] (feature `grpc`): the channel with connect and request deadlines, and a
 //!   [`tonic::Status`] as a counted error;
+//! - [`metrics`] (feature `metrics`): a server's Prometheus metrics endpoint, scraped
+//!   and read as the counters of one model;
 //! - [`process`] (feature `process`): managed server processes (own process group,
 //!   free loopback ports, readiness with a deadline and a cancel flag, stop on drop);
 //! - [`pyenv`]: the project's Python environment;
@@ -25,6 +27,8 @@
 pub mod grpc;
 #[cfg(feature = "http")]
 pub mod http;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 #[cfg(feature = "process")]
 pub mod process;
 pub mod pyenv;

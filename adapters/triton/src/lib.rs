@@ -84,6 +84,15 @@ pub struct Options {
     )]
     pub grpc_url: Option<String>,
 
+    /// Scrape this Prometheus metrics endpoint of a Triton given by URL (such as
+    /// http://127.0.0.1:8002/metrics) before and after each window; a managed server's
+    /// metrics port is scraped without it.
+    #[cfg_attr(
+        feature = "clap",
+        arg(id = "triton_metrics_url", long = "triton-metrics-url", value_name = "URL", value_parser = support::url::server_url)
+    )]
+    pub metrics_url: Option<String>,
+
     /// Tensor encoding of triton-http bodies: json, or binary (Triton's binary tensor
     /// data extension).
     #[cfg_attr(
@@ -172,6 +181,9 @@ fn connect(
     if let Some(url) = given_url {
         details.insert("url".into(), url.to_string());
         details.insert("server".into(), "existing".into());
+        if let Some(m) = &options.metrics_url {
+            details.insert("metrics_url".into(), m.clone());
+        }
         let description = Description {
             name: name.into(),
             engine: "triton (existing server)".into(),
@@ -207,6 +219,7 @@ fn connect(
     let url = url_of(&triton);
     details.insert("url".into(), url.clone());
     details.insert("server".into(), "managed".into());
+    details.insert("metrics_url".into(), triton.metrics_url());
     details.insert(
         "variant".into(),
         "python backend (model.py running onnxruntime on model.onnx)".into(),

@@ -160,6 +160,7 @@ pub struct ManagedTriton {
     process: ManagedProcess,
     http_port: u16,
     grpc_port: u16,
+    metrics_port: u16,
 }
 
 enum StartError {
@@ -258,6 +259,7 @@ impl ManagedTriton {
                 process,
                 http_port,
                 grpc_port,
+                metrics_port,
             }),
             Err(NotReady::Failed(reason)) => Err(StartError::PortTaken(failed(reason))),
             Err(NotReady::Cancelled) => Err(other("the start was cancelled".into())),
@@ -276,6 +278,11 @@ impl ManagedTriton {
     /// `http://127.0.0.1:<port>` of the HTTP endpoint.
     pub fn http_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.http_port)
+    }
+
+    /// `http://127.0.0.1:<port>/metrics`: the Prometheus metrics endpoint.
+    pub fn metrics_url(&self) -> String {
+        format!("http://127.0.0.1:{}/metrics", self.metrics_port)
     }
 
     /// `http://127.0.0.1:<port>` of the gRPC endpoint.

@@ -16,7 +16,7 @@
 //! requests (`--min-requests`), so where requests are slow windows are sized by
 //! requests.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -33,6 +33,7 @@ use crate::load::{closed_loop, Load, Measurement, OpenLoop, OpenSpec, Window};
 use crate::progress::Progress;
 use crate::resources::{self, gpu::Gpus, Aggregate};
 use crate::results::{Breakdown, Failed, PointResult};
+use support::metrics::{self, Scraper};
 
 use super::failures::{all_failed, error_kinds, record_failure, Failure};
 use super::summary::{breakdown, server_stats, summarise};
@@ -66,6 +67,8 @@ pub(super) struct Part {
     pub(super) request_time: Duration,
     /// Resource readings during its windows (scope `not-visible` when none).
     pub(super) usage: Aggregate,
+    /// Growth of its server's Prometheus counters over its windows.
+    pub(super) metrics: BTreeMap<String, f64>,
 }
 
 impl Part {
@@ -100,6 +103,15 @@ pub async fn measure_all(
             None
         }
     };
+    let scraper = opened
+        .iter()
+        .any(|o| o.metrics_url.is_some())
+        .then(Scraper::new)
+        .transpose()
+        .map_err(|source| HarnessError::Backend {
+            backend: "metrics".into(),
+            source,
+        })?;
     progress.start(points.len() as u64);
     let base = opened.iter().position(|o| o.name == baseline);
     let begin = Instant::now();
@@ -140,6 +152,7 @@ pub async fn measure_all(
             gpus: gpus.as_ref(),
             progress,
             begin,
+            scraper: scraper.as_ref(),
         };
         let place = format!(
             "{} batch {} {}",
@@ -205,9 +218,18 @@ struct Site<'a> {
     progress: &'a Progress,
     /// When measuring began: the time budget counts from there.
     begin: Instant,
+    /// Reads the servers' metrics endpoints (`None`: no backend has one).
+    scraper: Option<&'a Scraper>,
 }
 
 impl Site<'_> {
+    /// `o`'s server's counters for the point's model, where it has a metrics endpoint
+    /// that answers.
+    async fn counters(&self, o: &Opened) -> Option<BTreeMap<String, f64>> {
+        let (scraper, url) = (self.scraper?, o.metrics_url.as_deref()?);
+        scraper.counters(url, self.point.model.name()).await.ok()
+    }
+
     /// Says that `backend` is being measured, with the time left in the budget.
     fn announce(&self, backend: &str) {
         let left = self
@@ -281,6 +303,7 @@ async fn measure_point(
             at.announce(&o.name);
             let t0 = Instant::now();
             let before = server_stats(o, point.model).await;
+            let counted = at.counters(o).await;
             let loaded = o
                 .info
                 .loaded_memory_mb
@@ -290,6 +313,11 @@ async fn measure_point(
             let usage = sampler.map(|s| s.stop().1);
             let after = server_stats(o, point.model).await;
             let part = &mut parts[i];
+            if let (Some(b), Some(a)) = (counted, at.counters(o).await) {
+                for (k, d) in metrics::deltas(&b, &a) {
+                    *part.metrics.entry(k).or_insert(0.0) += d;
+                }
+            }
             if let Some(u) = usage {
                 part.usage.merge(&u);
             }

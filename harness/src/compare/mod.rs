@@ -59,6 +59,8 @@ pub struct Opened {
     pub backend: Arc<dyn Backend>,
     /// What it said about itself, and its cold start.
     pub info: BackendInfo,
+    /// Its server's Prometheus metrics endpoint, if it has one.
+    pub metrics_url: Option<String>,
 }
 
 /// Runs the whole plan and returns its results (not yet written anywhere). A signal on
@@ -326,6 +328,7 @@ impl Opened {
     pub fn new(name: &str, backend: Arc<dyn Backend>, cold_start_ms: f64) -> Opened {
         let d = backend.describe();
         Opened {
+            metrics_url: backend.metrics_url(),
             name: name.to_string(),
             info: BackendInfo {
                 name: name.to_string(),

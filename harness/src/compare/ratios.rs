@@ -130,6 +130,7 @@ mod tests {
             measurement: MeasurementInfo::default(),
             resources: Default::default(),
             efficiency: Default::default(),
+            server_metrics: Default::default(),
             flags: vec![],
             window_histograms: vec![],
             samples,

@@ -118,6 +118,7 @@ pub(super) fn summarise(
         server: mean_breakdown(&part.servers),
         measurement: info,
         efficiency: Efficiency::of(samples_per_s, &usage),
+        server_metrics: part.metrics.clone(),
         resources: usage,
         flags,
         window_histograms: crate::results::encode_windows(&part.samples()),

@@ -56,6 +56,9 @@ pub const COMPOSE_URLS: [(&str, &str); 5] = [
     ("tfserving-grpc", "http://127.0.0.1:8500"),
 ];
 
+/// Triton's published metrics port in docker-compose.yml, scraped with `--stack compose`.
+pub const COMPOSE_TRITON_METRICS: &str = "http://127.0.0.1:8002/metrics";
+
 /// The settings of one run with every default filled in: the record the results file
 /// keeps, plus the typed values the run itself needs. Reads through to the record
 /// (`cfg.workers`), which is how the registry's bridge reads the server settings until
@@ -334,6 +337,10 @@ fn compose_urls(mut o: BackendOptions, stack: Stack) -> BackendOptions {
     {
         o.triton.url = o.triton.url.or_else(|| url("triton-http"));
         o.triton.grpc_url = o.triton.grpc_url.or_else(|| url("triton-grpc"));
+        o.triton.metrics_url = o
+            .triton
+            .metrics_url
+            .or_else(|| Some(COMPOSE_TRITON_METRICS.to_string()));
     }
     #[cfg(feature = "tfserving")]
     {

@@ -90,6 +90,7 @@ fn six_backends() -> Results {
                                 gpu_power_w: Some(700.0),
                                 readings: 1000,
                             },
+                            server_metrics: Default::default(),
                             efficiency: crate::results::Efficiency {
                                 samples_per_s_per_core: Some(12_345.6),
                                 samples_per_s_per_gpu_watt: Some(1_234.5),

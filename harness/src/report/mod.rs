@@ -8,6 +8,7 @@ mod html;
 mod narrow;
 mod page;
 mod resources;
+mod server_metrics;
 mod table;
 mod tails;
 
@@ -18,6 +19,7 @@ pub use html::html;
 pub use narrow::WIDTH;
 pub use page::{page, run_page, unavailable_lines, Layout};
 pub use resources::resources_table;
+pub use server_metrics::server_metrics_table;
 pub use table::{agreement_table, legend, ms, ratio_tables, FLAGS};
 pub use tails::tails_tables;
 

@@ -6,7 +6,7 @@ use std::fmt::Write;
 use crate::report::narrow::{ratio_rows, tails_rows, wrap};
 use crate::report::{
     agreement_table, breakdown_table, cold_start_table, legend, ratio_tables, resources_table,
-    tails_tables,
+    server_metrics_table, tails_tables,
 };
 use crate::results::Results;
 
@@ -79,6 +79,7 @@ pub fn page(results: &Results, layout: Layout) -> String {
         markdown,
         layout == Layout::Narrow,
     ));
+    out.push_str(&server_metrics_table(results, markdown));
     out.push_str(&cold_start_table(results, markdown));
     out.push_str(&resources_table(results, markdown));
     out

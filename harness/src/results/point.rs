@@ -74,6 +74,12 @@ pub struct PointResult {
     /// server given by URL, whose resources are not visible).
     #[serde(default)]
     pub resources: Usage,
+    /// Growth of the server's Prometheus counters for this model over the measured
+    /// windows (scraped before and after each), by metric name, such as Triton's
+    /// `nv_inference_count` or `nv_inference_queue_duration_us`; empty where the server
+    /// has no metrics endpoint.
+    #[serde(default)]
+    pub server_metrics: std::collections::BTreeMap<String, f64>,
     /// What the throughput cost: samples per second per CPU core used and per GPU watt.
     #[serde(default)]
     pub efficiency: Efficiency,
