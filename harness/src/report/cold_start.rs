@@ -2,12 +2,9 @@
 //! (engine load, server start) until ready, the latency of its first request after
 //! ready (the agreement check's first request), and the resident memory once loaded.
 
-use std::fmt::Write;
-
 use tabled::builder::Builder;
-use tabled::settings::Style;
 
-use crate::report::table::ms;
+use crate::report::table::{ms, titled};
 use crate::results::{Results, AGREEMENT_BATCH};
 
 /// The cold start table under a title line, or an empty string without backends.
@@ -34,20 +31,8 @@ pub fn cold_start_table(results: &Results, markdown: bool) -> String {
                 .map_or("not visible".into(), |m| format!("{m:.0}")),
         ]);
     }
-    let mut table = builder.build();
-    if markdown {
-        table.with(Style::markdown());
-    } else {
-        table.with(Style::rounded());
-    }
     let title = format!(
         "Cold start: open until ready, the first request after ready (batch {AGREEMENT_BATCH}), resident memory once loaded"
     );
-    let mut out = String::new();
-    if markdown {
-        let _ = writeln!(out, "## Cold start\n\n{title}.\n\n{table}\n");
-    } else {
-        let _ = writeln!(out, "{title}\n{table}\n");
-    }
-    out
+    titled(builder, markdown, "Cold start", &title)
 }

@@ -5,12 +5,10 @@
 //! model ran) it counted, which shows the dynamic batcher at work.
 
 use std::collections::BTreeMap;
-use std::fmt::Write;
 
 use tabled::builder::Builder;
-use tabled::settings::Style;
 
-use crate::report::table::ms;
+use crate::report::table::{ms, titled};
 use crate::results::Results;
 
 /// Triton's counters: successful requests, inferences, executions, and the cumulative
@@ -64,21 +62,9 @@ pub fn server_metrics_table(results: &Results, markdown: bool) -> String {
             per(&COMPUTE_US),
         ]);
     }
-    let mut table = builder.build();
-    if markdown {
-        table.with(Style::markdown());
-    } else {
-        table.with(Style::rounded());
-    }
     let title =
         "Server metrics (the server's Prometheus counters, growth over the measured windows)";
-    let mut out = String::new();
-    if markdown {
-        let _ = writeln!(out, "## Server metrics\n\n{title}.\n\n{table}\n");
-    } else {
-        let _ = writeln!(out, "{title}\n{table}\n");
-    }
-    out
+    titled(builder, markdown, "Server metrics", title)
 }
 
 /// The requests counted, and a reader of summed microsecond counters as ms per request.

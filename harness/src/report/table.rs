@@ -179,6 +179,19 @@ pub fn ms(x: f64) -> String {
     }
 }
 
+/// `builder`'s table in the page's style under its title line; in Markdown under a
+/// `## heading`, the title a sentence of its own.
+pub fn titled(builder: Builder, markdown: bool, heading: &str, title: &str) -> String {
+    let mut table = builder.build();
+    if markdown {
+        table.with(Style::markdown());
+        format!("## {heading}\n\n{title}.\n\n{table}\n\n")
+    } else {
+        table.with(Style::rounded());
+        format!("{title}\n{table}\n\n")
+    }
+}
+
 /// The agreement rows as a table.
 pub fn agreement_table(results: &Results, markdown: bool) -> String {
     let mut builder = Builder::default();
