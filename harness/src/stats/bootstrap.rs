@@ -146,11 +146,11 @@ mod tests {
 
     fn coverage(true_ratio: f64, s: Statistic) -> (f64, f64) {
         let mut rng = ChaCha8Rng::seed_from_u64(42);
-        let reps = 60;
+        let reps = 40;
         let (mut covered, mut excludes_one) = (0, 0);
         for i in 0..reps {
-            let a = side(&mut rng, 1000.0 * true_ratio, 2, 150);
-            let b = side(&mut rng, 1000.0, 2, 150);
+            let a = side(&mut rng, 1000.0 * true_ratio, 2, 100);
+            let b = side(&mut rng, 1000.0, 2, 100);
             let ci = ratio_interval(&a, &b, s, i).unwrap();
             assert!(ci.low <= ci.high);
             covered += ci.contains(true_ratio) as u32;
