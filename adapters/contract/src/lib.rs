@@ -44,7 +44,7 @@ pub use backend::{
 };
 pub use blocking::{BlockingPool, Engine, EngineBackend};
 pub use error::BackendError;
-pub use tensor::{DType, Tensor};
+pub use tensor::{byte_size, DType, Tensor, MAX_TENSOR_BYTES};
 
 /// Threads per executor for an in-process engine when the user did not choose: the
 /// machine's cores shared evenly among the `workers` executors, at least one.

@@ -42,6 +42,21 @@ impl std::fmt::Display for DType {
     }
 }
 
+/// The most bytes one tensor may hold: 1 GiB, far above any fixture batch (ResNet-50's
+/// largest input batch, 4096 images, is 2.4 GB only as a request and is never decoded
+/// from an answer; its answer is 16 MB of logits). A decoder refuses an answer declaring
+/// more, so a hostile or broken server cannot make the harness allocate what it declares.
+pub const MAX_TENSOR_BYTES: usize = 1 << 30;
+
+/// The byte size of `shape` in `dtype`, or `None` when it overflows or exceeds
+/// [`MAX_TENSOR_BYTES`].
+pub fn byte_size(shape: &[usize], dtype: DType) -> Option<usize> {
+    shape
+        .iter()
+        .try_fold(dtype.size(), |acc, &d| acc.checked_mul(d))
+        .filter(|&n| n <= MAX_TENSOR_BYTES)
+}
+
 /// A named tensor in host memory, row-major, little-endian.
 ///
 /// The bytes are reference counted ([`Bytes`]), so cloning a tensor to hand it to a
@@ -67,7 +82,11 @@ impl Tensor {
         data: Bytes,
     ) -> Result<Self, BackendError> {
         let name = name.into();
-        let want = shape.iter().product::<usize>() * dtype.size();
+        let Some(want) = byte_size(&shape, dtype) else {
+            return Err(BackendError::BadInput(format!(
+                "tensor {name} of shape {shape:?} and {dtype} would exceed {MAX_TENSOR_BYTES} bytes"
+            )));
+        };
         if data.len() != want {
             return Err(BackendError::BadInput(format!(
                 "tensor {name} has {} bytes but shape {shape:?} of {dtype} needs {want}",
@@ -166,5 +185,10 @@ mod tests {
         assert!(err.to_string().contains("needs 24"), "{err}");
         let t = Tensor::from_i64("ids", vec![1], &[1]);
         assert_eq!(t.to_f32().unwrap_err().kind(), "bad_input");
+        // A declared shape whose size overflows, or passes the cap, is refused.
+        for shape in [vec![usize::MAX, 2], vec![1 << 31]] {
+            let err = Tensor::new("x", DType::F32, shape, Bytes::new()).unwrap_err();
+            assert!(err.to_string().contains("would exceed"), "{err}");
+        }
     }
 }

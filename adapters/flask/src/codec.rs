@@ -1,4 +1,4 @@
-//! The JSON bodies of TF Serving's REST API: `{"instances": [...]}` in,
+//! The JSON bodies of TF Serving's REST API as the Flask app speaks them: `{"instances": [...]}` in,
 //! `{"predictions": [...]}` out.
 
 use std::fmt::Write;
@@ -74,11 +74,14 @@ pub fn decode_predictions(body: &[u8], batch: usize) -> Result<Tensor, BackendEr
         ));
     }
     let flat: Vec<f32> = rows.into_iter().flatten().collect();
-    Ok(Tensor::from_f32(
+    let bytes: Vec<u8> = flat.iter().flat_map(|v| v.to_le_bytes()).collect();
+    Tensor::new(
         fixtures::OUTPUT_NAME,
+        DType::F32,
         vec![batch, classes],
-        &flat,
-    ))
+        bytes.into(),
+    )
+    .map_err(|e| BackendError::Protocol(format!("predict answer: {e}")))
 }
 
 #[cfg(test)]

@@ -30,7 +30,7 @@
 #![deny(missing_docs)]
 
 mod client;
-mod codec;
+pub mod codec;
 pub mod server;
 
 pub use client::FlaskBackend;

@@ -8,6 +8,12 @@ use tonic::transport::{Channel, Endpoint};
 use crate::status::{self, Context};
 use crate::Deadlines;
 
+/// The largest answer message a gRPC client decodes: one tensor of the most bytes a
+/// tensor may hold ([`contract::MAX_TENSOR_BYTES`]) and room for its envelope. A server
+/// sending more gets the client's `OutOfRange` status (counted as an error), not the
+/// harness's memory.
+pub const MAX_ANSWER_BYTES: usize = contract::MAX_TENSOR_BYTES + (1 << 20);
+
 /// A channel to `url` (such as `http://127.0.0.1:8001`): one HTTP/2 connection, made on
 /// first use, with `deadlines` for connecting and for every request. Must be called
 /// inside a tokio runtime (the lazy channel spawns its connection task there); outside
@@ -45,11 +51,27 @@ pub fn status_error(url: &str, ctx: Context<'_>, s: &tonic::Status) -> BackendEr
 }
 
 /// True for the status tonic makes when the channel's request deadline passes.
+/// Also the connection attempt timing out (`--request-timeout`'s connect deadline): an
+/// I/O `TimedOut` anywhere in the status's causes, as reqwest's `is_timeout` counts it
+/// for HTTP, so both protocols call the same failure `timeout`.
 fn client_deadline(s: &tonic::Status) -> bool {
-    matches!(
+    if matches!(
         s.code(),
         tonic::Code::DeadlineExceeded | tonic::Code::Cancelled
     ) && s.message().contains("Timeout expired")
+    {
+        return true;
+    }
+    let mut source = std::error::Error::source(s);
+    while let Some(e) = source {
+        if e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+        {
+            return true;
+        }
+        source = e.source();
+    }
+    false
 }
 
 /// The innermost cause of a status (connection refused, ...), or its message.
@@ -96,6 +118,19 @@ mod tests {
         }
         let e = status_error("u", CTX, &tonic::Status::invalid_argument("shape 599"));
         assert!(e.to_string().contains("InvalidArgument: shape 599"), "{e}");
+    }
+
+    #[test]
+    fn a_connection_that_times_out_is_a_timeout_and_a_refused_one_is_transport() {
+        use std::io::{Error, ErrorKind};
+        let timed_out = tonic::Status::from_error(Box::new(Error::new(
+            ErrorKind::TimedOut,
+            "tcp connect timed out",
+        )));
+        assert_eq!(status_error("u", CTX, &timed_out).kind(), "timeout");
+        let refused =
+            tonic::Status::from_error(Box::new(Error::new(ErrorKind::ConnectionRefused, "no")));
+        assert_eq!(status_error("u", CTX, &refused).kind(), "transport");
     }
 
     #[test]

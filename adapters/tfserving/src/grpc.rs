@@ -58,7 +58,7 @@ impl GrpcBackend {
         let channel = support::grpc::channel(url, deadlines)?;
         Ok(GrpcBackend {
             predict: PredictionServiceClient::new(channel.clone())
-                .max_decoding_message_size(usize::MAX)
+                .max_decoding_message_size(support::grpc::MAX_ANSWER_BYTES)
                 .max_encoding_message_size(usize::MAX),
             models: ModelServiceClient::new(channel),
             url: url.to_string(),
@@ -133,45 +133,39 @@ pub fn from_proto(name: &str, p: TensorProto) -> Result<Tensor, BackendError> {
         .transpose()
         .map_err(|_| bad("negative dimension".into()))?
         .unwrap_or_default();
-    let n: usize = shape.iter().product();
-    let (dtype, data): (DType, Bytes) = match DataType::try_from(p.dtype) {
-        Ok(DataType::DtFloat) => {
-            let bytes = if !p.tensor_content.is_empty() {
-                p.tensor_content
-            } else {
-                expand(&p.float_val, n)
-                    .ok_or_else(|| bad(format!("{} float_val for {n} values", p.float_val.len())))?
-                    .iter()
-                    .flat_map(|v| v.to_le_bytes())
-                    .collect::<Vec<u8>>()
-                    .into()
-            };
-            (DType::F32, bytes)
-        }
-        Ok(DataType::DtInt64) => {
-            let bytes = if !p.tensor_content.is_empty() {
-                p.tensor_content
-            } else {
-                expand(&p.int64_val, n)
-                    .ok_or_else(|| bad(format!("{} int64_val for {n} values", p.int64_val.len())))?
-                    .iter()
-                    .flat_map(|v| v.to_le_bytes())
-                    .collect::<Vec<u8>>()
-                    .into()
-            };
-            (DType::I64, bytes)
-        }
+    let dtype = match DataType::try_from(p.dtype) {
+        Ok(DataType::DtFloat) => DType::F32,
+        Ok(DataType::DtInt64) => DType::I64,
         _ => return Err(bad(format!("unsupported dtype {}", p.dtype))),
+    };
+    // Checked before a single value is expanded: a hostile answer may declare any shape.
+    let n = contract::byte_size(&shape, dtype).ok_or_else(|| {
+        bad(format!(
+            "shape {shape:?} is larger than {} bytes",
+            contract::MAX_TENSOR_BYTES
+        ))
+    })? / dtype.size();
+    let data: Bytes = if !p.tensor_content.is_empty() {
+        p.tensor_content
+    } else {
+        match dtype {
+            DType::F32 => expand(&p.float_val, n, f32::to_le_bytes)
+                .ok_or_else(|| bad(format!("{} float_val for {n} values", p.float_val.len())))?,
+            DType::I64 => expand(&p.int64_val, n, i64::to_le_bytes)
+                .ok_or_else(|| bad(format!("{} int64_val for {n} values", p.int64_val.len())))?,
+        }
     };
     Tensor::new(name, dtype, shape, data).map_err(|e| bad(e.to_string()))
 }
 
-fn expand<T: Copy>(v: &[T], n: usize) -> Option<Vec<T>> {
-    match v.len() {
-        len if len == n => Some(v.to_vec()),
-        1 => Some(vec![v[0]; n]),
-        _ => None,
-    }
+/// The bytes of `n` values from `v`: all `n` of them, or one standing for every value.
+fn expand<T: Copy, const W: usize>(v: &[T], n: usize, le: fn(T) -> [u8; W]) -> Option<Bytes> {
+    let one = match v.len() {
+        len if len == n => return Some(v.iter().flat_map(|&x| le(x)).collect::<Vec<u8>>().into()),
+        1 => le(v[0]),
+        _ => return None,
+    };
+    Some(one.repeat(n).into())
 }
 
 /// The output tensors of a response, sorted by name (the fixtures have one, `logits`).

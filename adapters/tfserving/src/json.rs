@@ -160,16 +160,16 @@ pub fn decode(body: &[u8], output_name: &str) -> Result<Vec<Tensor>, BackendErro
                         .iter()
                         .map(|r| r.get(&n).cloned().unwrap_or(Value::Null))
                         .collect();
-                    tensor(&n, &Value::Array(column))
+                    tensor(&n, &Value::Array(column), body.len())
                 })
                 .collect();
         }
-        return Ok(vec![tensor(output_name, p)?]);
+        return Ok(vec![tensor(output_name, p, body.len())?]);
     }
     if let Some(o) = doc.get("outputs") {
         return match o.as_object() {
-            Some(map) => map.iter().map(|(n, v)| tensor(n, v)).collect(),
-            None => Ok(vec![tensor(output_name, o)?]),
+            Some(map) => map.iter().map(|(n, v)| tensor(n, v, body.len())).collect(),
+            None => Ok(vec![tensor(output_name, o, body.len())?]),
         };
     }
     Err(BackendError::Protocol(
@@ -178,7 +178,7 @@ pub fn decode(body: &[u8], output_name: &str) -> Result<Vec<Tensor>, BackendErro
 }
 
 /// A nested JSON array of numbers as an `f32` tensor.
-fn tensor(name: &str, v: &Value) -> Result<Tensor, BackendError> {
+fn tensor(name: &str, v: &Value, body_len: usize) -> Result<Tensor, BackendError> {
     let mut shape = Vec::new();
     let mut probe = v;
     while let Some(a) = probe.as_array() {
@@ -188,7 +188,16 @@ fn tensor(name: &str, v: &Value) -> Result<Tensor, BackendError> {
             None => break,
         }
     }
-    let mut values = Vec::with_capacity(shape.iter().product());
+    // The shape comes from the first entry of each level only: a hostile answer can
+    // declare far more values than it holds, so the size is checked before anything is
+    // reserved, and the reservation never exceeds what the body can hold.
+    let n = contract::byte_size(&shape, DType::F32).ok_or_else(|| {
+        BackendError::Protocol(format!(
+            "output {name}: shape {shape:?} is larger than {} bytes",
+            contract::MAX_TENSOR_BYTES
+        ))
+    })? / DType::F32.size();
+    let mut values = Vec::with_capacity(n.min(body_len));
     flatten(v, &shape, &mut values)
         .map_err(|why| BackendError::Protocol(format!("output {name}: {why}")))?;
     Ok(Tensor::from_f32(name, shape, &values))

@@ -270,11 +270,11 @@ pub fn decode_stats(body: &[u8], model: &str) -> Result<ServerStats, BackendErro
     let mut s = ServerStats::default();
     for m in doc.model_stats.iter().filter(|m| m.name == model) {
         let i = &m.inference_stats;
-        s.requests += i.success.count;
-        s.queue_ns += i.queue.ns;
-        s.compute_input_ns += i.compute_input.ns;
-        s.compute_infer_ns += i.compute_infer.ns;
-        s.compute_output_ns += i.compute_output.ns;
+        s.requests = s.requests.saturating_add(i.success.count);
+        s.queue_ns = s.queue_ns.saturating_add(i.queue.ns);
+        s.compute_input_ns = s.compute_input_ns.saturating_add(i.compute_input.ns);
+        s.compute_infer_ns = s.compute_infer_ns.saturating_add(i.compute_infer.ns);
+        s.compute_output_ns = s.compute_output_ns.saturating_add(i.compute_output.ns);
     }
     Ok(s)
 }

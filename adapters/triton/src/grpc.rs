@@ -49,7 +49,7 @@ impl GrpcBackend {
         deadlines: Deadlines,
     ) -> Result<GrpcBackend, BackendError> {
         let client = GrpcInferenceServiceClient::new(support::grpc::channel(url, deadlines)?)
-            .max_decoding_message_size(usize::MAX)
+            .max_decoding_message_size(support::grpc::MAX_ANSWER_BYTES)
             .max_encoding_message_size(usize::MAX);
         Ok(GrpcBackend {
             client,
@@ -196,11 +196,13 @@ impl Backend for GrpcBackend {
                 continue;
             };
             let ns = |d: &Option<proto::StatisticDuration>| d.as_ref().map_or(0, |d| d.ns);
-            s.requests += i.success.as_ref().map_or(0, |d| d.count);
-            s.queue_ns += ns(&i.queue);
-            s.compute_input_ns += ns(&i.compute_input);
-            s.compute_infer_ns += ns(&i.compute_infer);
-            s.compute_output_ns += ns(&i.compute_output);
+            s.requests = s
+                .requests
+                .saturating_add(i.success.as_ref().map_or(0, |d| d.count));
+            s.queue_ns = s.queue_ns.saturating_add(ns(&i.queue));
+            s.compute_input_ns = s.compute_input_ns.saturating_add(ns(&i.compute_input));
+            s.compute_infer_ns = s.compute_infer_ns.saturating_add(ns(&i.compute_infer));
+            s.compute_output_ns = s.compute_output_ns.saturating_add(ns(&i.compute_output));
         }
         Ok(Some(s))
     }
