@@ -8,7 +8,7 @@
 //! |---|---|---|---|
 //! | it does not serve the model | 404 | `NOT_FOUND` | `unknown_model` |
 //! | the input has the wrong shape or type | 400 (Triton too) | `INVALID_ARGUMENT` | `bad_input` |
-//! | its deadline passed | | `DEADLINE_EXCEEDED` | `timeout` |
+//! | its deadline passed | 408, 504 | `DEADLINE_EXCEEDED` | `timeout` |
 //! | anything else | other 4xx, 5xx | any other code (`INTERNAL`, `UNAVAILABLE`, ...) | `server` |
 //!
 //! Failures without an answer are not in the table: the client's own deadline is
@@ -34,6 +34,8 @@ pub fn http(status: u16) -> Answer {
     match status {
         404 => Answer::UnknownModel,
         400 => Answer::BadInput,
+        // Request Timeout, and Gateway Timeout from a proxy in front of the server.
+        408 | 504 => Answer::DeadlineExceeded,
         _ => Answer::Server,
     }
 }
@@ -105,19 +107,21 @@ mod tests {
     #[test]
     fn the_table() {
         // (HTTP status, gRPC code, kind): the rows of the module's table.
-        let rows: [(Option<u16>, Option<i32>, &str); 12] = [
+        let rows: [(Option<u16>, Option<i32>, &str); 14] = [
             (Some(404), Some(GRPC_NOT_FOUND), "unknown_model"),
             (Some(400), Some(GRPC_INVALID_ARGUMENT), "bad_input"),
-            (None, Some(GRPC_DEADLINE_EXCEEDED), "timeout"),
+            (Some(408), Some(GRPC_DEADLINE_EXCEEDED), "timeout"),
+            (Some(504), None, "timeout"),    // Gateway Timeout
             (Some(500), Some(13), "server"), // INTERNAL
             (Some(503), Some(14), "server"), // UNAVAILABLE, answered by the server
             (Some(401), Some(16), "server"), // UNAUTHENTICATED
             (Some(403), Some(7), "server"),  // PERMISSION_DENIED
             (Some(405), Some(12), "server"), // UNIMPLEMENTED
-            (Some(408), Some(1), "server"),  // CANCELLED
+            (Some(410), Some(1), "server"),  // CANCELLED
             (Some(409), Some(10), "server"), // ABORTED
             (Some(429), Some(8), "server"),  // RESOURCE_EXHAUSTED
-            (Some(504), Some(2), "server"),  // UNKNOWN
+            (Some(502), Some(2), "server"),  // UNKNOWN
+            (Some(413), Some(11), "server"), // OUT_OF_RANGE (an answer too large)
         ];
         for (status, code, kind) in rows {
             if let Some(s) = status {
