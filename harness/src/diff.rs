@@ -254,6 +254,8 @@ mod tests {
             requests: h.len(),
             errors: 0,
             error_kinds: vec![],
+            untimed_errors: 0,
+            untimed_error_kinds: vec![],
             duration_s: 1.0,
             throughput_rps: 1.0,
             samples_per_s: 1.0,

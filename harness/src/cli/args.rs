@@ -119,7 +119,8 @@ pub struct LoadArgs {
     pub arrival: Option<Arrival>,
 
     /// Open loop: requests in flight at most; a send due beyond it is dropped, counted
-    /// and flagged D [default: 1024].
+    /// and flagged D [default: 1024]. Lowered where requests are large, so requests in
+    /// flight hold at most 1 GiB of input data (JSON: `max_in_flight` per row).
     #[arg(long, value_name = "N", value_parser = whole::<usize>(1, MAX_IN_FLIGHT))]
     pub max_in_flight: Option<usize>,
 }
@@ -186,7 +187,9 @@ pub struct MeasureArgs {
 
     /// Longest one request may take, in seconds (or such as 500ms), before it counts as
     /// a `timeout` error; a backend whose requests all fail is marked failed and the
-    /// run goes on with the others [default: 30].
+    /// run goes on with the others [default: 30]. Relative to each point's expected
+    /// latency: once a point's warm-up has answered, its windows cut a request at
+    /// min(this, max(2 s, 20 x the warm-up's mean latency)) (JSON: `request_timeout_ms`).
     #[arg(long, value_name = "SECONDS", value_parser = seconds, allow_negative_numbers = true)]
     pub request_timeout: Option<Duration>,
 

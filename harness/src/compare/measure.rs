@@ -20,13 +20,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use contract::Prepared;
+use contract::{Backend, Prepared};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use super::plan::{Measure, Plan, Point};
 use super::Opened;
+use crate::load::deadline::Deadline;
 use crate::load::schedule::Schedule;
 use crate::load::series;
 use crate::load::{closed_loop, Load, Measurement, OpenLoop, OpenSpec, Window};
@@ -36,6 +37,7 @@ use crate::results::{Breakdown, Failed, PointResult};
 use support::metrics::{self, Scraper};
 
 use super::failures::{all_failed, error_kinds, record_failure, Failure};
+use super::limits;
 use super::summary::{breakdown, server_stats, summarise};
 use crate::stats::bootstrap::Statistic;
 use crate::stats::paired;
@@ -69,6 +71,12 @@ pub(super) struct Part {
     pub(super) usage: Aggregate,
     /// Growth of its server's Prometheus counters over its windows.
     pub(super) metrics: BTreeMap<String, f64>,
+    /// Failures outside its windows (warm-up, open-loop lead-ins) and their longest wait.
+    pub(super) untimed: Measurement,
+    /// The request timeout of its windows ([`limits::window_timeout`]).
+    pub(super) request_timeout: Duration,
+    /// Open loop: its in-flight cap ([`limits::in_flight_cap`]).
+    pub(super) max_in_flight: Option<usize>,
 }
 
 impl Part {
@@ -258,8 +266,14 @@ async fn measure_point(
         };
         at.announce(&o.name);
         let warm = warm_up(cfg, o, point.load, request).await;
+        let part = &mut parts[i];
+        part.untimed.merge_errors(&warm);
         if warm.ok() > 0 {
-            parts[i].request_time = Duration::from_micros(warm.histogram.mean() as u64);
+            part.request_time = Duration::from_micros(warm.histogram.mean() as u64);
+        }
+        part.request_timeout = limits::window_timeout(cfg.request_timeout, part.request_time);
+        if let Load::Open { .. } = point.load {
+            part.max_in_flight = Some(limits::in_flight_cap(cfg.max_in_flight, request));
         }
         if warm.ok() == 0 && warm.failed() > 0 {
             if let Some((kind, msg)) = warm.error_messages.iter().next() {
@@ -309,7 +323,8 @@ async fn measure_point(
                 .loaded_memory_mb
                 .map_or(0, |mb| (mb * 1024.0 * 1024.0) as u64);
             let sampler = resources::watch(&o.backend.served_by(), loaded, at.gpus);
-            let m = one_window(cfg, o, point.load, request, windows[i], seed).await;
+            let limits = (parts[i].request_timeout, parts[i].max_in_flight);
+            let (m, lead_in) = one_window(o, point.load, request, windows[i], seed, limits).await;
             let usage = sampler.map(|s| s.stop().1);
             let after = server_stats(o, point.model).await;
             let part = &mut parts[i];
@@ -317,6 +332,9 @@ async fn measure_point(
                 for (k, d) in metrics::deltas(&b, &a) {
                     *part.metrics.entry(k).or_insert(0.0) += d;
                 }
+            }
+            if let Some(lead_in) = lead_in {
+                part.untimed.merge_errors(&lead_in);
             }
             if let Some(u) = usage {
                 part.usage.merge(&u);
@@ -419,21 +437,27 @@ fn affordable(window: Window, request_time: Duration, load: Load, cfg: &Measure)
     }
 }
 
-/// One backend's window of one round. A closed loop runs it on its own; an open loop
-/// starts an arrival process, lets one window of it pass uncounted (so the backend's
-/// queue reaches its steady state), counts the next, and drains.
+/// One backend's window of one round, each request cut at `timeout` and, in an open
+/// loop, at most `max_in_flight` in flight. A closed loop runs it on its own; an open
+/// loop starts an arrival process, lets one window of it pass uncounted (so the
+/// backend's queue reaches its steady state: returned second, for its failures), counts
+/// the next, and drains.
 async fn one_window(
-    cfg: &Measure,
     o: &Opened,
     load: Load,
     request: &Arc<Prepared>,
     window: Window,
     seed: u64,
-) -> Measurement {
+    (timeout, max_in_flight): (Duration, Option<usize>),
+) -> (Measurement, Option<Measurement>) {
+    // The backend is already wrapped in `--request-timeout`; a shorter limit wraps it
+    // again for this window.
+    let backend: Arc<dyn Backend> = Deadline::wrap(o.backend.clone(), timeout);
     match load {
-        Load::Closed { concurrency } => {
-            closed_loop(o.backend.clone(), request.clone(), concurrency, window).await
-        }
+        Load::Closed { concurrency } => (
+            closed_loop(backend, request.clone(), concurrency, window).await,
+            None,
+        ),
         Load::Open {
             request_rate,
             arrival,
@@ -441,14 +465,14 @@ async fn one_window(
             let spec = OpenSpec {
                 window,
                 max_windows: Some(2),
-                max_in_flight: cfg.max_in_flight,
+                max_in_flight: max_in_flight.unwrap_or(1).max(1),
             };
             let schedule = Schedule::new(request_rate, arrival, seed);
-            let mut lp = OpenLoop::start(o.backend.clone(), request.clone(), schedule, spec);
-            let _lead_in = lp.next_window().await;
+            let mut lp = OpenLoop::start(backend, request.clone(), schedule, spec);
+            let lead_in = lp.next_window().await;
             let m = lp.next_window().await.unwrap_or_else(Measurement::empty);
             lp.finish().await;
-            m
+            (m, lead_in)
         }
     }
 }
@@ -515,6 +539,7 @@ mod tests {
             percentile: 50.0,
             warmup: None,
             max_in_flight: 1024,
+            request_timeout: Duration::from_secs(30),
         };
         let closed = Load::Closed { concurrency: 1 };
         let min =

@@ -25,6 +25,7 @@
 
 mod failures;
 mod fixtures_check;
+mod limits;
 pub mod measure;
 pub mod plan;
 pub mod ratios;

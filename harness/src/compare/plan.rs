@@ -60,6 +60,9 @@ pub struct Measure {
     pub warmup: Option<u64>,
     /// Open loop: requests in flight at most; sends beyond are dropped and counted.
     pub max_in_flight: usize,
+    /// Longest one request may take (`--request-timeout`); a point's windows may cut
+    /// requests sooner once its warm-up has answered ([`super::limits`]).
+    pub request_timeout: Duration,
 }
 
 impl Measure {

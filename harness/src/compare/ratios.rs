@@ -122,6 +122,8 @@ mod tests {
             requests: 300,
             errors: 0,
             error_kinds: vec![],
+            untimed_errors: 0,
+            untimed_error_kinds: vec![],
             duration_s: 1.0,
             throughput_rps: 300.0,
             samples_per_s: 300.0,

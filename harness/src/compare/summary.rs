@@ -3,11 +3,12 @@
 
 use fixtures::ModelId;
 
+use super::failures::error_kinds;
 use super::measure::{Part, LATE_LIMIT};
 use super::plan::{Measure, Point};
 use super::Opened;
 use crate::load::{cpu, series, Load, Measurement};
-use crate::results::{Breakdown, Efficiency, ErrorCount, MeasurementInfo, PointResult};
+use crate::results::{is_stall, Breakdown, Efficiency, MeasurementInfo, PointResult};
 use crate::stats::stability::{self, WindowFigures};
 use crate::stats::{self, Latency};
 use contract::ServerStats;
@@ -66,6 +67,11 @@ pub(super) fn summarise(
     info.client_bound = client_cpu.is_some_and(|c| c > cpu::SATURATED);
 
     let latency = Latency::from_histogram(&merged.histogram, &merged.slowest);
+    let longest = merged.longest_wait.max(part.untimed.longest_wait);
+    info.longest_wait_ms = longest.as_secs_f64() * 1000.0;
+    info.request_timeout_ms = part.request_timeout.as_millis() as u64;
+    info.max_in_flight = part.max_in_flight;
+    let stall = is_stall(info.longest_wait_ms, latency.as_ref().map(|l| l.p50));
     let mut flags = Vec::new();
     if !info.stable {
         flags.push("unstable".to_string());
@@ -85,6 +91,9 @@ pub(super) fn summarise(
     {
         flags.push("few-samples".into());
     }
+    if stall {
+        flags.push("stall".into());
+    }
     let seconds = merged.wall.as_secs_f64();
     let usage = part.usage.usage();
     let (throughput_rps, samples_per_s) = stats::throughput(merged.completed, point.batch, seconds);
@@ -102,15 +111,9 @@ pub(super) fn summarise(
         workers: o.info.workers,
         requests: merged.ok(),
         errors: merged.failed(),
-        error_kinds: merged
-            .errors
-            .iter()
-            .map(|(kind, &count)| ErrorCount {
-                kind: kind.clone(),
-                count,
-                example: merged.error_messages.get(kind).cloned().unwrap_or_default(),
-            })
-            .collect(),
+        error_kinds: error_kinds(&merged),
+        untimed_errors: part.untimed.failed(),
+        untimed_error_kinds: error_kinds(&part.untimed),
         duration_s: seconds,
         throughput_rps,
         samples_per_s,

@@ -58,6 +58,7 @@ impl RunConfig {
                 percentile: self.percentile,
                 warmup: self.warmup,
                 max_in_flight: self.max_in_flight,
+                request_timeout: std::time::Duration::from_secs_f64(self.request_timeout_s),
             },
             request_timeout: std::time::Duration::from_secs_f64(self.request_timeout_s),
             fail_fast: self.fail_fast,

@@ -68,6 +68,15 @@ pub struct Measurement {
     pub client_cpu_s: Option<f64>,
     /// Async worker threads the client ran on.
     pub client_threads: usize,
+    /// Longest any request of the window waited for its outcome (an answer or an
+    /// error): a stall shows here even when the request then failed.
+    pub longest_wait: Duration,
+}
+
+impl Default for Measurement {
+    fn default() -> Self {
+        Measurement::empty()
+    }
 }
 
 impl Measurement {
@@ -90,6 +99,7 @@ impl Measurement {
             total_lag: Duration::ZERO,
             client_cpu_s: None,
             client_threads: 0,
+            longest_wait: Duration::ZERO,
         }
     }
 
@@ -141,14 +151,7 @@ impl Measurement {
             .add(&other.histogram)
             .expect("same bounds merge");
         self.slowest = top(self.slowest.iter().chain(&other.slowest).copied());
-        for (kind, n) in &other.errors {
-            *self.errors.entry(kind.clone()).or_default() += n;
-        }
-        for (kind, msg) in &other.error_messages {
-            self.error_messages
-                .entry(kind.clone())
-                .or_insert_with(|| msg.clone());
-        }
+        self.merge_errors(other);
         self.wall += other.wall;
         self.completed += other.completed;
         self.sends += other.sends;
@@ -163,6 +166,21 @@ impl Measurement {
             (a, b) => a.or(b),
         };
         self.client_threads = self.client_threads.max(other.client_threads);
+    }
+
+    /// Adds only the failures of `other` and its longest wait: for requests that happened
+    /// outside the reported windows (warm-up, an open loop's lead-in), counted but not
+    /// timed.
+    pub fn merge_errors(&mut self, other: &Measurement) {
+        for (kind, n) in &other.errors {
+            *self.errors.entry(kind.clone()).or_default() += n;
+        }
+        for (kind, msg) in &other.error_messages {
+            self.error_messages
+                .entry(kind.clone())
+                .or_insert_with(|| msg.clone());
+        }
+        self.longest_wait = self.longest_wait.max(other.longest_wait);
     }
 }
 
@@ -232,6 +250,7 @@ impl Recorder {
 
     /// Records the outcome of one request that took `latency`.
     pub fn record<T>(&mut self, latency: Duration, result: Result<T, BackendError>) {
+        self.m.longest_wait = self.m.longest_wait.max(latency);
         match result {
             Ok(_) => {
                 let us = (latency.as_micros() as u64).clamp(1, MAX_LATENCY_US);
@@ -300,6 +319,20 @@ mod tests {
         // The reservoir is spread over the whole window, not its start.
         let mean = m.samples.iter().sum::<u64>() as f64 / m.samples.len() as f64;
         assert!((mean - 5000.0).abs() < 400.0, "{mean}");
+    }
+
+    #[test]
+    fn failures_count_their_wait_and_merge_without_samples() {
+        let mut r = Recorder::new(1);
+        r.record::<()>(Duration::from_millis(3), Ok(()));
+        r.record::<()>(Duration::from_secs(2), Err(BackendError::Timeout(2000)));
+        let warm = r.finish();
+        assert_eq!(warm.longest_wait, Duration::from_secs(2));
+        let mut untimed = Measurement::default();
+        untimed.merge_errors(&warm);
+        assert_eq!((untimed.ok(), untimed.failed()), (0, 1));
+        assert_eq!(untimed.longest_wait, Duration::from_secs(2));
+        assert!(untimed.error_messages["timeout"].contains("2000 ms"));
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::fmt::Write;
 
 use tabled::builder::Builder;
 
-use crate::report::table::{flag_letters, ms, ratio_cell, render};
+use crate::report::table::{error_note, flag_letters, ms, ratio_cell, render};
 use crate::results::{BatchClass, Results};
 
 /// Columns the default terminal page fits.
@@ -60,10 +60,14 @@ fn one_table(results: &Results, model: &str, class: BatchClass) -> String {
                 row.push(name.to_string());
                 let point = results.row(model, batch, load, name);
                 match point.map(|p| (p, p.latency_ms.as_ref())) {
-                    Some((p, Some(l))) => {
-                        row.extend([ms(l.p50), ms(l.p99), format!("{:.1}", p.throughput_rps)])
+                    Some((p, Some(l))) => row.extend([
+                        format!("{}{}", ms(l.p50), error_note(p)),
+                        ms(l.p99),
+                        format!("{:.1}", p.throughput_rps),
+                    ]),
+                    Some((p, None)) => {
+                        row.extend([format!("failed{}", error_note(p)), "-".into(), "-".into()])
                     }
-                    Some((_, None)) => row.extend(["failed".into(), "-".into(), "-".into()]),
                     None => row.extend(["-".into(), "-".into(), "-".into()]),
                 }
                 row.push(if name == results.baseline {

@@ -12,7 +12,7 @@ use std::fmt::Write;
 use tabled::builder::Builder;
 use tabled::settings::Style;
 
-use crate::results::{BatchClass, Miss, Ratio, Results};
+use crate::results::{BatchClass, Miss, PointResult, Ratio, Results};
 
 /// Renders every model × batch class table, each under a title line.
 pub fn ratio_tables(results: &Results, markdown: bool) -> String {
@@ -42,7 +42,7 @@ pub fn ratio_tables(results: &Results, markdown: bool) -> String {
 }
 
 /// Flags shown after a p50, and what they mean.
-pub const FLAGS: [(&str, &str, &str); 5] = [
+pub const FLAGS: [(&str, &str, &str); 6] = [
     (
         "unstable",
         "U",
@@ -61,14 +61,31 @@ pub const FLAGS: [(&str, &str, &str); 5] = [
     (
         "dropped-sends",
         "D",
-        "open-loop sends dropped: --max-in-flight requests were already in flight",
+        "open-loop sends dropped: the in-flight cap was reached (--max-in-flight, lower for large requests)",
     ),
     (
         "few-samples",
         "S",
         "p99 from fewer than 459 samples (MLPerf early-stopping minimum)",
     ),
+    (
+        "stall",
+        "H",
+        "stall: a request (warm-up included) waited over 10x the p50 and 1 s for its answer or error; \
+         JSON: `longest_wait_ms`",
+    ),
 ];
+
+/// The failed requests of a row, wherever they happened (windows, warm-up, lead-in),
+/// as a note beside its cell: ` !3`, ` !12k`, or an empty string.
+pub fn error_note(p: &PointResult) -> String {
+    match p.errors.saturating_add(p.untimed_errors) {
+        0 => String::new(),
+        n if n < 10_000 => format!(" !{n}"),
+        n if n < 10_000_000 => format!(" !{}k", n / 1000),
+        n => format!(" !{}M", n / 1_000_000),
+    }
+}
 
 /// The flag letters of a result, such as ` U,C`, or an empty string.
 pub fn flag_letters(flags: &[String]) -> String {
@@ -91,6 +108,9 @@ pub fn legend(markdown: bool) -> String {
         "`~` after a ratio: its 95% interval contains 1.0, no clear difference.".to_string(),
         "T/U after a ratio: interval wider than --target-precision: out of time (T) or windows unstable \
          (U); JSON: `half_width`."
+            .to_string(),
+        "!N after a latency: N failed requests at that point (windows, warm-up, lead-in); JSON: \
+         `errors`, `untimed_errors`."
             .to_string(),
     ];
     lines.extend(FLAGS.iter().map(|(_, l, what)| format!("{l}: {what}")));
@@ -137,10 +157,13 @@ fn one_table(results: &Results, model: &str, class: BatchClass, markdown: bool) 
             let point = results.row(model, batch, load, b);
             let (p50, mean) = match point.and_then(|p| p.latency_ms.as_ref().map(|l| (p, l))) {
                 Some((p, l)) => (
-                    format!("{}{}", ms(l.p50), flag_letters(&p.flags)),
+                    format!("{}{}{}", ms(l.p50), flag_letters(&p.flags), error_note(p)),
                     ms(l.mean),
                 ),
-                None if point.is_some() => ("failed".into(), "failed".into()),
+                None if point.is_some() => (
+                    format!("failed{}", point.map_or(String::new(), error_note)),
+                    "failed".into(),
+                ),
                 None => ("-".into(), "-".into()),
             };
             row.push(p50);
@@ -221,6 +244,28 @@ pub fn agreement_table(results: &Results, markdown: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn error_notes_stay_short() {
+        let row = |errors, untimed_errors| {
+            let mut p: PointResult = serde_json::from_value(serde_json::json!({
+                "model": "m", "backend": "b", "batch_size": 1, "load": "c=1",
+                "concurrency": 1, "request_rate": null, "arrival": null, "workers": 1,
+                "requests": 0, "errors": 0, "error_kinds": [], "duration_s": 0.0,
+                "throughput_rps": 0.0, "samples_per_s": 0.0, "latency_ms": null,
+                "server": null, "flags": [],
+                "measurement": crate::results::MeasurementInfo::default()
+            }))
+            .unwrap();
+            (p.errors, p.untimed_errors) = (errors, untimed_errors);
+            error_note(&p)
+        };
+        assert_eq!(row(0, 0), "");
+        assert_eq!(row(2, 1), " !3");
+        assert_eq!(row(80_235, 0), " !80k");
+        assert_eq!(row(u64::MAX, 1), " !18446744073709M");
+        assert_eq!(row(u64::MAX, 1).len(), 17);
+    }
 
     #[test]
     fn milliseconds_keep_three_digits() {

@@ -17,7 +17,10 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::agreement::Agreement;
 pub use crate::resources::{Scope, Usage};
-pub use point::{Breakdown, Efficiency, ErrorCount, MeasurementInfo, Miss, PointResult, Ratio};
+pub use point::{
+    is_stall, Breakdown, Efficiency, ErrorCount, MeasurementInfo, Miss, PointResult, Ratio,
+    STALL_FACTOR, STALL_FLOOR_MS,
+};
 pub use record::{BatchClass, Format, RunRecord};
 pub use system::System;
 pub use windows::{decode_windows, encode_windows};

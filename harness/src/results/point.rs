@@ -57,6 +57,15 @@ pub struct PointResult {
     pub errors: u64,
     /// Failed requests by kind.
     pub error_kinds: Vec<ErrorCount>,
+    /// Failed requests outside the reported windows, counted where they happened but
+    /// not timed: the point's warm-up and, in an open loop, each round's lead-in window
+    /// (its answers are not timed). The tables show `errors + untimed_errors` beside the
+    /// cell.
+    #[serde(default)]
+    pub untimed_errors: u64,
+    /// Those failed requests by kind.
+    #[serde(default)]
+    pub untimed_error_kinds: Vec<ErrorCount>,
     /// Summed length of the reported windows, seconds.
     pub duration_s: f64,
     /// Successful requests per second.
@@ -84,7 +93,7 @@ pub struct PointResult {
     #[serde(default)]
     pub efficiency: Efficiency,
     /// Short flags for tables: `unstable`, `client-bound`, `late-sends`, `dropped-sends`,
-    /// `few-samples`.
+    /// `few-samples`, `stall`.
     pub flags: Vec<String>,
     /// Latency samples of each round's window, for `harness diff`: per round, per window
     /// (none when the backend sat the round out), base64 of HDR histogram's V2
@@ -159,6 +168,33 @@ pub struct MeasurementInfo {
     /// time of the open loop's sender): the figures may describe the client rather than
     /// the backend. Lateness alone is `late-sends`.
     pub client_bound: bool,
+    /// Longest any request of the point (warm-up included) waited for its answer or its
+    /// error, ms. Past [`crate::results::STALL_FACTOR`] times the point's p50 and
+    /// [`crate::results::STALL_FLOOR_MS`], the row is flagged `stall`.
+    #[serde(default)]
+    pub longest_wait_ms: f64,
+    /// The request timeout the point's windows ran with, ms: `--request-timeout`, or
+    /// less once the warm-up showed how long a request takes (see `--help`).
+    #[serde(default)]
+    pub request_timeout_ms: u64,
+    /// Open loop: the cap on requests in flight the point ran with (`--max-in-flight`,
+    /// or fewer where the requests are large: `--max-in-flight-bytes`); `null` in a
+    /// closed loop.
+    #[serde(default)]
+    pub max_in_flight: Option<usize>,
+}
+
+/// A request waiting this many times a point's p50 without an answer is a stall...
+pub const STALL_FACTOR: f64 = 10.0;
+
+/// ... when it also waited at least this long (ms): a fast backend's hiccup is not one.
+pub const STALL_FLOOR_MS: f64 = 1000.0;
+
+/// True when a point whose p50 is `p50_ms` (`None`: no request answered) saw a request
+/// wait `longest_ms`: longer than [`STALL_FACTOR`] × p50 and [`STALL_FLOOR_MS`]. With no
+/// answer at all, any wait past the floor is one.
+pub fn is_stall(longest_ms: f64, p50_ms: Option<f64>) -> bool {
+    longest_ms >= STALL_FLOOR_MS && p50_ms.is_none_or(|p| longest_ms > STALL_FACTOR * p)
 }
 
 /// A backend against the baseline at one point.
@@ -238,5 +274,17 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(Efficiency::of(100.0, &idle).samples_per_s_per_core, None);
+    }
+
+    #[test]
+    fn a_stall_is_long_against_the_p50_and_the_floor() {
+        // A 15 s freeze of a 5 ms backend; a 1.5 s request of a 1 s one is not.
+        assert!(is_stall(15_000.0, Some(5.0)));
+        assert!(!is_stall(1_500.0, Some(1_000.0)));
+        // A fast backend's 50 ms hiccup is under the floor.
+        assert!(!is_stall(50.0, Some(1.0)));
+        // Nothing answered: any wait past the floor.
+        assert!(is_stall(1_000.0, None));
+        assert!(!is_stall(999.0, None));
     }
 }
