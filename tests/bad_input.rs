@@ -21,6 +21,11 @@ fn rejected(args: &[&str]) -> String {
 }
 
 fn fails_with(args: &[&str], code: i32) -> String {
+    fails_in(args, code, &[])
+}
+
+/// As [`fails_with`], with `env` set for the harness.
+fn fails_in(args: &[&str], code: i32, env: &[(&str, &Path)]) -> String {
     let results = tempfile::tempdir().unwrap();
     let mut all = vec![
         "compare",
@@ -29,7 +34,11 @@ fn fails_with(args: &[&str], code: i32) -> String {
         results.path().to_str().unwrap(),
     ];
     all.extend_from_slice(args);
-    let out = harness(&all);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_harness"))
+        .args(&all)
+        .envs(env.iter().copied())
+        .output()
+        .expect("the harness binary runs");
     let (stdout, stderr) = text(&out);
     assert_eq!(
         out.status.code(),
@@ -146,6 +155,62 @@ fn missing_safetensors() {
         "candle",
     ]);
     assert!(e.contains("model.safetensors"), "{e}");
+}
+
+/// A `--fixtures-dir` the user names must be complete: it is never filled, and what is
+/// missing is named with the command that makes it.
+#[test]
+fn an_incomplete_fixtures_dir_is_named_not_filled() {
+    let dir = tempfile::tempdir().unwrap();
+    let absent = dir.path().join("nowhere");
+    let e = fails(&[
+        "--fixtures-dir",
+        absent.to_str().unwrap(),
+        "--backends",
+        "candle",
+    ]);
+    assert!(
+        e.contains(&format!(
+            "--fixtures-dir {} does not exist;",
+            absent.display()
+        )) && e.contains("cargo run --release -p fixtures -- generate --seed")
+            && e.contains("scripts/setup"),
+        "{e}"
+    );
+    assert!(!absent.exists());
+    let e = fails(&[
+        "--fixtures-dir",
+        dir.path().to_str().unwrap(),
+        "--models",
+        "text-cnn",
+        "--backends",
+        "candle",
+    ]);
+    assert!(
+        e.contains("is incomplete (missing manifest.json, text-cnn/model.safetensors, text-cnn/model.onnx); make it with `cargo run --release -p fixtures -- generate"),
+        "{e}"
+    );
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "filled");
+}
+
+/// A missing or unusable temporary directory is named as such, before anything starts
+/// (it was reported as a backend "unavailable: run scripts/setup").
+#[test]
+fn a_missing_or_unusable_tmpdir_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let absent = dir.path().join("gone");
+    let e = fails_in(&["--backends", "candle"], 1, &[("TMPDIR", &absent)]);
+    assert!(
+        e.contains(&format!(
+            "TMPDIR {} does not exist; set TMPDIR to a writable directory",
+            absent.display()
+        )),
+        "{e}"
+    );
+    let file = dir.path().join("file");
+    std::fs::write(&file, "").unwrap();
+    let e = fails_in(&["--backends", "candle"], 1, &[("TMPDIR", &file)]);
+    assert!(e.contains("is not a directory; set TMPDIR"), "{e}");
 }
 
 #[test]

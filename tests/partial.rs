@@ -73,9 +73,8 @@ fn wait_for_line(rx: &Receiver<String>, what: &str, seen: &mut Vec<String>) {
     panic!("no line with {what:?}; stderr so far:\n{}", seen.join("\n"));
 }
 
-#[test]
-fn a_hung_server_fails_its_backend_and_the_others_are_written() {
-    // Accepts every connection and never answers.
+/// A server that accepts every connection and never answers; its URL.
+fn hung_server() -> String {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     std::thread::spawn(move || {
@@ -84,6 +83,12 @@ fn a_hung_server_fails_its_backend_and_the_others_are_written() {
             held.push(s);
         }
     });
+    url
+}
+
+#[test]
+fn a_hung_server_fails_its_backend_and_the_others_are_written() {
+    let url = hung_server();
     let dir = tempfile::tempdir().unwrap();
     let out = common::harness(&[
         "compare",
@@ -226,4 +231,49 @@ fn sigterm_while_measuring_writes_what_was_measured() {
     let rows = rows_of(&doc, "candle").len();
     assert!((2..4).contains(&rows), "{rows} rows\n{stderr}");
     assert!(stderr.contains("interrupted by SIGTERM"), "{stderr}");
+}
+
+/// A stop signal before measuring starts (here while a hung server's readiness check
+/// waits) writes an `interrupted` results.json with no rows and exits 128 + n: the run
+/// is on record, with its settings and machine, and says nothing was measured.
+#[test]
+fn sigterm_before_measuring_writes_an_empty_interrupted_result() {
+    let url = hung_server();
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, rx) = spawn(
+        &[
+            "compare",
+            "--backends",
+            "candle,tfserving-rest",
+            "--tfserving-url",
+            &url,
+            "--models",
+            "text-cnn",
+            "--request-timeout",
+            "60",
+            "--results-dir",
+            dir.path().to_str().unwrap(),
+        ],
+        &[],
+    );
+    let mut seen = Vec::new();
+    // The first progress line: the fixtures are checked, then the backends open (the
+    // hung server's readiness check holds the run there for 10 s).
+    wait_for_line(&rx, "fixtures:", &mut seen);
+    std::thread::sleep(Duration::from_millis(500));
+    // SAFETY: sending a signal to our own child process.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+    }
+    let status = child.wait().unwrap();
+    seen.extend(rx.iter());
+    let stderr = seen.join("\n");
+    assert_eq!(status.code(), Some(143), "{stderr}");
+    let doc = results_doc(dir.path());
+    assert_eq!(doc["interrupted"], "SIGTERM", "{doc:#}");
+    assert_eq!(doc["results"].as_array().unwrap().len(), 0, "{doc:#}");
+    assert!(
+        stderr.contains("interrupted by SIGTERM before measuring: nothing measured"),
+        "{stderr}"
+    );
 }

@@ -184,15 +184,22 @@ async fn measure_and_report(
     stop: error::Stop,
 ) -> Result<Outcome, HarnessError> {
     output::check_paths(&cfg.results_dir, cfg.json.as_deref())?;
+    output::check_tmpdir()?;
     let signal = stop.clone();
     let results = compare::compare(cfg.plan(), stop).await?;
     let signal = *signal.borrow();
-    if let (Some(signal), true) = (signal, results.results.is_empty()) {
-        return Err(HarnessError::Interrupted(signal));
-    }
-    // The tables are printed even when a file cannot be written.
+    // The tables are printed even when a file cannot be written. A run stopped before
+    // anything was measured writes its (empty, `interrupted`) results and no tables.
     let written = output::write_outputs(&results);
-    if results.config.format == results::Format::Csv {
+    let nothing = signal.is_some() && results.results.is_empty();
+    if nothing {
+        for line in failure_lines(&results) {
+            println!("{line}");
+        }
+        if let Ok(written) = &written {
+            println!("{}", written.line());
+        }
+    } else if results.config.format == results::Format::Csv {
         print!("{}", report::csv(&results));
     } else {
         let wide = cfg.wide;

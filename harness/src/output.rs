@@ -91,6 +91,33 @@ pub fn check_paths(results_dir: &Path, json: Option<&Path>) -> Result<(), Harnes
     Ok(())
 }
 
+/// Refuses, before anything starts, a temporary directory the run cannot use: managed
+/// servers keep their model repositories, state and sockets there (`TMPDIR`, else
+/// `/tmp`). One sentence naming the directory and what is wrong with it, rather than a
+/// backend later reported as unavailable.
+pub fn check_tmpdir() -> Result<(), HarnessError> {
+    let dir = std::env::temp_dir();
+    let named = match std::env::var_os("TMPDIR") {
+        Some(_) => format!("TMPDIR {}", dir.display()),
+        None => format!(
+            "the temporary directory {} (TMPDIR is not set)",
+            dir.display()
+        ),
+    };
+    let wrong = match std::fs::metadata(&dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => "does not exist".to_string(),
+        Err(e) => format!("cannot be read ({e})"),
+        Ok(meta) if !meta.is_dir() => "is not a directory".to_string(),
+        Ok(_) => match tempfile::tempdir_in(&dir) {
+            Ok(_) => return Ok(()),
+            Err(e) => format!("is not writable ({})", e.kind()),
+        },
+    };
+    Err(HarnessError::Config(format!(
+        "{named} {wrong}; set TMPDIR to a writable directory (managed servers keep their files there)"
+    )))
+}
+
 /// `Err(what it is)` when `path` exists and is not a regular file, or its directory
 /// exists and is not a directory.
 fn check_target(path: &Path) -> Result<(), &'static str> {

@@ -1,5 +1,7 @@
 //! The fixtures a run needs: generated when absent, otherwise only checked.
 
+use std::path::Path;
+
 use fixtures::ModelId;
 
 use crate::compare::Plan;
@@ -12,9 +14,15 @@ use crate::HarnessError;
 /// the file and the command that rebuilds it (so corrupted reference weights are
 /// named, not blamed on the backend that disagrees with them). Hashes are cached by
 /// size and modification time ([`fixtures::verify_file`]).
+///
+/// Only the default directory is filled: a `--fixtures-dir` the user named must be
+/// complete ([`complete`]), so a typo never writes a fresh set of weights somewhere.
 pub fn prepare_fixtures(plan: &Plan, progress: &Progress) -> Result<(), HarnessError> {
     let dir = &plan.open.fixtures_dir;
     let fixture_err = |e: fixtures::FixtureError| HarnessError::Fixtures(e.to_string());
+    if *dir != fixtures::default_dir() {
+        complete(dir, &plan.models, plan.seed)?;
+    }
     if let Ok(manifest) = fixtures::Manifest::read(dir) {
         if manifest.seed != plan.seed {
             return Err(HarnessError::Fixtures(format!(
@@ -65,4 +73,41 @@ pub fn prepare_fixtures(plan: &Plan, progress: &Progress) -> Result<(), HarnessE
         }
     }
     Ok(())
+}
+
+/// Checks that a fixtures directory the user named holds the manifest and every file of
+/// `models`: one sentence naming what is missing and the command that makes it.
+pub fn complete(dir: &Path, models: &[ModelId], seed: u64) -> Result<(), HarnessError> {
+    let make = format!(
+        "make it with `cargo run --release -p fixtures -- generate --seed {seed} --dir {}` \
+         (scripts/setup makes the default fixtures/generated, with Triton's and TF Serving's)",
+        dir.display()
+    );
+    if !dir.is_dir() {
+        return Err(HarnessError::Fixtures(format!(
+            "--fixtures-dir {} does not exist; {make}",
+            dir.display()
+        )));
+    }
+    let mut missing = Vec::new();
+    if !dir.join(fixtures::MANIFEST_FILE).is_file() {
+        missing.push(fixtures::MANIFEST_FILE.to_string());
+    }
+    for &model in models {
+        let files = fixtures::ModelFiles::new(dir, model);
+        for path in [&files.safetensors, &files.onnx] {
+            if !path.is_file() {
+                let rel = path.strip_prefix(dir).unwrap_or(path);
+                missing.push(rel.display().to_string());
+            }
+        }
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(HarnessError::Fixtures(format!(
+        "--fixtures-dir {} is incomplete (missing {}); {make}",
+        dir.display(),
+        missing.join(", ")
+    )))
 }

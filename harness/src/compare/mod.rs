@@ -65,15 +65,36 @@ pub struct Opened {
 }
 
 /// Runs the whole plan and returns its results (not yet written anywhere). A signal on
-/// `stop` before measuring starts is an error; during measuring, it ends the run with
-/// what was measured.
+/// `stop` ends the run with what was measured, flagged `interrupted`: before measuring
+/// starts, that is nothing (the settings, the machine and the backends that failed so
+/// far, no rows); servers already started are stopped first.
 pub async fn compare(plan: Plan, mut stop: Stop) -> Result<Results, HarnessError> {
     let started_at = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
     let progress = Progress::new(plan.quiet);
     let mut failed = Vec::new();
     let ready = tokio::select! {
         r = open_and_check(&plan, &progress, &mut failed) => r?,
-        s = stopped(&mut stop) => return Err(HarnessError::Interrupted(s)),
+        s = stopped(&mut stop) => {
+            // The opening future, and with it every backend opened so far, is dropped.
+            progress.note(&format!("interrupted by {s} before measuring: nothing measured"));
+            progress.finish();
+            return Ok(Results {
+                schema_version: SCHEMA_VERSION,
+                servebench_version: env!("CARGO_PKG_VERSION").into(),
+                started_at,
+                finished_at: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+                system: System::probe(Default::default()),
+                baseline: plan.baseline.clone().unwrap_or_default(),
+                config: plan.record,
+                backends: vec![],
+                unavailable: vec![],
+                agreement: vec![],
+                results: vec![],
+                ratios: vec![],
+                failed,
+                interrupted: Some(s.to_string()),
+            });
+        }
     };
     let Ready {
         opened,
