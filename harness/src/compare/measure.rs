@@ -29,7 +29,6 @@ use super::plan::{Measure, Plan, Point};
 use super::Opened;
 use crate::load::deadline::Deadline;
 use crate::load::schedule::Schedule;
-use crate::load::series;
 use crate::load::{closed_loop, Load, Measurement, OpenLoop, OpenSpec, Window};
 use crate::progress::Progress;
 use crate::resources::{self, gpu::Gpus, Aggregate};
@@ -39,12 +38,10 @@ use support::metrics::{self, Scraper};
 use super::failures::{all_failed, error_kinds, record_failure, Failure};
 use super::limits;
 use super::summary::{breakdown, server_stats, summarise};
+use super::warmup::warm_up;
 use crate::stats::bootstrap::Statistic;
 use crate::stats::paired;
 use crate::HarnessError;
-
-/// A warm-up stops after this long (but not before one request).
-const WARMUP_CAP: Duration = Duration::from_secs(1);
 
 /// Share of late sends above which an open-loop result is flagged.
 pub const LATE_LIMIT: f64 = 0.01;
@@ -484,39 +481,6 @@ pub fn round_order(n: usize, seed: u64, p: usize, r: usize) -> Vec<usize> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5EED ^ ((p as u64) << 20) ^ r as u64);
     order.shuffle(&mut rng);
     order
-}
-
-/// Warm-up requests under the point's load: `--warmup` of them, or by default the
-/// concurrency (closed loop) or a tenth of a second of sends (open loop), at least 2;
-/// cut short after [`WARMUP_CAP`], but never fewer than one.
-async fn warm_up(cfg: &Measure, o: &Opened, load: Load, request: &Arc<Prepared>) -> Measurement {
-    let count = cfg.warmup.unwrap_or(match load {
-        Load::Closed { concurrency } => (concurrency as u64).max(2),
-        Load::Open { request_rate, .. } => ((request_rate * 0.1).ceil() as u64).max(2),
-    });
-    let chunk = match load {
-        Load::Closed { concurrency } => concurrency as u64,
-        Load::Open { .. } => count,
-    }
-    .clamp(1, count.max(1));
-    let begin = Instant::now();
-    let mut total = Measurement::empty();
-    let mut schedule = None;
-    let mut done = 0;
-    while done < count && (done == 0 || begin.elapsed() < WARMUP_CAP) {
-        let n = chunk.min(count - done);
-        let m = series::window(
-            &o.backend,
-            request,
-            load,
-            &mut schedule,
-            Window::Requests(n),
-        )
-        .await;
-        total.merge(&m, done);
-        done += n;
-    }
-    total
 }
 
 #[cfg(test)]

@@ -30,6 +30,7 @@ pub mod measure;
 pub mod plan;
 pub mod ratios;
 mod summary;
+mod warmup;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
