@@ -105,6 +105,18 @@ fn unknown_flag_is_rejected_by_the_parser() {
     assert!(stderr.contains("--wrokers"), "{stderr}");
 }
 
+/// [`fails`] on text-cnn with the fixtures in `dir`, on `backends`.
+fn text_cnn_on(dir: &Path, backends: &str) -> String {
+    fails(&[
+        "--fixtures-dir",
+        dir.to_str().unwrap(),
+        "--models",
+        "text-cnn",
+        "--backends",
+        backends,
+    ])
+}
+
 /// A private copy of the text-CNN fixtures, to damage.
 fn private_fixtures() -> (tempfile::TempDir, ModelFiles) {
     let dir = tempfile::tempdir().unwrap();
@@ -146,14 +158,7 @@ fn damaged(model_file: fn(&ModelFiles) -> &Path, damage: fn(&Path), backend: &st
 fn missing_safetensors() {
     let (dir, files) = private_fixtures();
     std::fs::remove_file(&files.safetensors).unwrap();
-    let e = fails(&[
-        "--fixtures-dir",
-        dir.path().to_str().unwrap(),
-        "--models",
-        "text-cnn",
-        "--backends",
-        "candle",
-    ]);
+    let e = text_cnn_on(dir.path(), "candle");
     assert!(e.contains("model.safetensors"), "{e}");
 }
 
@@ -178,14 +183,7 @@ fn an_incomplete_fixtures_dir_is_named_not_filled() {
         "{e}"
     );
     assert!(!absent.exists());
-    let e = fails(&[
-        "--fixtures-dir",
-        dir.path().to_str().unwrap(),
-        "--models",
-        "text-cnn",
-        "--backends",
-        "candle",
-    ]);
+    let e = text_cnn_on(dir.path(), "candle");
     assert!(
         e.contains("is incomplete (missing manifest.json, text-cnn/model.safetensors, text-cnn/model.onnx); make it with `cargo run --release -p fixtures -- generate"),
         "{e}"
@@ -252,14 +250,7 @@ fn garbled_model_files_are_named_by_their_checksum() {
 fn corrupted_reference_weights_name_the_right_file() {
     let (dir, files) = private_fixtures();
     garble(&files.safetensors);
-    let e = fails(&[
-        "--fixtures-dir",
-        dir.path().to_str().unwrap(),
-        "--models",
-        "text-cnn",
-        "--backends",
-        "candle,onnxruntime",
-    ]);
+    let e = text_cnn_on(dir.path(), "candle,onnxruntime");
     assert!(
         e.contains("text-cnn/model.safetensors has sha256 ") && !e.contains("disagrees"),
         "{e}"

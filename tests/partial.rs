@@ -86,6 +86,23 @@ fn hung_server() -> String {
     url
 }
 
+/// Sends SIGTERM to `child` `delay` after the stderr line containing `line`; checks
+/// the exit status 143 and returns stderr.
+fn sigterm_after(child: &mut Child, rx: &Receiver<String>, line: &str, delay: Duration) -> String {
+    let mut seen = Vec::new();
+    wait_for_line(rx, line, &mut seen);
+    std::thread::sleep(delay);
+    // SAFETY: sending a signal to our own child process.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+    }
+    let status = child.wait().unwrap();
+    seen.extend(rx.iter());
+    let stderr = seen.join("\n");
+    assert_eq!(status.code(), Some(143), "{stderr}");
+    stderr
+}
+
 #[test]
 fn a_hung_server_fails_its_backend_and_the_others_are_written() {
     let url = hung_server();
@@ -216,16 +233,7 @@ fn sigterm_while_measuring_writes_what_was_measured() {
         ],
         &[],
     );
-    let mut seen = Vec::new();
-    wait_for_line(&rx, "[3/4]", &mut seen);
-    // SAFETY: sending a signal to our own child process.
-    unsafe {
-        libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
-    }
-    let status = child.wait().unwrap();
-    seen.extend(rx.iter());
-    let stderr = seen.join("\n");
-    assert_eq!(status.code(), Some(143), "{stderr}");
+    let stderr = sigterm_after(&mut child, &rx, "[3/4]", Duration::ZERO);
     let doc = results_doc(dir.path());
     assert_eq!(doc["interrupted"], "SIGTERM", "{stderr}");
     let rows = rows_of(&doc, "candle").len();
@@ -256,19 +264,9 @@ fn sigterm_before_measuring_writes_an_empty_interrupted_result() {
         ],
         &[],
     );
-    let mut seen = Vec::new();
     // The first progress line: the fixtures are checked, then the backends open (the
     // hung server's readiness check holds the run there for 10 s).
-    wait_for_line(&rx, "fixtures:", &mut seen);
-    std::thread::sleep(Duration::from_millis(500));
-    // SAFETY: sending a signal to our own child process.
-    unsafe {
-        libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
-    }
-    let status = child.wait().unwrap();
-    seen.extend(rx.iter());
-    let stderr = seen.join("\n");
-    assert_eq!(status.code(), Some(143), "{stderr}");
+    let stderr = sigterm_after(&mut child, &rx, "fixtures:", Duration::from_millis(500));
     let doc = results_doc(dir.path());
     assert_eq!(doc["interrupted"], "SIGTERM", "{doc:#}");
     assert_eq!(doc["results"].as_array().unwrap().len(), 0, "{doc:#}");
