@@ -31,6 +31,7 @@ pub mod plan;
 pub mod ratios;
 mod summary;
 mod warmup;
+mod window;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;

@@ -1,0 +1,141 @@
+//! One backend's window of one round: how large it is (by time, but never fewer
+//! requests than a slow backend's share of the point can pay for) and how it runs (a
+//! closed loop, or an open loop's lead-in window followed by the counted one).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use contract::{Backend, Prepared};
+
+use super::measure::MIN_ROUNDS;
+use super::plan::Measure;
+use super::Opened;
+use crate::load::deadline::Deadline;
+use crate::load::schedule::Schedule;
+use crate::load::{closed_loop, Load, Measurement, OpenLoop, OpenSpec, Window};
+
+/// The window each backend runs: a duration window no longer than its share of the
+/// point over the least number of rounds (its least number of requests still holds).
+pub(super) fn window_for(cfg: &Measure) -> Window {
+    match cfg.window {
+        Window::Duration {
+            seconds,
+            min_requests,
+        } => {
+            let share = cfg.backend_budget.as_secs_f64() / cfg.trials.max(MIN_ROUNDS) as f64;
+            Window::Duration {
+                seconds: if share > 0.0 {
+                    seconds.min(share)
+                } else {
+                    seconds
+                },
+                min_requests,
+            }
+        }
+        w @ Window::Requests(_) => w,
+    }
+}
+
+/// Least requests in a window however short the budget, so that no row's figures rest
+/// on a request or two a round.
+pub const FLOOR_REQUESTS: u64 = 2;
+
+/// `window` for a backend whose requests take `request_time`: where its share of the
+/// point cannot pay for [`MIN_ROUNDS`] windows of `--min-requests` requests, fewer
+/// requests a window (at least [`FLOOR_REQUESTS`]), so a slow point keeps to its budget
+/// instead of spending that of the points after it.
+pub(super) fn affordable(window: Window, request_time: Duration, load: Load, cfg: &Measure) -> Window {
+    let Window::Duration {
+        seconds,
+        min_requests,
+    } = window
+    else {
+        return window;
+    };
+    let per_request = request_time.as_secs_f64() / load.concurrency().unwrap_or(1) as f64;
+    let share = cfg.backend_budget.as_secs_f64() / MIN_ROUNDS as f64;
+    let fits = if per_request > 0.0 {
+        (share / per_request).floor() as u64
+    } else {
+        min_requests
+    };
+    Window::Duration {
+        seconds,
+        min_requests: min_requests.min(fits.max(FLOOR_REQUESTS)),
+    }
+}
+
+/// One backend's window of one round, each request cut at `timeout` and, in an open
+/// loop, at most `max_in_flight` in flight. A closed loop runs it on its own; an open
+/// loop starts an arrival process, lets one window of it pass uncounted (so the
+/// backend's queue reaches its steady state: returned second, for its failures), counts
+/// the next, and drains.
+pub(super) async fn one_window(
+    o: &Opened,
+    load: Load,
+    request: &Arc<Prepared>,
+    window: Window,
+    seed: u64,
+    (timeout, max_in_flight): (Duration, Option<usize>),
+) -> (Measurement, Option<Measurement>) {
+    // The backend is already wrapped in `--request-timeout`; a shorter limit wraps it
+    // again for this window.
+    let backend: Arc<dyn Backend> = Deadline::wrap(o.backend.clone(), timeout);
+    match load {
+        Load::Closed { concurrency } => (
+            closed_loop(backend, request.clone(), concurrency, window).await,
+            None,
+        ),
+        Load::Open {
+            request_rate,
+            arrival,
+        } => {
+            let spec = OpenSpec {
+                window,
+                max_windows: Some(2),
+                max_in_flight: max_in_flight.unwrap_or(1).max(1),
+            };
+            let schedule = Schedule::new(request_rate, arrival, seed);
+            let mut lp = OpenLoop::start(backend, request.clone(), schedule, spec);
+            let lead_in = lp.next_window().await;
+            let m = lp.next_window().await.unwrap_or_else(Measurement::empty);
+            lp.finish().await;
+            (m, lead_in)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slow_requests_get_fewer_per_window_when_the_budget_is_short() {
+        let cfg = Measure {
+            trials: 5,
+            window: Window::Duration {
+                seconds: 0.1,
+                min_requests: 5,
+            },
+            max_windows: 100,
+            target_precision: 0.05,
+            time_budget: Duration::from_secs(30),
+            backend_budget: Duration::from_secs(2),
+            stability: 0.1,
+            percentile: 50.0,
+            warmup: None,
+            max_in_flight: 1024,
+            request_timeout: Duration::from_secs(30),
+        };
+        let closed = Load::Closed { concurrency: 1 };
+        let min =
+            |t_ms: u64| match affordable(cfg.window, Duration::from_millis(t_ms), closed, &cfg) {
+                Window::Duration { min_requests, .. } => min_requests,
+                Window::Requests(_) => unreachable!(),
+            };
+        // 1 s a round for this backend: 5 requests of 10 ms fit, 250 ms ones only 4.
+        assert_eq!((min(10), min(250), min(0)), (5, 4, 5));
+        // However slow, 2 a window.
+        assert_eq!(min(5000), FLOOR_REQUESTS);
+    }
+}
