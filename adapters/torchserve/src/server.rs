@@ -233,14 +233,16 @@ impl ManagedTorchServe {
                     setup_error = Some(e.to_string());
                 }
                 let models: Vec<String> = cfg.models.iter().map(|m| format!("{m}={m}")).collect();
+                // `harness backends` opens with no models: start TorchServe bare.
+                if !models.is_empty() {
+                    c.arg("--models").args(models);
+                }
                 let mut search = vec![cfg.install.bin.clone()];
                 search.extend(std::env::split_paths(&path));
                 c.args(["--start", "--foreground", "--ncs", "--model-store"])
                     .arg(&store)
                     .arg("--ts-config")
                     .arg(&config)
-                    .arg("--models")
-                    .args(models)
                     .current_dir(state)
                     .env("TMPDIR", state)
                     .env("LOG_LOCATION", state.join("logs"))
