@@ -39,15 +39,6 @@ fn harness_cmd(args: &[&str], pid_file: &Path) -> Command {
     cmd
 }
 
-/// One line per managed server: its group's pids, tritonserver first.
-fn read_servers(pid_file: &Path) -> Vec<Vec<u32>> {
-    std::fs::read_to_string(pid_file)
-        .unwrap_or_default()
-        .lines()
-        .map(|l| l.split_whitespace().map(|p| p.parse().unwrap()).collect())
-        .collect()
-}
-
 /// Every server had a tritonserver and at least one Python stub, and none is alive.
 fn assert_all_gone(servers: &[Vec<u32>], expected_servers: usize) {
     assert_eq!(servers.len(), expected_servers, "{servers:?}");
@@ -202,7 +193,7 @@ fn compare_measures_both_protocols_with_binary_bodies_and_stops_every_process() 
     );
     assert_eq!(backend_info(&doc, "triton-grpc")["protocol"], "grpc");
 
-    assert_all_gone(&read_servers(&pid_file), 2);
+    assert_all_gone(&procs::read_pid_file(&pid_file), 2);
 }
 
 #[test]
@@ -236,7 +227,7 @@ fn json_bodies_with_dynamic_batching_measure_and_agree() {
     let http = backend_info(&doc, "triton-http");
     assert_eq!(http["details"]["http_body"], "json", "{http}");
     assert_eq!(http["details"]["dynamic_batching"], "on", "{http}");
-    assert_all_gone(&read_servers(&pid_file), 1);
+    assert_all_gone(&procs::read_pid_file(&pid_file), 1);
 }
 
 #[test]
@@ -270,7 +261,7 @@ fn a_run_failing_half_way_stops_every_process() {
         "stdout:\n{stdout}\nstderr:\n{stderr}"
     );
     assert!(stderr.contains("triton-grpc"), "{stderr}");
-    assert_all_gone(&read_servers(&pid_file), 1);
+    assert_all_gone(&procs::read_pid_file(&pid_file), 1);
 }
 
 #[test]
@@ -316,7 +307,7 @@ fn stopped_by(signal: libc::c_int) {
     .unwrap();
     let deadline = Instant::now() + Duration::from_secs(180);
     let servers = loop {
-        let servers = read_servers(&pid_file);
+        let servers = procs::read_pid_file(&pid_file);
         if !servers.is_empty() {
             break servers;
         }
@@ -432,6 +423,7 @@ fn failures_are_counted_by_kind_with_tritons_message() {
         let deadlines = error_kinds::short_deadlines();
         let models = ["text-cnn"];
         let http = adapter_triton::http::HttpBackend::with_deadlines(
+            adapter_triton::FLAVOR,
             &silent.url,
             adapter_triton::HttpBody::Binary,
             1,
@@ -441,6 +433,7 @@ fn failures_are_counted_by_kind_with_tritons_message() {
         )
         .unwrap();
         let grpc = adapter_triton::grpc::GrpcBackend::with_deadlines(
+            adapter_triton::FLAVOR,
             &silent.url,
             error_kinds::description("triton-grpc", Protocol::Grpc, &models),
             None,

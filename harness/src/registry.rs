@@ -37,6 +37,14 @@ pub struct BackendOptions {
     #[cfg(feature = "triton")]
     #[command(flatten)]
     pub triton: adapter_triton::Options,
+    /// `kserve-v2-http` and `kserve-v2-grpc`.
+    #[cfg(feature = "kserve")]
+    #[command(flatten)]
+    pub kserve: adapter_kserve::Options,
+    /// `torchserve-rest`.
+    #[cfg(feature = "torchserve")]
+    #[command(flatten)]
+    pub torchserve: adapter_torchserve::Options,
     /// `tfserving-rest` and `tfserving-grpc`.
     #[cfg(feature = "tfserving")]
     #[command(flatten)]
@@ -53,6 +61,10 @@ impl BackendOptions {
             FLASK => serde_json::to_value(&self.flask),
             #[cfg(feature = "triton")]
             TRITON_HTTP | TRITON_GRPC => serde_json::to_value(&self.triton),
+            #[cfg(feature = "kserve")]
+            KSERVE_HTTP | KSERVE_GRPC => serde_json::to_value(&self.kserve),
+            #[cfg(feature = "torchserve")]
+            TORCHSERVE_REST => serde_json::to_value(&self.torchserve),
             #[cfg(feature = "tfserving")]
             TFSERVING_REST | TFSERVING_GRPC => serde_json::to_value(&self.tfserving),
             _ => return None,
@@ -130,6 +142,18 @@ pub fn entries() -> Vec<Entry> {
             open: open_triton_grpc,
         },
         Entry {
+            name: KSERVE_HTTP,
+            open: open_kserve_http,
+        },
+        Entry {
+            name: KSERVE_GRPC,
+            open: open_kserve_grpc,
+        },
+        Entry {
+            name: TORCHSERVE_REST,
+            open: open_torchserve_rest,
+        },
+        Entry {
             name: TFSERVING_REST,
             open: open_tfserving_rest,
         },
@@ -188,6 +212,45 @@ fn open_triton_http(_: &OpenOptions, _: &BackendOptions) -> Opened {
 #[cfg(not(feature = "triton"))]
 fn open_triton_grpc(_: &OpenOptions, _: &BackendOptions) -> Opened {
     Err(not_compiled_in(TRITON_GRPC, "triton"))
+}
+
+/// Name of a KServe v2 server (a managed MLServer by default) over HTTP, known with its
+/// feature on or off.
+pub const KSERVE_HTTP: &str = "kserve-v2-http";
+/// Name of a KServe v2 server over gRPC, known with its feature on or off.
+pub const KSERVE_GRPC: &str = "kserve-v2-grpc";
+
+#[cfg(feature = "kserve")]
+fn open_kserve_http(common: &OpenOptions, o: &BackendOptions) -> Opened {
+    adapter_kserve::open_http(common, &o.kserve)
+}
+
+#[cfg(feature = "kserve")]
+fn open_kserve_grpc(common: &OpenOptions, o: &BackendOptions) -> Opened {
+    adapter_kserve::open_grpc(common, &o.kserve)
+}
+
+#[cfg(not(feature = "kserve"))]
+fn open_kserve_http(_: &OpenOptions, _: &BackendOptions) -> Opened {
+    Err(not_compiled_in(KSERVE_HTTP, "kserve"))
+}
+
+#[cfg(not(feature = "kserve"))]
+fn open_kserve_grpc(_: &OpenOptions, _: &BackendOptions) -> Opened {
+    Err(not_compiled_in(KSERVE_GRPC, "kserve"))
+}
+
+/// Name of TorchServe over REST, known with its feature on or off.
+pub const TORCHSERVE_REST: &str = "torchserve-rest";
+
+#[cfg(feature = "torchserve")]
+fn open_torchserve_rest(common: &OpenOptions, o: &BackendOptions) -> Opened {
+    adapter_torchserve::open(common, &o.torchserve)
+}
+
+#[cfg(not(feature = "torchserve"))]
+fn open_torchserve_rest(_: &OpenOptions, _: &BackendOptions) -> Opened {
+    Err(not_compiled_in(TORCHSERVE_REST, "torchserve"))
 }
 
 #[cfg(feature = "flask")]

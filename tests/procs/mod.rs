@@ -55,3 +55,13 @@ pub fn wait_gone(pids: &[u32], dir: Option<&Path>, within: Duration) -> String {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// The pid file a managed server's test hook writes: one line per server, its group's
+/// pids, the server first.
+pub fn read_pid_file(pid_file: &Path) -> Vec<Vec<u32>> {
+    std::fs::read_to_string(pid_file)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| l.split_whitespace().map(|p| p.parse().unwrap()).collect())
+        .collect()
+}

@@ -79,12 +79,15 @@ pub async fn exchange(
     }
 }
 
-/// The message of an error body: `{"error": "..."}` as Flask, Triton and TF Serving
-/// write it, else the body's first line (at most 200 characters).
+/// The message of an error body: `{"error": "..."}` as Flask, Triton, TF Serving and
+/// MLServer write it, or `{"message": "..."}` as TorchServe does, else the body's first
+/// line (at most 200 characters).
 pub fn error_message(body: &[u8]) -> String {
     if let Ok(serde_json::Value::Object(doc)) = serde_json::from_slice(body) {
-        if let Some(serde_json::Value::String(m)) = doc.get("error") {
-            return m.clone();
+        for key in ["error", "message"] {
+            if let Some(serde_json::Value::String(m)) = doc.get(key) {
+                return m.clone();
+            }
         }
     }
     let text = String::from_utf8_lossy(body);
@@ -124,6 +127,10 @@ mod tests {
     #[test]
     fn error_bodies() {
         assert_eq!(error_message(br#"{"error": "bad shape"}"#), "bad shape");
+        assert_eq!(
+            error_message(br#"{"code": 404, "message": "Model not found: m"}"#),
+            "Model not found: m"
+        );
         assert_eq!(error_message(b"Not Found\nmore"), "Not Found");
         assert_eq!(error_message(br#"{"other": 1}"#), r#"{"other": 1}"#);
         assert_eq!(error_message(b""), "(empty body)");

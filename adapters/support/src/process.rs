@@ -33,6 +33,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use contract::BackendError;
+
 static CANCELLED: AtomicBool = AtomicBool::new(false);
 
 /// Makes every start still waiting for readiness give up and stop what it started.
@@ -72,6 +74,56 @@ pub enum NotReady {
     TimedOut(Duration),
     /// The probe gave up with this reason.
     Failed(String),
+}
+
+impl NotReady {
+    /// This failure as a failed start of `program` (`tritonserver`, `mlserver`), its log's
+    /// `tail` quoted; `failed` makes the caller's error from a reason. A probe's failure
+    /// is a port taken (the only reason a probe gives up), worth another try.
+    pub fn into_start_error(
+        self,
+        program: &str,
+        tail: &str,
+        failed: impl Fn(String) -> BackendError,
+    ) -> StartError {
+        let tail = quote_log(tail);
+        match self {
+            NotReady::Failed(reason) => StartError::PortTaken(failed(reason)),
+            NotReady::Cancelled => StartError::Other(failed("the start was cancelled".into())),
+            NotReady::Exited(status) => StartError::Other(failed(format!(
+                "{program} exited ({status}) before it was ready{tail}"
+            ))),
+            NotReady::TimedOut(t) => StartError::Other(failed(format!(
+                "{program} was not ready within {} s{tail}",
+                t.as_secs()
+            ))),
+        }
+    }
+}
+
+/// Why one attempt to start a server failed.
+#[derive(Debug)]
+pub enum StartError {
+    /// A port chosen for it was taken before it bound it: try again with other ports.
+    PortTaken(BackendError),
+    /// Anything else.
+    Other(BackendError),
+}
+
+/// Runs `start` (one attempt on freshly chosen ports) until it succeeds, fails for
+/// another reason than a taken port, or has been tried three times.
+pub fn retry_taken_ports<T>(
+    mut start: impl FnMut() -> Result<T, StartError>,
+) -> Result<T, BackendError> {
+    let mut attempts = 3;
+    loop {
+        attempts -= 1;
+        match start() {
+            Ok(s) => return Ok(s),
+            Err(StartError::PortTaken(_)) if attempts > 0 => continue,
+            Err(StartError::PortTaken(e) | StartError::Other(e)) => return Err(e),
+        }
+    }
 }
 
 /// A server process in its own process group, stopped with its whole group on drop.
@@ -309,6 +361,74 @@ pub fn http_get_ok(port: u16, path: &str) -> bool {
     let mut head = [0u8; 12];
     s.read_exact(&mut head).is_ok()
         && (head.starts_with(b"HTTP/1.1 200") || head.starts_with(b"HTTP/1.0 200"))
+}
+
+/// One plain `GET path` to 127.0.0.1:`port`: the body of a 200 answer, else `None`
+/// (for readiness probes that read what the server says, such as TorchServe's worker
+/// states). The body ends at its `content-length` or when the server closes: some
+/// servers (TorchServe's Netty) keep even an HTTP/1.0 connection open.
+pub fn http_get_body(port: u16, path: &str) -> Option<String> {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    let request = format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
+    s.write_all(request.as_bytes()).ok()?;
+    let mut answer = Vec::new();
+    let mut chunk = [0u8; 16384];
+    loop {
+        let n = s.read(&mut chunk).ok()?;
+        answer.extend_from_slice(&chunk[..n]);
+        let text = String::from_utf8_lossy(&answer);
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let length = head.lines().find_map(|l| {
+                let (name, value) = l.split_once(':')?;
+                name.eq_ignore_ascii_case("content-length")
+                    .then(|| value.trim().parse::<usize>().ok())?
+            });
+            if n == 0 || length.is_some_and(|len| body.len() >= len) {
+                let ok = head.starts_with("HTTP/1.1 200") || head.starts_with("HTTP/1.0 200");
+                return ok.then(|| body.to_string());
+            }
+        } else if n == 0 {
+            return None;
+        }
+    }
+}
+
+/// Appends one line of `pids` (space-separated) to `path`: the test hook by which a
+/// managed server's processes are named to the tests (several servers of one run append
+/// to the same file). Best effort: a file that cannot be written is left alone.
+pub fn append_pids(path: &Path, pids: &[u32]) {
+    let line: Vec<String> = pids.iter().map(u32::to_string).collect();
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
+        let _ = writeln!(f, "{}", line.join(" "));
+    }
+}
+
+/// The first `most` lines of `log` that `is_error` picks, and its last line, joined with
+/// ` | `: what a failed start quotes of a server's log.
+pub fn log_summary(log: &str, most: usize, is_error: impl Fn(&str) -> bool) -> String {
+    let lines: Vec<&str> = log
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let mut picked: Vec<&str> = lines
+        .iter()
+        .copied()
+        .filter(|l| is_error(l))
+        .take(most)
+        .collect();
+    if let Some(last) = lines.last() {
+        if !picked.contains(last) {
+            picked.push(last);
+        }
+    }
+    picked.join(" | ")
 }
 
 /// `"; its last log lines: <tail>"`, or `"; its log is empty"`, for error messages.

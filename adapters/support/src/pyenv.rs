@@ -46,6 +46,22 @@ pub fn site_packages() -> Option<PathBuf> {
     found.pop()
 }
 
+/// The version of the distribution whose `.dist-info` directory starts with `prefix`
+/// (such as `mlserver-`) in `venv`'s site-packages.
+pub fn dist_version(venv: &Path, prefix: &str) -> Option<String> {
+    let lib = std::fs::read_dir(venv.join("lib")).ok()?;
+    lib.flatten()
+        .map(|e| e.path().join("site-packages"))
+        .filter_map(|site| std::fs::read_dir(site).ok())
+        .flat_map(|d| d.flatten())
+        .filter_map(|e| e.file_name().into_string().ok())
+        .find_map(|n| {
+            n.strip_prefix(prefix)?
+                .strip_suffix(".dist-info")
+                .map(str::to_string)
+        })
+}
+
 /// The shared library `name` (such as `libonnxruntime.so`) in a wheel's directory `dir`:
 /// of the files whose names start with it, the most fully versioned one
 /// (`libonnxruntime.so.1.31.1` rather than a `libonnxruntime.so` symlink); `None` if

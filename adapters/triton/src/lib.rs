@@ -2,7 +2,8 @@
 //!
 //! Two backends, one server: `triton-http` ([`http`]: JSON tensors or Triton's binary
 //! tensor data extension, chosen by [`Options::http_body`]) and `triton-grpc`
-//! ([`grpc`]: `ModelInfer` with `raw_input_contents`). Both encode a batch once, in
+//! ([`grpc`]: `ModelInfer` with `raw_input_contents`). Both are the shared KServe v2
+//! client of `adapter-kserve` with Triton's [`FLAVOR`]. Both encode a batch once, in
 //! [`contract::Backend::prepare`], outside the timed region, and both read Triton's own
 //! per-model statistics ([`contract::Backend::server_stats`]) so the harness can split
 //! client latency into queue, compute input / infer / output and the remainder
@@ -38,14 +39,14 @@
 //! (`tritonserver` and its Python stubs) are written there once it is ready.
 #![deny(missing_docs)]
 
-pub mod codec;
-pub mod grpc;
-pub mod http;
 pub mod server;
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+pub use adapter_kserve::{codec, grpc, http};
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use adapter_kserve::{Flavor, Managed};
 use contract::{Backend, BackendError, Description, Device, OpenOptions, Protocol};
 use fixtures::ModelId;
 use serde::{Deserialize, Serialize};
@@ -59,8 +60,13 @@ pub const HTTP_NAME: &str = "triton-http";
 pub const GRPC_NAME: &str = "triton-grpc";
 /// Environment variable naming a file that receives a managed server's pids.
 pub const PID_FILE_ENV: &str = "SERVEBENCH_TRITON_PID_FILE";
-/// How error messages name the server.
-pub(crate) const SERVER: &str = "Triton";
+/// Triton as a KServe v2 server: named `Triton` in messages, with its statistics
+/// extension.
+pub const FLAVOR: Flavor = Flavor {
+    server: "Triton",
+    engine: "triton",
+    statistics: true,
+};
 
 /// What only the Triton backends read. With the `clap` feature, also their flags.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -138,6 +144,7 @@ pub fn open_http(opts: &OpenOptions, options: &Options) -> Result<Arc<dyn Backen
         .details
         .insert("http_body".into(), options.http_body.name().into());
     Ok(Arc::new(http::HttpBackend::new(
+        FLAVOR,
         &url,
         options.http_body,
         opts.workers,
@@ -156,8 +163,16 @@ pub fn open_grpc(opts: &OpenOptions, options: &Options) -> Result<Arc<dyn Backen
         options.grpc_url.as_deref(),
         |t| t.grpc_url(),
     )?;
-    Ok(Arc::new(grpc::GrpcBackend::new(&url, description, server)?))
+    Ok(Arc::new(grpc::GrpcBackend::new(
+        FLAVOR,
+        &url,
+        description,
+        server,
+    )?))
 }
+
+/// What [`connect`] gives.
+type Connected = (String, Option<Box<dyn Managed>>, Description);
 
 /// The URL to talk to, the managed server if one was started, and the description.
 fn connect(
@@ -167,7 +182,7 @@ fn connect(
     protocol: Protocol,
     given_url: Option<&str>,
     url_of: impl Fn(&ManagedTriton) -> String,
-) -> Result<(String, Option<ManagedTriton>, Description), BackendError> {
+) -> Result<Connected, BackendError> {
     let models = opts
         .models
         .iter()
@@ -204,7 +219,7 @@ fn connect(
             fix: "use --device cpu, or a GPU Triton with --triton-url / --triton-grpc-url".into(),
         });
     }
-    let install = Install::find().map_err(|e| rename(e, name))?;
+    let install = Install::find().map_err(|e| adapter_kserve::rename(e, name))?;
     let cfg = ServerConfig {
         install,
         fixtures_dir: opts.fixtures_dir.clone(),
@@ -214,8 +229,10 @@ fn connect(
         dynamic_batching: options.dynamic_batching,
         ready_timeout: server::READY_TIMEOUT,
     };
-    let triton = ManagedTriton::start(&cfg).map_err(|e| rename(e, name))?;
-    write_pid_file(&triton);
+    let triton = ManagedTriton::start(&cfg).map_err(|e| adapter_kserve::rename(e, name))?;
+    if let Some(path) = std::env::var_os(PID_FILE_ENV) {
+        support::process::append_pids(std::path::Path::new(&path), &triton.group_pids());
+    }
     let url = url_of(&triton);
     details.insert("url".into(), url.clone());
     details.insert("server".into(), "managed".into());
@@ -233,7 +250,8 @@ fn connect(
         name: name.into(),
         engine: format!(
             "triton 2.51 (nvidia-pytriton {})",
-            wheel_version(&cfg.install)
+            support::pyenv::dist_version(&server::venv(), "nvidia_pytriton-")
+                .unwrap_or_else(|| "?".into())
         ),
         protocol,
         device: opts.device.to_string(),
@@ -243,55 +261,5 @@ fn connect(
         served_by_test_peer: false,
         details,
     };
-    Ok((url, Some(triton), description))
-}
-
-/// An `Unavailable` error from the server module, named after the backend opened.
-fn rename(e: BackendError, name: &str) -> BackendError {
-    match e {
-        BackendError::Unavailable { reason, fix, .. } => BackendError::Unavailable {
-            backend: name.into(),
-            reason,
-            fix,
-        },
-        other => other,
-    }
-}
-
-fn write_pid_file(server: &ManagedTriton) {
-    if let Some(path) = std::env::var_os(PID_FILE_ENV) {
-        let pids: Vec<String> = server.group_pids().iter().map(u32::to_string).collect();
-        // Several servers in one run (http and grpc) append to the same file.
-        use std::io::Write;
-        if let Ok(mut f) = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-        {
-            let _ = writeln!(f, "{}", pids.join(" "));
-        }
-    }
-}
-
-fn wheel_version(install: &Install) -> String {
-    std::fs::read_dir(&install.site_packages)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| e.file_name().into_string().ok())
-        .find_map(|n| {
-            n.strip_prefix("nvidia_pytriton-")?
-                .strip_suffix(".dist-info")
-                .map(str::to_string)
-        })
-        .unwrap_or_else(|| "?".into())
-}
-
-/// Records what an existing server reported in its metadata (platform, version).
-pub(crate) fn note_platform(description: &Mutex<Description>, platform: &str) {
-    let mut d = description.lock().unwrap_or_else(|e| e.into_inner());
-    if d.details.get("server").map(String::as_str) == Some("existing") && !platform.is_empty() {
-        d.details.insert("variant".into(), platform.to_string());
-        d.engine = format!("triton (existing server, platform {platform})");
-    }
+    Ok((url, Some(Box::new(triton)), description))
 }

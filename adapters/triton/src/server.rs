@@ -21,7 +21,7 @@ use std::time::Duration;
 use contract::BackendError;
 use fixtures::triton::{RepositoryOptions, Variant};
 use fixtures::ModelId;
-use support::process::{self, ManagedProcess, NotReady, Probe};
+use support::process::{self, ManagedProcess, Probe, StartError};
 
 /// How long Triton may take to load every model instance.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(180);
@@ -163,9 +163,10 @@ pub struct ManagedTriton {
     metrics_port: u16,
 }
 
-enum StartError {
-    PortTaken(BackendError),
-    Other(BackendError),
+impl adapter_kserve::Managed for ManagedTriton {
+    fn pid(&self) -> u32 {
+        self.process.pid()
+    }
 }
 
 impl ManagedTriton {
@@ -174,15 +175,7 @@ impl ManagedTriton {
     /// taken between choosing and binding it is retried with other ports.
     pub fn start(cfg: &ServerConfig) -> Result<ManagedTriton, BackendError> {
         let backends = cfg.install.backend_dir()?;
-        let mut attempts = 3;
-        loop {
-            attempts -= 1;
-            match Self::start_once(cfg, &backends) {
-                Ok(s) => return Ok(s),
-                Err(StartError::PortTaken(_)) if attempts > 0 => continue,
-                Err(StartError::PortTaken(e) | StartError::Other(e)) => return Err(e),
-            }
-        }
+        process::retry_taken_ports(|| Self::start_once(cfg, &backends))
     }
 
     fn start_once(cfg: &ServerConfig, backends: &Path) -> Result<ManagedTriton, StartError> {
@@ -253,7 +246,6 @@ impl ManagedTriton {
                 Probe::Waiting
             }
         });
-        let tail = || process::quote_log(&summary(&process.log()));
         match waited {
             Ok(()) => Ok(ManagedTriton {
                 process,
@@ -261,17 +253,7 @@ impl ManagedTriton {
                 grpc_port,
                 metrics_port,
             }),
-            Err(NotReady::Failed(reason)) => Err(StartError::PortTaken(failed(reason))),
-            Err(NotReady::Cancelled) => Err(other("the start was cancelled".into())),
-            Err(NotReady::Exited(status)) => Err(other(format!(
-                "tritonserver exited ({status}) before it was ready{}",
-                tail()
-            ))),
-            Err(NotReady::TimedOut(t)) => Err(other(format!(
-                "tritonserver was not ready within {} s{}",
-                t.as_secs(),
-                tail()
-            ))),
+            Err(e) => Err(e.into_start_error("tritonserver", &summary(&process.log()), failed)),
         }
     }
 
@@ -315,28 +297,12 @@ fn failed(reason: String) -> BackendError {
 
 /// Triton's error lines (`E1123 ... "failed to load ..."`) and the last line, joined.
 fn summary(log: &str) -> String {
-    let lines: Vec<&str> = log
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect();
-    let mut picked: Vec<&str> = lines
-        .iter()
-        .copied()
-        .filter(|l| {
-            (l.starts_with('E') && l.chars().nth(1).is_some_and(|c| c.is_ascii_digit()))
-                || l.starts_with("error:")
-        })
+    process::log_summary(log, LOG_LINES, |l| {
+        let triton_error =
+            l.starts_with('E') && l.chars().nth(1).is_some_and(|c| c.is_ascii_digit());
         // Said at every start on a machine without a GPU; harmless.
-        .filter(|l| !l.contains("CudaDriverHelper"))
-        .take(LOG_LINES)
-        .collect();
-    if let Some(last) = lines.last() {
-        if !picked.contains(last) {
-            picked.push(last);
-        }
-    }
-    picked.join(" | ")
+        (triton_error || l.starts_with("error:")) && !l.contains("CudaDriverHelper")
+    })
 }
 
 #[cfg(test)]

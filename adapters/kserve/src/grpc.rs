@@ -1,13 +1,18 @@
-//! `triton-grpc`: KServe v2 over gRPC (tonic), tensors in `raw_input_contents`.
+//! KServe v2 over gRPC (tonic), tensors in `raw_input_contents` (`triton-grpc`,
+//! `kserve-v2-grpc`). Outputs are read from `raw_output_contents` (Triton) or from each
+//! output's typed `contents` (MLServer and other v2 servers).
 
 use std::sync::Mutex;
 
-use contract::{Backend, BackendError, Description, Prepared, ServedBy, ServerStats, Tensor};
+use bytes::Bytes;
+use contract::{
+    Backend, BackendError, DType, Description, Prepared, ServedBy, ServerStats, Tensor,
+};
 use support::Deadlines;
 use tonic::transport::Channel;
 
 use crate::codec;
-use crate::server::ManagedTriton;
+use crate::{Flavor, Managed};
 
 /// The messages and client generated from `proto/grpc_service.proto`.
 #[allow(missing_docs, clippy::all)]
@@ -19,39 +24,43 @@ use proto::grpc_inference_service_client::GrpcInferenceServiceClient;
 use proto::model_infer_request::{InferInputTensor, InferRequestedOutputTensor};
 use proto::{ModelInferRequest, ModelMetadataRequest, ModelStatisticsRequest, ServerReadyRequest};
 
-/// A Triton server, managed or existing, reached over gRPC (one HTTP/2 connection,
+/// A KServe v2 server, managed or existing, reached over gRPC (one HTTP/2 connection,
 /// requests multiplexed on it).
 pub struct GrpcBackend {
+    flavor: Flavor,
     client: GrpcInferenceServiceClient<Channel>,
     url: String,
     deadlines: Deadlines,
     description: Mutex<Description>,
     // Declared last: dropped after the client, it stops a managed server.
-    server: Option<ManagedTriton>,
+    server: Option<Box<dyn Managed>>,
 }
 
 impl GrpcBackend {
-    /// A backend talking to `url` (such as `http://127.0.0.1:8001`). The connection is
-    /// made on first use.
+    /// A backend talking to the `flavor` of server at `url` (such as
+    /// `http://127.0.0.1:8001`). The connection is made on first use.
     pub fn new(
+        flavor: Flavor,
         url: &str,
         description: Description,
-        server: Option<ManagedTriton>,
+        server: Option<Box<dyn Managed>>,
     ) -> Result<GrpcBackend, BackendError> {
-        Self::with_deadlines(url, description, server, Deadlines::default())
+        Self::with_deadlines(flavor, url, description, server, Deadlines::default())
     }
 
     /// [`GrpcBackend::new`] with the client's own `deadlines`.
     pub fn with_deadlines(
+        flavor: Flavor,
         url: &str,
         description: Description,
-        server: Option<ManagedTriton>,
+        server: Option<Box<dyn Managed>>,
         deadlines: Deadlines,
     ) -> Result<GrpcBackend, BackendError> {
         let client = GrpcInferenceServiceClient::new(support::grpc::channel(url, deadlines)?)
             .max_decoding_message_size(support::grpc::MAX_ANSWER_BYTES)
             .max_encoding_message_size(usize::MAX);
         Ok(GrpcBackend {
+            flavor,
             client,
             url: url.to_string(),
             deadlines,
@@ -62,7 +71,7 @@ impl GrpcBackend {
 
     /// A failed call about `model` as a counted error.
     fn status(&self, model: &str, s: tonic::Status) -> BackendError {
-        let ctx = self.deadlines.context(crate::SERVER, model);
+        let ctx = self.deadlines.context(self.flavor.server, model);
         support::grpc::status_error(&self.url, ctx, &s)
     }
 }
@@ -85,19 +94,21 @@ pub fn encode(model: &str, inputs: &[Tensor]) -> ModelInferRequest {
     }
 }
 
-/// The output tensors of a response (one `raw_output_contents` entry per output).
+/// The output tensors of a response: one `raw_output_contents` entry per output
+/// (Triton), or, when there are none, each output's typed `contents`.
 pub fn decode(resp: proto::ModelInferResponse) -> Result<Vec<Tensor>, BackendError> {
-    if resp.raw_output_contents.len() != resp.outputs.len() {
+    let raw = !resp.raw_output_contents.is_empty();
+    if raw && resp.raw_output_contents.len() != resp.outputs.len() {
         return Err(BackendError::Protocol(format!(
             "{} outputs but {} raw_output_contents",
             resp.outputs.len(),
             resp.raw_output_contents.len()
         )));
     }
+    let mut raw_contents = resp.raw_output_contents.into_iter();
     resp.outputs
         .into_iter()
-        .zip(resp.raw_output_contents)
-        .map(|(o, data)| {
+        .map(|o| {
             let shape = o
                 .shape
                 .iter()
@@ -106,10 +117,33 @@ pub fn decode(resp: proto::ModelInferResponse) -> Result<Vec<Tensor>, BackendErr
                 .map_err(|_| {
                     BackendError::Protocol(format!("output {} has a negative dimension", o.name))
                 })?;
-            Tensor::new(o.name, codec::dtype(&o.datatype)?, shape, data)
+            let dtype = codec::dtype(&o.datatype)?;
+            let data = match raw_contents.next() {
+                Some(bytes) => bytes,
+                None => typed_contents(dtype, o.contents.unwrap_or_default()),
+            };
+            Tensor::new(o.name, dtype, shape, data)
                 .map_err(|e| BackendError::Protocol(format!("output does not fit its shape: {e}")))
         })
         .collect()
+}
+
+/// The little-endian bytes of an output's typed `contents` field of `dtype`.
+fn typed_contents(dtype: DType, c: proto::InferTensorContents) -> Bytes {
+    match dtype {
+        DType::F32 => c
+            .fp32_contents
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect::<Vec<u8>>()
+            .into(),
+        DType::I64 => c
+            .int64_contents
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect::<Vec<u8>>()
+            .into(),
+    }
 }
 
 #[async_trait::async_trait]
@@ -152,7 +186,7 @@ impl Backend for GrpcBackend {
                 .await
                 .map_err(|s| self.status(m, s))?
                 .into_inner();
-            crate::note_platform(&self.description, &meta.platform);
+            crate::note_platform(&self.flavor, &self.description, &meta.platform);
         }
         Ok(())
     }
@@ -178,8 +212,12 @@ impl Backend for GrpcBackend {
         decode(resp.into_inner())
     }
 
-    /// `ModelStatistics` for the model, summed over its versions.
+    /// `ModelStatistics` for the model, summed over its versions, for a server with
+    /// Triton's statistics extension.
     async fn server_stats(&self, model: &str) -> Result<Option<ServerStats>, BackendError> {
+        if !self.flavor.statistics {
+            return Ok(None);
+        }
         let resp = self
             .client
             .clone()
@@ -211,7 +249,6 @@ impl Backend for GrpcBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bytes::Bytes;
 
     #[test]
     fn requests_carry_raw_bytes_and_responses_decode() {
@@ -227,16 +264,47 @@ mod tests {
                 name: "logits".into(),
                 datatype: "FP32".into(),
                 shape: vec![1, 2],
+                contents: None,
             }],
             raw_output_contents: vec![logits.data.clone()],
             ..Default::default()
         };
-        assert_eq!(decode(resp).unwrap(), vec![logits]);
+        assert_eq!(decode(resp).unwrap(), vec![logits.clone()]);
         let bad = proto::ModelInferResponse {
             outputs: vec![],
             raw_output_contents: vec![Bytes::new()],
             ..Default::default()
         };
         assert_eq!(decode(bad).unwrap_err().kind(), "protocol");
+
+        // MLServer answers with typed contents instead of raw bytes.
+        let typed = proto::ModelInferResponse {
+            outputs: vec![proto::model_infer_response::InferOutputTensor {
+                name: "logits".into(),
+                datatype: "FP32".into(),
+                shape: vec![1, 2],
+                contents: Some(proto::InferTensorContents {
+                    fp32_contents: vec![0.5, 1.5],
+                    ..Default::default()
+                }),
+            }],
+            ..Default::default()
+        };
+        assert_eq!(decode(typed).unwrap(), vec![logits]);
+        let short = proto::ModelInferResponse {
+            outputs: vec![proto::model_infer_response::InferOutputTensor {
+                name: "logits".into(),
+                datatype: "FP32".into(),
+                shape: vec![1, 2],
+                contents: Some(proto::InferTensorContents {
+                    fp32_contents: vec![0.5],
+                    ..Default::default()
+                }),
+            }],
+            ..Default::default()
+        };
+        let e = decode(short).unwrap_err();
+        assert_eq!(e.kind(), "protocol");
+        assert!(e.to_string().contains("does not fit its shape"), "{e}");
     }
 }

@@ -1,4 +1,5 @@
-//! `triton-http`: KServe v2 over HTTP/1.1, JSON or binary tensor bodies.
+//! KServe v2 over HTTP/1.1, JSON or binary tensor bodies (`triton-http`,
+//! `kserve-v2-http`).
 
 use std::sync::Mutex;
 
@@ -8,31 +9,34 @@ use serde_json::Value;
 use support::Deadlines;
 
 use crate::codec::{self, Encoded, HttpBody};
-use crate::server::ManagedTriton;
+use crate::{Flavor, Managed};
 
-/// A Triton server, managed or existing, reached over HTTP/1.1.
+/// A KServe v2 server, managed or existing, reached over HTTP/1.1.
 pub struct HttpBackend {
+    flavor: Flavor,
     client: reqwest::Client,
     base: String,
     body: HttpBody,
     deadlines: Deadlines,
     description: Mutex<Description>,
     // Declared last: dropped after the client, it stops a managed server.
-    server: Option<ManagedTriton>,
+    server: Option<Box<dyn Managed>>,
 }
 
 impl HttpBackend {
-    /// A backend talking to `base` (such as `http://127.0.0.1:8000`) with `body`
-    /// encoding, owning `server` when the harness started it. The pool keeps up to
-    /// `connections` idle keep-alive connections.
+    /// A backend talking to the `flavor` of server at `base` (such as
+    /// `http://127.0.0.1:8000`) with `body` encoding, owning `server` when the harness
+    /// started it. The pool keeps up to `connections` idle keep-alive connections.
     pub fn new(
+        flavor: Flavor,
         base: &str,
         body: HttpBody,
         connections: usize,
         description: Description,
-        server: Option<ManagedTriton>,
+        server: Option<Box<dyn Managed>>,
     ) -> Result<HttpBackend, BackendError> {
         Self::with_deadlines(
+            flavor,
             base,
             body,
             connections,
@@ -44,14 +48,16 @@ impl HttpBackend {
 
     /// [`HttpBackend::new`] with the client's own `deadlines`.
     pub fn with_deadlines(
+        flavor: Flavor,
         base: &str,
         body: HttpBody,
         connections: usize,
         description: Description,
-        server: Option<ManagedTriton>,
+        server: Option<Box<dyn Managed>>,
         deadlines: Deadlines,
     ) -> Result<HttpBackend, BackendError> {
         Ok(HttpBackend {
+            flavor,
             client: support::http::client(connections, deadlines)?,
             base: base.trim_end_matches('/').to_string(),
             body,
@@ -61,7 +67,7 @@ impl HttpBackend {
         })
     }
 
-    /// Sends `req` about `model`; an error status is counted by kind with Triton's
+    /// Sends `req` about `model`; an error status is counted by kind with the server's
     /// `"error"` message. Returns the body and the binary header length, if any.
     async fn send(
         &self,
@@ -69,7 +75,7 @@ impl HttpBackend {
         url: &str,
         model: &str,
     ) -> Result<(Bytes, Option<usize>), BackendError> {
-        let ctx = self.deadlines.context(crate::SERVER, model);
+        let ctx = self.deadlines.context(self.flavor.server, model);
         let reply = support::http::exchange(req, url, ctx).await?;
         let header_len = reply
             .headers
@@ -111,7 +117,7 @@ impl Backend for HttpBackend {
         for m in &self.describe().models {
             let meta = self.get_json(&format!("/v2/models/{m}"), m).await?;
             let platform = meta.get("platform").and_then(Value::as_str).unwrap_or("");
-            crate::note_platform(&self.description, platform);
+            crate::note_platform(&self.flavor, &self.description, platform);
         }
         Ok(())
     }
@@ -140,8 +146,11 @@ impl Backend for HttpBackend {
         codec::decode(&body, header_len)
     }
 
-    /// `GET /v2/models/<model>/stats`.
+    /// `GET /v2/models/<model>/stats`, for a server with Triton's statistics extension.
     async fn server_stats(&self, model: &str) -> Result<Option<ServerStats>, BackendError> {
+        if !self.flavor.statistics {
+            return Ok(None);
+        }
         let url = format!("{}/v2/models/{model}/stats", self.base);
         let (body, _) = self.send(self.client.get(&url), &url, model).await?;
         codec::decode_stats(&body, model).map(Some)

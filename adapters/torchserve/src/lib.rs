@@ -1,0 +1,227 @@
+//! TorchServe, measured over its REST inference API (`torchserve-rest`).
+//!
+//! `POST /predictions/<model>` with servebench's binary tensor frame ([`codec`]), which
+//! servebench's handler (`fixtures/torchserve/handler.py`) decodes and answers with the
+//! logits. The body is encoded once per batch in `prepare`, outside the timed region.
+//! The model is the fixtures' **TorchScript** (`<fixtures>/torchserve/<model>/model.pt`,
+//! traced by `fixtures/torchserve/export_torchscript.py` from the same safetensors
+//! weights), run by torch on the CPU.
+//!
+//! # Which server
+//! - With [`Options::url`] (`--torchserve-url`) the backend uses that server's
+//!   inference API (it must serve the same handler) and starts nothing.
+//! - Without one it starts its own TorchServe ([`server`]) on loopback ports it picks,
+//!   `--workers` workers per model, and stops its whole process group at the end.
+//!
+//! # Errors
+//! The table every server backend shares ([`support::status`]): 404 (TorchServe's
+//! `ModelNotFoundException`) is `unknown_model`, 400 (the handler's answer to a frame
+//! that does not fit the model) `bad_input`, anything else `server`.
+//!
+//! # Test hook
+//! When `SERVEBENCH_TORCHSERVE_PID_FILE` is set, the pids of a managed server's process
+//! group are written there once it is ready.
+#![deny(missing_docs)]
+
+pub mod codec;
+pub mod server;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use contract::{
+    Backend, BackendError, Description, Device, OpenOptions, Prepared, Protocol, ServedBy, Tensor,
+};
+use fixtures::ModelId;
+use serde::{Deserialize, Serialize};
+use support::Deadlines;
+
+use server::{Install, ManagedTorchServe, ServerConfig};
+
+/// Name of the REST backend in flags and results.
+pub const NAME: &str = "torchserve-rest";
+/// Environment variable naming a file that receives a managed server's pids.
+pub const PID_FILE_ENV: &str = "SERVEBENCH_TORCHSERVE_PID_FILE";
+const SERVER: &str = "TorchServe";
+
+/// What only the TorchServe backend reads. With the `clap` feature, also its flags.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::Args))]
+#[cfg_attr(feature = "clap", group(id = "torchserve"))]
+#[serde(default, deny_unknown_fields)]
+pub struct Options {
+    /// Use the TorchServe already serving its inference API at this URL (such as
+    /// http://127.0.0.1:8080, with servebench's handler) for torchserve-rest instead of
+    /// starting one.
+    #[cfg_attr(
+        feature = "clap",
+        arg(id = "torchserve_url", long = "torchserve-url", value_name = "URL", value_parser = support::url::server_url)
+    )]
+    pub url: Option<String>,
+}
+
+/// Opens `torchserve-rest`: the server at `options.url`, else a managed one.
+pub fn open(opts: &OpenOptions, options: &Options) -> Result<Arc<dyn Backend>, BackendError> {
+    let models = opts
+        .models
+        .iter()
+        .map(|m| {
+            m.parse::<ModelId>()
+                .map_err(|_| BackendError::UnknownModel(m.clone()))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut details = BTreeMap::new();
+    details.insert("api".to_string(), "TorchServe REST".to_string());
+    details.insert("body".to_string(), "servebench tensor frame".to_string());
+    let mut description = Description {
+        name: NAME.into(),
+        engine: "torchserve (existing server)".into(),
+        protocol: Protocol::Http,
+        device: opts.device.to_string(),
+        workers: opts.workers,
+        intra_threads: None,
+        models: opts.models.clone(),
+        served_by_test_peer: false,
+        details,
+    };
+    if let Some(url) = &options.url {
+        description.details.insert("url".into(), url.clone());
+        description
+            .details
+            .insert("server".into(), "existing".into());
+        return Ok(Arc::new(RestBackend::new(
+            url,
+            opts.workers,
+            description,
+            None,
+        )?));
+    }
+    if let Device::Cuda(_) = opts.device {
+        return Err(BackendError::Unavailable {
+            backend: NAME.into(),
+            reason: "the managed TorchServe runs on the CPU only here".into(),
+            fix: "use --device cpu, or a GPU TorchServe with --torchserve-url".into(),
+        });
+    }
+    let install = Install::find().map_err(|e| adapter_kserve::rename(e, NAME))?;
+    let cfg = ServerConfig {
+        install,
+        fixtures_dir: opts.fixtures_dir.clone(),
+        models,
+        workers: opts.workers.max(1),
+        intra_threads: opts.intra_threads.max(1),
+        ready_timeout: server::READY_TIMEOUT,
+    };
+    let server = ManagedTorchServe::start(&cfg).map_err(|e| adapter_kserve::rename(e, NAME))?;
+    if let Some(path) = std::env::var_os(PID_FILE_ENV) {
+        support::process::append_pids(std::path::Path::new(&path), &server.group_pids());
+    }
+    let url = server.url();
+    let d = &mut description.details;
+    d.insert("url".into(), url.clone());
+    d.insert("server".into(), "managed".into());
+    d.insert(
+        "variant".into(),
+        "TorchScript (model.pt) in servebench's handler".into(),
+    );
+    d.insert("workers_per_model".into(), cfg.workers.to_string());
+    description.engine = format!("torchserve {}", cfg.install.version);
+    description.workers = cfg.workers;
+    description.intra_threads = Some(cfg.intra_threads);
+    Ok(Arc::new(RestBackend::new(
+        &url,
+        cfg.workers,
+        description,
+        Some(server),
+    )?))
+}
+
+/// A TorchServe, managed or existing, reached over its REST inference API.
+pub struct RestBackend {
+    client: reqwest::Client,
+    base: String,
+    deadlines: Deadlines,
+    description: Description,
+    // Declared last: dropped after the client, it stops a managed server.
+    server: Option<ManagedTorchServe>,
+}
+
+impl RestBackend {
+    /// A backend talking to `base` (such as `http://127.0.0.1:8080`), owning `server`
+    /// when the harness started it; up to `connections` idle keep-alive connections.
+    pub fn new(
+        base: &str,
+        connections: usize,
+        description: Description,
+        server: Option<ManagedTorchServe>,
+    ) -> Result<RestBackend, BackendError> {
+        let deadlines = Deadlines::default();
+        Ok(RestBackend {
+            client: support::http::client(connections, deadlines)?,
+            base: base.trim_end_matches('/').to_string(),
+            deadlines,
+            description,
+            server,
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl Backend for RestBackend {
+    fn describe(&self) -> Description {
+        self.description.clone()
+    }
+
+    fn served_by(&self) -> ServedBy {
+        match &self.server {
+            Some(server) => ServedBy::ProcessGroups(vec![server.pid()]),
+            None => ServedBy::NotVisible,
+        }
+    }
+
+    /// `GET /ping` must say Healthy.
+    async fn health(&self) -> Result<(), BackendError> {
+        let url = format!("{}/ping", self.base);
+        let ctx = self.deadlines.context(SERVER, "/ping");
+        let reply = support::http::exchange(self.client.get(&url), &url, ctx).await?;
+        if String::from_utf8_lossy(&reply.body).contains("Healthy") {
+            Ok(())
+        } else {
+            Err(BackendError::Server {
+                status: "not healthy".into(),
+                message: format!("{url} answered {}", String::from_utf8_lossy(&reply.body)),
+            })
+        }
+    }
+
+    /// Encodes the batch's frame once; every `infer` sends the same bytes.
+    fn prepare(&self, model: &str, inputs: Vec<Tensor>) -> Result<Prepared, BackendError> {
+        let frame = frame_of(&inputs)?;
+        Ok(Prepared::new(model, inputs).with_payload(frame))
+    }
+
+    /// One `POST /predictions/<model>`.
+    async fn infer(&self, request: &Prepared) -> Result<Vec<Tensor>, BackendError> {
+        let body: bytes::Bytes = support::payload_or(request, |_, inputs| frame_of(inputs))?;
+        let url = format!("{}/predictions/{}", self.base, request.model());
+        let req = self
+            .client
+            .post(&url)
+            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+            .body(body);
+        let ctx = self.deadlines.context(SERVER, request.model());
+        let reply = support::http::exchange(req, &url, ctx).await?;
+        Ok(vec![codec::decode(&reply.body, fixtures::OUTPUT_NAME)?])
+    }
+}
+
+/// The frame of a request's one input.
+fn frame_of(inputs: &[Tensor]) -> Result<bytes::Bytes, BackendError> {
+    match inputs {
+        [input] => Ok(codec::encode(input)),
+        _ => Err(BackendError::BadInput(format!(
+            "TorchServe's handler takes one input tensor, got {}",
+            inputs.len()
+        ))),
+    }
+}
