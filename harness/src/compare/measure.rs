@@ -113,7 +113,7 @@ pub async fn measure_all(
             point.batch,
             point.load.label()
         ));
-        let input = fixtures::inputs::batch(point.model, point.batch, plan.seed);
+        let inputs = point.model.inputs(point.batch, plan.seed);
         let mut requests: Vec<Option<Arc<Prepared>>> = Vec::new();
         for o in opened {
             if excluded.contains(&(point.model.name().to_string(), o.name.clone()))
@@ -124,7 +124,7 @@ pub async fn measure_all(
             }
             let prepared = o
                 .backend
-                .prepare(point.model.name(), vec![input.clone()])
+                .prepare(point.model.name(), inputs.clone())
                 .map_err(|source| HarnessError::Backend {
                     backend: o.name.clone(),
                     source,
@@ -260,7 +260,7 @@ async fn measure_point(
             }
             let seed = plan.seed ^ ((at.p as u64) << 32) ^ ((round as u64) << 16) ^ i as u64;
             let t0 = Instant::now();
-            let before = server_stats(o, point.model).await;
+            let before = server_stats(o, point.model.name()).await;
             let loaded = o
                 .info
                 .loaded_memory_mb
@@ -268,7 +268,7 @@ async fn measure_point(
             let sampler = resources::watch(&o.backend.served_by(), loaded, at.gpus);
             let m = one_window(cfg, o, point.load, request, windows[i], seed).await;
             let usage = sampler.map(|s| s.stop().1);
-            let after = server_stats(o, point.model).await;
+            let after = server_stats(o, point.model.name()).await;
             let part = &mut parts[i];
             if let Some(u) = usage {
                 part.usage.merge(&u);

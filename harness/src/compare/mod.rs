@@ -35,7 +35,6 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use contract::{Backend, BackendError, OpenOptions};
-use fixtures::ModelId;
 
 use crate::agreement::{self, Agreement};
 use crate::error::{stopped, Stop};
@@ -46,7 +45,7 @@ use crate::resources;
 use crate::results::{BackendInfo, Failed, Results, System, Unavailable, SCHEMA_VERSION};
 use crate::HarnessError;
 
-pub use plan::{Check, Measure, Plan, Point};
+pub use plan::{Check, Measure, Model, Plan, Point};
 pub use ratios::ratios;
 
 /// Samples per backend in the agreement check.
@@ -190,16 +189,25 @@ async fn open_and_check(
         .clone()
         .unwrap_or_else(|| opened[0].name.clone());
 
+    // A run of user models without --reference checks against the first backend that
+    // could open them (candle may lack one of their operators).
+    let mut check = plan.check.clone();
+    if !plan.open.model_files.is_empty()
+        && !check.reference_explicit
+        && !opened.iter().any(|o| o.name == check.reference)
+    {
+        check.reference = opened[0].name.clone();
+    }
     // The reference may not be among the backends compared; open it just for the check.
-    let reference = match opened.iter().find(|o| o.name == plan.check.reference) {
+    let reference = match opened.iter().find(|o| o.name == check.reference) {
         Some(o) => o.backend.clone(),
         None => {
-            open_one(&plan.check.reference, opts, plan.request_timeout, progress)
+            open_one(&check.reference, opts, plan.request_timeout, progress)
                 .await?
                 .backend
         }
     };
-    let (agreement, broken) = check_agreement(plan, &reference, &opened, progress).await?;
+    let (agreement, broken) = check_agreement(plan, &check, &reference, &opened, progress).await?;
     let excluded: BTreeSet<(String, String)> = agreement
         .iter()
         .filter(|a| !a.passed)
@@ -255,7 +263,8 @@ async fn open_all(
             Err(HarnessError::Backend {
                 backend,
                 source: source @ BackendError::Unavailable { .. },
-            }) if !plan.backends_explicit => {
+            }) if !plan.backends_explicit || !plan.open.model_files.is_empty() => {
+                // A backend that cannot run a user's model is listed, never fatal.
                 progress.note(&format!("skipping {backend}: {source}"));
                 unavailable.push(Unavailable {
                     backend,
@@ -346,23 +355,23 @@ type Broken = (String, String, BackendError);
 
 async fn check_agreement(
     plan: &Plan,
+    cfg: &Check,
     reference: &Arc<dyn Backend>,
     opened: &[Opened],
     progress: &Progress,
 ) -> Result<(Vec<Agreement>, Vec<Broken>), HarnessError> {
     let mut rows = Vec::new();
     let mut broken: Vec<Broken> = Vec::new();
-    let cfg = &plan.check;
-    for &model in &plan.models {
+    for model in &plan.models {
         // A seed of its own, so agreement inputs are not the timed inputs.
-        let input = fixtures::inputs::batch(model, AGREEMENT_BATCH, plan.seed.wrapping_add(1));
-        let want = logits(reference, &cfg.reference, model, input.clone()).await?;
+        let input = model.inputs(AGREEMENT_BATCH, plan.seed.wrapping_add(1));
+        let want = outputs(reference, &cfg.reference, model, input.clone()).await?;
         for o in opened.iter().filter(|o| o.name != cfg.reference) {
             if broken.iter().any(|(name, _, _)| *name == o.name) {
                 continue;
             }
             progress.note(&format!("agreement: {} on {model}", o.name));
-            let got = match logits(&o.backend, &o.name, model, input.clone()).await {
+            let got = match outputs(&o.backend, &o.name, model, input.clone()).await {
                 Ok(got) => got,
                 Err(HarnessError::Backend { backend, source }) => {
                     broken.push((backend, format!("agreement on {model}"), source));
@@ -371,9 +380,9 @@ async fn check_agreement(
                 Err(e) => return Err(e),
             };
             let (max_abs_diff, max_rel_diff, top1_agreement, passed) =
-                agreement::compare(&got, &want, model.classes(), cfg.atol, cfg.rtol).map_err(
-                    |e| HarnessError::Disagreement(format!("{} on {model}: {e}", o.name)),
-                )?;
+                agreement::compare_outputs(&got, &want, cfg.atol, cfg.rtol).map_err(|e| {
+                    HarnessError::Disagreement(format!("{} on {model}: {e}", o.name))
+                })?;
             let row = Agreement {
                 model: model.name().into(),
                 backend: o.name.clone(),
@@ -399,22 +408,23 @@ async fn check_agreement(
     Ok((rows, broken))
 }
 
-async fn logits(
+/// Every output of `model` on `input`, in the order the model declares them.
+async fn outputs(
     backend: &Arc<dyn Backend>,
     name: &str,
-    model: ModelId,
-    input: contract::Tensor,
-) -> Result<Vec<f32>, HarnessError> {
+    model: &Model,
+    input: Vec<contract::Tensor>,
+) -> Result<Vec<contract::Tensor>, HarnessError> {
     let fail = |source| HarnessError::Backend {
         backend: name.to_string(),
         source,
     };
-    let request = backend.prepare(model.name(), vec![input]).map_err(fail)?;
+    let request = backend.prepare(model.name(), input).map_err(fail)?;
     let outputs = backend.infer(&request).await.map_err(fail)?;
-    let first = outputs.first().ok_or_else(|| {
-        fail(BackendError::Protocol(format!(
+    if outputs.is_empty() {
+        return Err(fail(BackendError::Protocol(format!(
             "{model} returned no output tensor"
-        )))
-    })?;
-    first.to_f32().map_err(fail)
+        ))));
+    }
+    Ok(outputs)
 }
