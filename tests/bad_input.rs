@@ -448,24 +448,6 @@ fn extreme_numbers_are_refused_with_the_accepted_range() {
     }
 }
 
-/// A `.npy` file of `f32` zeros of `shape` (NPY 1.0, little-endian, C order).
-fn write_npy(path: &Path, descr: &str, shape: &[usize], elem: usize) {
-    let dims: Vec<String> = shape.iter().map(usize::to_string).collect();
-    let mut dict = format!(
-        "{{'descr': '{descr}', 'fortran_order': False, 'shape': ({},), }}",
-        dims.join(", ")
-    );
-    while (10 + dict.len() + 1) % 64 != 0 {
-        dict.push(' ');
-    }
-    dict.push('\n');
-    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
-    bytes.extend_from_slice(&(dict.len() as u16).to_le_bytes());
-    bytes.extend_from_slice(dict.as_bytes());
-    bytes.resize(bytes.len() + shape.iter().product::<usize>() * elem, 0);
-    std::fs::write(path, bytes).unwrap();
-}
-
 /// Every bad `--model-file` input is one sentence and exit status 1, before any
 /// backend opens: a corrupt file, a missing dynamic dimension, data of the wrong shape
 /// or element type, data for an input the model lacks.
@@ -480,8 +462,17 @@ fn bad_model_files_and_input_data() {
     let dynamic = Toy::Dynamic.write(d).unwrap();
     let multi = Toy::MultiInput.write(d).unwrap();
     let (wide, ints) = (d.join("wide.npy"), d.join("ints.npy"));
-    write_npy(&wide, "<f4", &[2, 5], 4);
-    write_npy(&ints, "<i8", &[2, 4], 8);
+    let npy = |t: contract::Tensor| fixtures::inputs::npy_bytes(&t);
+    std::fs::write(
+        &wide,
+        npy(contract::Tensor::from_f32("x", vec![2, 5], &[0.0; 10])),
+    )
+    .unwrap();
+    std::fs::write(
+        &ints,
+        npy(contract::Tensor::from_i64("x", vec![2, 4], &[0; 8])),
+    )
+    .unwrap();
     let json = d.join("extra.json");
     std::fs::write(&json, r#"{"data": [{"a": [1, 2, 3, 4], "z": [1]}]}"#).unwrap();
     let s = |p: &Path| p.to_str().unwrap().to_string();

@@ -17,11 +17,7 @@ pub fn encode_instances(input: &Tensor) -> Result<Vec<u8>, BackendError> {
     }
     let mut out = String::with_capacity(input.len() * 12 + 32);
     out.push_str("{\"instances\":");
-    match input.dtype {
-        DType::F32 => nest(&mut out, &input.shape, &input.to_f32()?),
-        DType::I64 => nest(&mut out, &input.shape, &input.to_i64()?),
-        DType::F16 => nest(&mut out, &input.shape, &input.to_f64_lossy()),
-    }
+    nest_tensor(&mut out, input)?;
     out.push('}');
     Ok(out.into_bytes())
 }
@@ -42,11 +38,7 @@ pub fn encode_columnar(inputs: &[Tensor]) -> Result<Vec<u8>, BackendError> {
         }
         out.push_str(&serde_json::to_string(&t.name).expect("a string serialises"));
         out.push(':');
-        match t.dtype {
-            DType::F32 => nest(&mut out, &t.shape, &t.to_f32()?),
-            DType::I64 => nest(&mut out, &t.shape, &t.to_i64()?),
-            DType::F16 => nest(&mut out, &t.shape, &t.to_f64_lossy()),
-        }
+        nest_tensor(&mut out, t)?;
     }
     out.push_str("}}");
     Ok(out.into_bytes())
@@ -105,6 +97,16 @@ fn flatten(v: &serde_json::Value, out: &mut Vec<f64>) {
         serde_json::Value::Array(a) => a.iter().for_each(|x| flatten(x, out)),
         x => out.push(x.as_f64().unwrap_or(f64::NAN)),
     }
+}
+
+/// Appends `t`'s values as nested lists, following its shape.
+fn nest_tensor(out: &mut String, t: &Tensor) -> Result<(), BackendError> {
+    match t.dtype {
+        DType::F32 => nest(out, &t.shape, &t.to_f32()?),
+        DType::I64 => nest(out, &t.shape, &t.to_i64()?),
+        DType::F16 => nest(out, &t.shape, &t.to_f64_lossy()),
+    }
+    Ok(())
 }
 
 fn nest<T: std::fmt::Display>(out: &mut String, shape: &[usize], values: &[T]) {
