@@ -44,6 +44,7 @@ fn open(name: &str) -> Result<Arc<dyn Backend>, contract::BackendError> {
         workers: 1,
         intra_threads: contract::default_intra_threads(1),
         device: Device::Cpu,
+        model_files: Default::default(),
     };
     registry::open(name, &common, &registry::BackendOptions::default())
 }

@@ -503,3 +503,71 @@ fn extreme_numbers_are_refused_with_the_accepted_range() {
         assert!(e.contains(sentence) && e.contains(args[0]), "{args:?}: {e}");
     }
 }
+
+/// Every bad `--model-file` input is one sentence and exit status 1, before any
+/// backend opens: a corrupt file, a missing dynamic dimension, data of the wrong shape
+/// or element type, data for an input the model lacks.
+#[test]
+fn bad_model_files_and_input_data() {
+    use fixtures::onnx::toy::Toy;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let corrupt = d.join("corrupt.onnx");
+    std::fs::write(&corrupt, b"\x08\x07 this is not protobuf \xff\xff\xff").unwrap();
+    let softplus = Toy::Softplus.write(d).unwrap();
+    let dynamic = Toy::Dynamic.write(d).unwrap();
+    let multi = Toy::MultiInput.write(d).unwrap();
+    let (wide, ints) = (d.join("wide.npy"), d.join("ints.npy"));
+    let npy = |t: contract::Tensor| fixtures::inputs::npy_bytes(&t);
+    std::fs::write(
+        &wide,
+        npy(contract::Tensor::from_f32("x", vec![2, 5], &[0.0; 10])),
+    )
+    .unwrap();
+    std::fs::write(
+        &ints,
+        npy(contract::Tensor::from_i64("x", vec![2, 4], &[0; 8])),
+    )
+    .unwrap();
+    let json = d.join("extra.json");
+    std::fs::write(&json, r#"{"data": [{"a": [1, 2, 3, 4], "z": [1]}]}"#).unwrap();
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (
+            vec![s(&corrupt)],
+            "corrupt.onnx is not a usable ONNX model: it does not decode",
+        ),
+        (
+            vec![s(&dynamic)],
+            "input tokens has a dynamic dimension 1 (seq); give its size with --shape tokens:N",
+        ),
+        (
+            vec![s(&softplus), "--input-data".into(), s(&wide)],
+            "input x takes samples of shape [4] but",
+        ),
+        (
+            vec![s(&softplus), "--input-data".into(), s(&ints)],
+            "holds <i8 values but input x is f32 (<f4)",
+        ),
+        (
+            vec![s(&multi), "--input-data".into(), s(&json)],
+            "holds \"z\", which is not an input of the model",
+        ),
+        (
+            vec![s(&multi), "--input-data".into(), s(&wide)],
+            "is one array but the model has 2 inputs",
+        ),
+        (
+            vec![s(&softplus), "--shape".into(), "y:3".into()],
+            "--shape names \"y\"",
+        ),
+    ];
+    for (args, want) in cases {
+        let mut all = vec!["--backends", "onnxruntime", "--model-file"];
+        all.extend(args.iter().map(String::as_str));
+        let e = fails(&all);
+        assert!(e.contains(want), "{args:?}: {e}");
+    }
+    let e = rejected(&["--input-data", "zero"]);
+    assert!(e.contains("--model-file"), "{e}");
+}

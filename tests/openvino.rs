@@ -37,6 +37,7 @@ fn open(name: &str, models: &[ModelId]) -> Arc<dyn Backend> {
         workers: 1,
         intra_threads: contract::default_intra_threads(1),
         device: Device::Cpu,
+        model_files: Default::default(),
     };
     registry::open(name, &common, &registry::BackendOptions::default())
         .unwrap_or_else(|e| panic!("{name} must open: {e}"))

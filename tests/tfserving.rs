@@ -130,6 +130,7 @@ fn opts(models: &[ModelId]) -> OpenOptions {
         workers: 1,
         intra_threads: 2,
         device: Device::Cpu,
+        model_files: Default::default(),
     }
 }
 

@@ -357,6 +357,7 @@ fn failures_are_counted_by_kind_with_tritons_message() {
             install: Install::find().expect("nvidia-pytriton in .venv-triton: run scripts/setup"),
             fixtures_dir: fixtures_dir.clone(),
             models: vec![ModelId::TextCnn],
+            user_models: vec![],
             instances: 1,
             intra_threads: 1,
             dynamic_batching: false,

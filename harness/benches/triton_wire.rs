@@ -103,6 +103,7 @@ fn open(name: &str, url: String, body: HttpBody) -> Arc<dyn Backend> {
         workers: 1,
         intra_threads: contract::default_intra_threads(1),
         device: Device::Cpu,
+        model_files: Default::default(),
     };
     if name == adapter_triton::HTTP_NAME {
         adapter_triton::open_http(&opts, &options).unwrap()
@@ -163,6 +164,7 @@ fn main() {
         install: Install::find().expect("nvidia-pytriton in .venv-triton: run scripts/setup"),
         fixtures_dir: dir,
         models: vec![ModelId::Resnet50],
+        user_models: vec![],
         instances: 1,
         intra_threads: contract::default_intra_threads(1),
         dynamic_batching: false,

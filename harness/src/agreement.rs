@@ -61,6 +61,61 @@ pub fn compare(
     Ok((max_abs, rel, same_top1 as f64 / rows as f64, passed))
 }
 
+/// Tolerances of one output's element type: `(atol, rtol)` from the run's for float32,
+/// at least 1e-2 each for float16 (half precision keeps about three digits), exact for
+/// int64.
+pub fn tolerance(dtype: contract::DType, atol: f64, rtol: f64) -> (f64, f64) {
+    match dtype {
+        contract::DType::F32 => (atol, rtol),
+        contract::DType::F16 => (atol.max(1e-2), rtol.max(1e-2)),
+        contract::DType::I64 => (0.0, 0.0),
+    }
+}
+
+/// Compares every output of a model with the reference's, each with the tolerance of
+/// its element type ([`tolerance`]); the top-1 agreement is over the last dimension
+/// of the float outputs (1.0 when there are none). Returns the largest absolute and
+/// relative differences, the lowest top-1 agreement, and whether every output passed.
+pub fn compare_outputs(
+    got: &[contract::Tensor],
+    want: &[contract::Tensor],
+    atol: f64,
+    rtol: f64,
+) -> Result<(f64, f64, f64, bool), String> {
+    if got.len() != want.len() {
+        return Err(format!(
+            "returned {} outputs where the reference returned {}",
+            got.len(),
+            want.len()
+        ));
+    }
+    let (mut abs, mut rel, mut top1, mut passed) = (0.0f64, 0.0f64, 1.0f64, true);
+    for (g, w) in got.iter().zip(want) {
+        if g.shape != w.shape {
+            return Err(format!(
+                "returned output {} of shape {:?} where the reference's {} is {:?}",
+                g.name, g.shape, w.name, w.shape
+            ));
+        }
+        let classes = w.shape.last().copied().unwrap_or(1).max(1);
+        let (a, r) = tolerance(w.dtype, atol, rtol);
+        let gv: Vec<f32> = g.to_f64_lossy().iter().map(|&v| v as f32).collect();
+        let wv: Vec<f32> = w.to_f64_lossy().iter().map(|&v| v as f32).collect();
+        if wv.is_empty() {
+            continue;
+        }
+        let (m, rr, t, p) =
+            compare(&gv, &wv, classes, a, r).map_err(|e| format!("output {}: {e}", w.name))?;
+        abs = abs.max(m);
+        rel = rel.max(rr);
+        if w.dtype != contract::DType::I64 {
+            top1 = top1.min(t);
+        }
+        passed &= p;
+    }
+    Ok((abs, rel, top1, passed))
+}
+
 /// Index of the largest value (first on ties).
 pub fn argmax(row: &[f32]) -> usize {
     row.iter()
@@ -78,6 +133,22 @@ pub fn argmax(row: &[f32]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_output_is_compared_with_its_dtype_tolerance() {
+        use contract::Tensor;
+        let f = |v: &[f32]| Tensor::from_f32("y", vec![1, v.len()], v);
+        let h = |v: &[f32]| Tensor::from_f16("h", vec![1, v.len()], v);
+        let i = |v: &[i64]| Tensor::from_i64("n", vec![1, v.len()], v);
+        let want = [f(&[1.0, 2.0]), h(&[1.0, 2.0]), i(&[3, 4])];
+        let close = [f(&[1.0, 2.0]), h(&[1.0, 2.005]), i(&[3, 4])];
+        let (_, _, top1, ok) = compare_outputs(&close, &want, 1e-3, 1e-3).unwrap();
+        assert!(ok && top1 == 1.0);
+        let off_by_one = [f(&[1.0, 2.0]), h(&[1.0, 2.0]), i(&[3, 5])];
+        assert!(!compare_outputs(&off_by_one, &want, 1e-3, 1e-3).unwrap().3);
+        let e = compare_outputs(&want[..1], &want, 1e-3, 1e-3).unwrap_err();
+        assert!(e.contains("returned 1 outputs"), "{e}");
+    }
 
     #[test]
     fn identical_outputs_agree() {

@@ -267,6 +267,7 @@ fn list_backends() {
         workers: 1,
         intra_threads: 1,
         device: contract::Device::Cpu,
+        model_files: Default::default(),
     };
     for entry in registry::entries() {
         match (entry.open)(&opts, &registry::BackendOptions::default()) {

@@ -104,8 +104,26 @@ pub fn open(name: &str, common: &OpenOptions, options: &BackendOptions) -> Opene
         reason: "no backend has this name".into(),
         fix: format!("use one of: {}", names().join(", ")),
     })?;
+    if !common.model_files.is_empty() && !RUNS_ONNX_FILES.contains(&entry.name) {
+        return Err(BackendError::Unavailable {
+            backend: name.into(),
+            reason: "it cannot run a user's ONNX model (--model-file)".into(),
+            fix: format!("compare the model on {}", RUNS_ONNX_FILES.join(", ")),
+        });
+    }
     (entry.open)(common, options)
 }
+
+/// The backends that run a user's ONNX model (`--model-file`); candle only where
+/// candle-onnx has every operator of the graph. (OpenVINO's adapter runs the fixtures
+/// only, so far.)
+pub const RUNS_ONNX_FILES: [&str; 5] = [
+    adapter_candle::NAME,
+    adapter_onnxruntime::NAME,
+    FLASK,
+    TRITON_HTTP,
+    TRITON_GRPC,
+];
 
 /// Name of the Flask/Gunicorn backend, known with its feature on or off.
 pub const FLASK: &str = "flask";
@@ -361,6 +379,7 @@ mod tests {
             workers: 1,
             intra_threads: 1,
             device: contract::Device::Cpu,
+            model_files: Default::default(),
         };
         let opened = open(LIBTORCH, &opts, &BackendOptions::default());
         if cfg!(feature = "libtorch") {
@@ -386,6 +405,7 @@ mod tests {
             workers: 1,
             intra_threads: 1,
             device: contract::Device::Cpu,
+            model_files: Default::default(),
         }
     }
 

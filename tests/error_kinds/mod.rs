@@ -114,6 +114,7 @@ pub fn text_cnn(fixtures_dir: std::path::PathBuf) -> OpenOptions {
         workers: 1,
         intra_threads: 1,
         device: Device::Cpu,
+        model_files: Default::default(),
     }
 }
 

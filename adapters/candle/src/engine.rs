@@ -16,6 +16,8 @@ use crate::model::Model;
 /// pool all its forward passes run in.
 pub struct CandleEngine {
     models: HashMap<String, Model>,
+    /// The user's models (`--model-file`), through candle-onnx.
+    onnx: HashMap<String, crate::onnx::OnnxModel>,
     /// `None` on CUDA, where threads do not matter.
     pool: Option<rayon::ThreadPool>,
     device: Device,
@@ -44,9 +46,22 @@ impl CandleEngine {
         }
         Ok(CandleEngine {
             models: loaded,
+            onnx: HashMap::new(),
             pool,
             device,
         })
+    }
+
+    /// Adds the user's models, each through candle-onnx.
+    pub fn with_user_models(
+        mut self,
+        user: &[fixtures::user::UserModel],
+    ) -> Result<Self, BackendError> {
+        for m in user {
+            self.onnx
+                .insert(m.name.clone(), crate::onnx::OnnxModel::load(m)?);
+        }
+        Ok(self)
     }
 
     /// Size of the intra-op pool (`None` on CUDA).
@@ -61,6 +76,7 @@ impl CandleEngine {
         let dtype = match input.dtype {
             DType::F32 => candle_core::DType::F32,
             DType::I64 => candle_core::DType::I64,
+            DType::F16 => candle_core::DType::F16,
         };
         let x =
             candle_core::Tensor::from_raw_buffer(&input.data, dtype, &input.shape, &self.device)
@@ -83,6 +99,12 @@ impl CandleEngine {
 
 impl Engine for CandleEngine {
     fn infer(&mut self, model: &str, inputs: &[Tensor]) -> Result<Vec<Tensor>, BackendError> {
+        if let Some(m) = self.onnx.get(model) {
+            return match &self.pool {
+                Some(pool) => pool.install(|| m.run(inputs, &self.device)),
+                None => m.run(inputs, &self.device),
+            };
+        }
         let m = self
             .models
             .get(model)

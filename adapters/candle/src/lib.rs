@@ -28,6 +28,7 @@ mod device;
 mod engine;
 mod load;
 mod model;
+pub mod onnx;
 pub mod resnet;
 mod text_cnn;
 pub mod threads;
@@ -56,8 +57,12 @@ pub const CANDLE_VERSION: &str = env!("SERVEBENCH_CANDLE_VERSION");
 /// `opts.models` and running on `opts.intra_threads` threads.
 pub fn open(opts: &OpenOptions) -> Result<Arc<dyn Backend>, BackendError> {
     device::check(opts.device)?;
-    let models: Vec<ModelId> = opts
-        .models
+    let (fixed, user) = fixtures::user_models(opts)?;
+    // An operator candle-onnx lacks makes candle unavailable before any thread starts.
+    for m in &user {
+        onnx::OnnxModel::load(m)?;
+    }
+    let models: Vec<ModelId> = fixed
         .iter()
         .map(|name| {
             name.parse()
@@ -68,7 +73,7 @@ pub fn open(opts: &OpenOptions) -> Result<Arc<dyn Backend>, BackendError> {
     let elementwise_helpers = threads::quiet_barrier_pool();
     let (dir, device) = (opts.fixtures_dir.clone(), opts.device);
     let pool = BlockingPool::start(NAME, opts.workers, move |i| {
-        CandleEngine::new(i, &dir, &models, device::open(device)?, threads)
+        CandleEngine::new(i, &dir, &models, device::open(device)?, threads)?.with_user_models(&user)
     })?;
     let cpu = opts.device == contract::Device::Cpu;
     let mut details = std::collections::BTreeMap::new();

@@ -98,6 +98,9 @@ pub struct OpenOptions {
     pub intra_threads: usize,
     /// Device to run on.
     pub device: Device,
+    /// Models the user brought (`--model-file`), by name: a name of `models` found
+    /// here is loaded from this ONNX file instead of the fixtures.
+    pub model_files: BTreeMap<String, PathBuf>,
 }
 
 /// What a backend says about itself. Goes verbatim into the results file.

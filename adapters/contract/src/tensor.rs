@@ -13,6 +13,8 @@ pub enum DType {
     F32,
     /// 64-bit signed integer (token ids).
     I64,
+    /// 16-bit IEEE float (half precision).
+    F16,
 }
 
 impl DType {
@@ -21,6 +23,7 @@ impl DType {
         match self {
             DType::F32 => 4,
             DType::I64 => 8,
+            DType::F16 => 2,
         }
     }
 
@@ -29,6 +32,7 @@ impl DType {
         match self {
             DType::F32 => "FP32",
             DType::I64 => "INT64",
+            DType::F16 => "FP16",
         }
     }
 }
@@ -38,6 +42,7 @@ impl std::fmt::Display for DType {
         f.write_str(match self {
             DType::F32 => "f32",
             DType::I64 => "i64",
+            DType::F16 => "f16",
         })
     }
 }
@@ -119,6 +124,36 @@ impl Tensor {
         Tensor::new(name, DType::I64, shape, bytes.into()).expect("length follows from values")
     }
 
+    /// A half-precision tensor from `f32` values (rounded to the nearest `f16`).
+    pub fn from_f16(name: impl Into<String>, shape: Vec<usize>, values: &[f32]) -> Self {
+        let mut bytes = Vec::with_capacity(values.len() * 2);
+        for v in values {
+            bytes.extend_from_slice(&half::f16::from_f32(*v).to_le_bytes());
+        }
+        Tensor::new(name, DType::F16, shape, bytes.into()).expect("length follows from values")
+    }
+
+    /// The values as `f64` whatever the dtype: what the agreement check compares.
+    pub fn to_f64_lossy(&self) -> Vec<f64> {
+        match self.dtype {
+            DType::F32 => self
+                .data
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes(c.try_into().expect("chunk of 4")) as f64)
+                .collect(),
+            DType::I64 => self
+                .data
+                .chunks_exact(8)
+                .map(|c| i64::from_le_bytes(c.try_into().expect("chunk of 8")) as f64)
+                .collect(),
+            DType::F16 => self
+                .data
+                .chunks_exact(2)
+                .map(|c| half::f16::from_le_bytes(c.try_into().expect("chunk of 2")).to_f64())
+                .collect(),
+        }
+    }
+
     /// Number of elements.
     pub fn len(&self) -> usize {
         self.shape.iter().product()
@@ -177,6 +212,9 @@ mod tests {
         assert_eq!(t.batch(), 2);
         let t = Tensor::from_i64("ids", vec![3], &[7, -1, 4999]);
         assert_eq!(t.to_i64().unwrap(), vec![7, -1, 4999]);
+        let t = Tensor::from_f16("h", vec![3], &[1.0, -0.5, 65504.0]);
+        assert_eq!(t.data.len(), 6);
+        assert_eq!(t.to_f64_lossy(), vec![1.0, -0.5, 65504.0]);
     }
 
     #[test]

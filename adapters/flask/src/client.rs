@@ -20,6 +20,9 @@ pub struct FlaskBackend {
     base: String,
     deadlines: Deadlines,
     description: Description,
+    /// The declared outputs of each user model (`--model-file`), by model name: those
+    /// travel in TF Serving's columnar form, every input and output by name.
+    user_outputs: std::collections::HashMap<String, Vec<(String, contract::DType)>>,
     // Declared last: dropped after the client, it stops a managed server.
     server: Option<ManagedServer>,
 }
@@ -51,7 +54,28 @@ impl FlaskBackend {
             deadlines,
             description,
             server,
+            user_outputs: Default::default(),
         })
+    }
+
+    /// Serves the user's `models` too: their requests and answers are columnar.
+    pub fn with_user_models(mut self, models: &[fixtures::user::UserModel]) -> Self {
+        for m in models {
+            let outputs = m
+                .outputs
+                .iter()
+                .map(|o| (o.name.clone(), o.dtype))
+                .collect();
+            self.user_outputs.insert(m.name.clone(), outputs);
+        }
+        self
+    }
+
+    fn encode(&self, model: &str, inputs: &[Tensor]) -> Result<Body, BackendError> {
+        if self.user_outputs.contains_key(model) {
+            return Ok(Body(codec::encode_columnar(inputs)?.into()));
+        }
+        encode(inputs)
     }
 
     async fn send(
@@ -97,13 +121,13 @@ impl Backend for FlaskBackend {
 
     /// Encodes `{"instances": [...]}` once; every `infer` of this batch sends the same bytes.
     fn prepare(&self, model: &str, inputs: Vec<Tensor>) -> Result<Prepared, BackendError> {
-        let body = encode(&inputs)?;
+        let body = self.encode(model, &inputs)?;
         Ok(Prepared::new(model, inputs).with_payload(body))
     }
 
     /// One `POST /v1/models/<model>:predict`; the answer is parsed into logits.
     async fn infer(&self, request: &Prepared) -> Result<Vec<Tensor>, BackendError> {
-        let body = support::payload_or(request, |_, inputs| encode(inputs))?;
+        let body = support::payload_or(request, |model, inputs| self.encode(model, inputs))?;
         let url = format!("{}/v1/models/{}:predict", self.base, request.model());
         let req = self
             .client
@@ -111,6 +135,9 @@ impl Backend for FlaskBackend {
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(body.0);
         let answer = self.send(req, &url, request.model()).await?;
+        if let Some(outputs) = self.user_outputs.get(request.model()) {
+            return codec::decode_columnar(&answer, outputs);
+        }
         Ok(vec![codec::decode_predictions(&answer, request.batch())?])
     }
 }

@@ -74,6 +74,7 @@ pub fn open(opts: &OpenOptions, options: &Options) -> Result<Arc<dyn Backend>, B
             fix: "use --device cpu".into(),
         });
     }
+    let (_, user) = fixtures::user_models(opts)?;
     let mut details = BTreeMap::new();
     details.insert("api".to_string(), "TF Serving REST JSON".to_string());
     if let Some(url) = &options.url {
@@ -90,12 +91,9 @@ pub fn open(opts: &OpenOptions, options: &Options) -> Result<Arc<dyn Backend>, B
             served_by_test_peer: false,
             details,
         };
-        return Ok(Arc::new(FlaskBackend::new(
-            url,
-            opts.workers,
-            description,
-            None,
-        )?));
+        return Ok(Arc::new(
+            FlaskBackend::new(url, opts.workers, description, None)?.with_user_models(&user),
+        ));
     }
 
     let gunicorn = server::gunicorn().ok_or_else(|| BackendError::Unavailable {
@@ -111,6 +109,7 @@ pub fn open(opts: &OpenOptions, options: &Options) -> Result<Arc<dyn Backend>, B
         app_dir: server::app_dir(),
         fixtures_dir: opts.fixtures_dir.clone(),
         models: opts.models.clone(),
+        model_files: opts.model_files.clone(),
         workers: opts.workers.max(1),
         intra_threads: opts.intra_threads.max(1),
         ready_timeout: server::READY_TIMEOUT,
@@ -133,12 +132,9 @@ pub fn open(opts: &OpenOptions, options: &Options) -> Result<Arc<dyn Backend>, B
         served_by_test_peer: false,
         details,
     };
-    Ok(Arc::new(FlaskBackend::new(
-        &url,
-        opts.workers,
-        description,
-        Some(server),
-    )?))
+    Ok(Arc::new(
+        FlaskBackend::new(&url, opts.workers, description, Some(server))?.with_user_models(&user),
+    ))
 }
 
 fn write_pid_file(server: &ManagedServer) {

@@ -40,6 +40,8 @@ pub struct ServerConfig {
     pub fixtures_dir: PathBuf,
     /// Models every worker loads.
     pub models: Vec<String>,
+    /// The user's models among them (`--model-file`), by name: loaded from these files.
+    pub model_files: std::collections::BTreeMap<String, PathBuf>,
     /// Gunicorn workers (`-w`).
     pub workers: usize,
     /// onnxruntime intra-op threads per worker.
@@ -91,6 +93,10 @@ impl ManagedServer {
                     .arg("app:app")
                     .env("SERVEBENCH_FIXTURES_DIR", &cfg.fixtures_dir)
                     .env("SERVEBENCH_MODELS", cfg.models.join(","))
+                    .env(
+                        "SERVEBENCH_MODEL_FILES",
+                        serde_json::to_string(&cfg.model_files).unwrap_or_default(),
+                    )
                     .env("SERVEBENCH_INTRA_THREADS", cfg.intra_threads.to_string())
                     .env("SERVEBENCH_FLASK_STATE_DIR", state)
                     // One onnxruntime session per worker, limited to its intra-op

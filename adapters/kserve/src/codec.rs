@@ -80,6 +80,7 @@ struct Input<'a> {
 enum Data {
     F32(Vec<f32>),
     I64(Vec<i64>),
+    F64(Vec<f64>),
 }
 
 #[derive(Serialize)]
@@ -103,6 +104,7 @@ pub fn encode(inputs: &[Tensor], body: HttpBody) -> Result<Encoded, BackendError
                 Some(match t.dtype {
                     DType::F32 => Data::F32(t.to_f32()?),
                     DType::I64 => Data::I64(t.to_i64()?),
+                    DType::F16 => Data::F64(t.to_f64_lossy()),
                 }),
                 None,
             ),
@@ -171,8 +173,9 @@ pub fn dtype(name: &str) -> Result<DType, BackendError> {
     match name {
         "FP32" => Ok(DType::F32),
         "INT64" => Ok(DType::I64),
+        "FP16" => Ok(DType::F16),
         _ => Err(BackendError::Protocol(format!(
-            "datatype {name} is not one servebench uses (FP32, INT64)"
+            "datatype {name} is not one servebench uses (FP32, FP16, INT64)"
         ))),
     }
 }
@@ -217,6 +220,11 @@ pub fn decode(body: &[u8], header_len: Option<usize>) -> Result<Vec<Tensor>, Bac
                 DType::I64 => values
                     .iter()
                     .flat_map(|&v| (v as i64).to_le_bytes())
+                    .collect::<Vec<u8>>()
+                    .into(),
+                DType::F16 => values
+                    .iter()
+                    .flat_map(|&v| half::f16::from_f64(v).to_le_bytes())
                     .collect::<Vec<u8>>()
                     .into(),
             },

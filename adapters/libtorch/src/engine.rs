@@ -46,6 +46,7 @@ impl TorchEngine {
         let kind = match input.dtype {
             DType::F32 => Kind::Float,
             DType::I64 => Kind::Int64,
+            DType::F16 => Kind::Half,
         };
         let shape: Vec<i64> = input.shape.iter().map(|&d| d as i64).collect();
         tch::no_grad(|| {

@@ -12,6 +12,7 @@ fn options(models: &[ModelId], dir: std::path::PathBuf, workers: usize) -> OpenO
         workers,
         intra_threads: 1,
         device: Device::Cpu,
+        model_files: Default::default(),
     }
 }
 

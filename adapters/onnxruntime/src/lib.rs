@@ -42,11 +42,11 @@ pub fn open(opts: &OpenOptions) -> Result<Arc<dyn Backend>, BackendError> {
         });
     }
     let lib = library::load()?;
-    let models = fixtures::onnx_models(&opts.fixtures_dir, &opts.models)?;
+    let (models, user) = fixtures::onnx_models_and_user(opts)?;
     let threads = opts.intra_threads.max(1);
     let env = lib.environment.clone();
     let pool = BlockingPool::start(NAME, opts.workers, move |_| {
-        engine::OrtEngine::load(&env, &models, threads)
+        engine::OrtEngine::load(&env, &models, &user, threads)
     })?;
     let description = Description {
         name: NAME.into(),

@@ -15,6 +15,7 @@ async fn bad_requests_get_the_shared_message() {
         workers: 1,
         intra_threads: 1,
         device: Device::Cpu,
+        model_files: Default::default(),
     })
     .expect("onnxruntime in .venv: run scripts/setup");
     let ids = |shape: Vec<usize>, v: i64| {

@@ -84,6 +84,7 @@ impl Engine for OvEngine {
         let element = match input.dtype {
             DType::F32 => ElementType::F32,
             DType::I64 => ElementType::I64,
+            DType::F16 => ElementType::F16,
         };
         let dims: Vec<i64> = input.shape.iter().map(|&d| d as i64).collect();
         let mut tensor = openvino::Tensor::new(element, &Shape::new(&dims).map_err(engine_err)?)

@@ -88,6 +88,7 @@ pub fn tensor_proto(t: &Tensor) -> TensorProto {
         dtype: match t.dtype {
             DType::F32 => DataType::DtFloat,
             DType::I64 => DataType::DtInt64,
+            DType::F16 => DataType::DtHalf,
         } as i32,
         tensor_shape: Some(TensorShapeProto {
             dim: t

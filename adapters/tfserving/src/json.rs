@@ -96,6 +96,7 @@ fn nested(out: &mut String, t: &Tensor, shape: &[usize]) -> Result<(), BackendEr
             rec(out, &v, shape)
         }
         DType::I64 => rec(out, &t.to_i64()?, shape),
+        DType::F16 => rec(out, &t.to_f64_lossy(), shape),
     }
     Ok(())
 }

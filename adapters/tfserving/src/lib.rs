@@ -253,6 +253,7 @@ mod tests {
             workers: 1,
             intra_threads: 1,
             device: contract::Device::Cpu,
+            model_files: Default::default(),
         };
         let options = Options {
             url: Some(format!("http://127.0.0.1:{port}")),

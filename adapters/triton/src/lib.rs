@@ -183,8 +183,8 @@ fn connect(
     given_url: Option<&str>,
     url_of: impl Fn(&ManagedTriton) -> String,
 ) -> Result<Connected, BackendError> {
-    let models = opts
-        .models
+    let (fixed, user_models) = fixtures::user_models(opts)?;
+    let models = fixed
         .iter()
         .map(|m| {
             m.parse::<ModelId>()
@@ -224,6 +224,7 @@ fn connect(
         install,
         fixtures_dir: opts.fixtures_dir.clone(),
         models,
+        user_models,
         instances: opts.workers.max(1),
         intra_threads: opts.intra_threads.max(1),
         dynamic_batching: options.dynamic_batching,

@@ -144,6 +144,8 @@ pub struct ServerConfig {
     pub fixtures_dir: PathBuf,
     /// Models to load.
     pub models: Vec<ModelId>,
+    /// The user's models to load (`--model-file`).
+    pub user_models: Vec<fixtures::user::UserModel>,
     /// Instances per model (the matched worker count).
     pub instances: usize,
     /// onnxruntime intra-op threads per instance.
@@ -203,6 +205,11 @@ impl ManagedTriton {
                             &cfg.models,
                             &opts,
                         )
+                        .and_then(|()| {
+                            cfg.user_models.iter().try_for_each(|m| {
+                                fixtures::triton::write_user_model(&repo, m, &opts)
+                            })
+                        })
                         .map_err(|e| e.to_string())
                     })
                 {

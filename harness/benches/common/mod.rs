@@ -70,6 +70,7 @@ pub fn options(dir: &std::path::Path, threads: usize) -> OpenOptions {
         workers: 1,
         intra_threads: threads,
         device: Device::Cpu,
+        model_files: Default::default(),
     }
 }
 

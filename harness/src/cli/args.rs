@@ -36,12 +36,33 @@ pub struct Selection {
           value_parser = model())]
     pub models: Option<Vec<ModelId>>,
 
+    /// Your own ONNX model: measured on every backend that runs ONNX files
+    /// (onnxruntime, flask, triton; candle where candle-onnx has every operator).
+    /// Repeatable; without --models, only these models are measured. Its inputs and
+    /// outputs are read from the file; the first dimension is the batch.
+    #[arg(long = "model-file", value_name = "PATH.onnx", action = ArgAction::Append,
+          value_delimiter = ',')]
+    pub model_files: Vec<PathBuf>,
+
+    /// Inputs of the --model-file models: random (seeded by --seed), zero, or a file:
+    /// .npy (one input), .npz (one array per input name) or perf_analyzer-style .json;
+    /// sample i of a batch is row i of the file, cycling [default: random].
+    #[arg(long, value_name = "SOURCE", requires = "model_files")]
+    pub input_data: Option<fixtures::user::InputData>,
+
+    /// Dimensions of one sample of a --model-file input, after the batch dimension,
+    /// for its dynamic dimensions: NAME:DIMS such as tokens:128 (repeatable).
+    #[arg(long = "shape", value_name = "NAME:DIMS", action = ArgAction::Append,
+          value_parser = fixtures::user::parse_shape, requires = "model_files")]
+    pub shapes: Vec<(String, Vec<usize>)>,
+
     /// Small-batch sizes, for every model [default: 1,2,4,8; with --quick: 1,4].
     #[arg(long, value_delimiter = ',', value_name = "SIZES", action = ArgAction::Set,
           value_parser = batch_size())]
     pub small_batches: Option<Vec<usize>>,
 
-    /// Large-batch sizes for the text-CNN [default: 1,10,100,1000; with --quick: 1,100].
+    /// Large-batch sizes for the text-CNN and --model-file models [default:
+    /// 1,10,100,1000; with --quick: 1,100].
     #[arg(long, value_delimiter = ',', value_name = "SIZES", action = ArgAction::Set,
           value_parser = batch_size())]
     pub large_batches: Option<Vec<usize>>,

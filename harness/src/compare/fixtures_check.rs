@@ -19,6 +19,18 @@ use crate::HarnessError;
 /// complete ([`complete`]), so a typo never writes a fresh set of weights somewhere.
 pub fn prepare_fixtures(plan: &Plan, progress: &Progress) -> Result<(), HarnessError> {
     let dir = &plan.open.fixtures_dir;
+    // A user's model (`--model-file`) is read from its own file by each backend.
+    let models: Vec<ModelId> = plan
+        .models
+        .iter()
+        .filter_map(|m| match m {
+            crate::compare::Model::Fixture(id) => Some(*id),
+            crate::compare::Model::User(_) => None,
+        })
+        .collect();
+    if models.is_empty() {
+        return Ok(());
+    }
     let fixture_err = |e: fixtures::FixtureError| HarnessError::Fixtures(e.to_string());
     if *dir != fixtures::default_dir() {
         complete(dir, &plan.models, plan.seed)?;
@@ -35,8 +47,7 @@ pub fn prepare_fixtures(plan: &Plan, progress: &Progress) -> Result<(), HarnessE
             )));
         }
     }
-    let absent: Vec<ModelId> = plan
-        .models
+    let absent: Vec<ModelId> = models
         .iter()
         .copied()
         .filter(|&m| !fixtures::ModelFiles::new(dir, m).dir.exists())
@@ -54,7 +65,7 @@ pub fn prepare_fixtures(plan: &Plan, progress: &Progress) -> Result<(), HarnessE
         fixtures::ensure(dir, &absent, plan.seed).map_err(fixture_err)?;
     }
     let manifest = fixtures::Manifest::read(dir).ok();
-    for &model in &plan.models {
+    for &model in &models {
         let files = fixtures::ModelFiles::new(dir, model);
         let recorded = manifest.as_ref().and_then(|m| m.model(model));
         for (path, entry) in [

@@ -131,7 +131,7 @@ pub async fn measure_all(
             point.batch,
             point.load.label()
         ));
-        let input = fixtures::inputs::batch(point.model, point.batch, plan.seed);
+        let inputs = point.model.inputs(point.batch, plan.seed);
         let mut requests: Vec<Option<Arc<Prepared>>> = Vec::new();
         for o in opened {
             if excluded.contains(&(point.model.name().to_string(), o.name.clone()))
@@ -142,7 +142,7 @@ pub async fn measure_all(
             }
             let prepared = o
                 .backend
-                .prepare(point.model.name(), vec![input.clone()])
+                .prepare(point.model.name(), inputs.clone())
                 .map_err(|source| HarnessError::Backend {
                     backend: o.name.clone(),
                     source,
@@ -314,7 +314,7 @@ async fn measure_point(
             let seed = plan.seed ^ ((at.p as u64) << 32) ^ ((round as u64) << 16) ^ i as u64;
             at.announce(&o.name);
             let t0 = Instant::now();
-            let before = server_stats(o, point.model).await;
+            let before = server_stats(o, point.model.name()).await;
             let counted = at.counters(o).await;
             let loaded = o
                 .info
@@ -324,7 +324,7 @@ async fn measure_point(
             let limits = (parts[i].request_timeout, parts[i].max_in_flight);
             let (m, lead_in) = one_window(o, point.load, request, windows[i], seed, limits).await;
             let usage = sampler.map(|s| s.stop().1);
-            let after = server_stats(o, point.model).await;
+            let after = server_stats(o, point.model.name()).await;
             let part = &mut parts[i];
             if let (Some(b), Some(a)) = (counted, at.counters(o).await) {
                 for (k, d) in metrics::deltas(&b, &a) {

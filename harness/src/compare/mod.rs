@@ -38,7 +38,6 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use contract::{Backend, BackendError, OpenOptions};
-use fixtures::ModelId;
 
 use crate::agreement::{self, Agreement};
 use crate::error::{stopped, Stop};
@@ -51,7 +50,7 @@ use crate::results::{
 };
 use crate::HarnessError;
 
-pub use plan::{Check, Measure, Plan, Point};
+pub use plan::{Check, Measure, Model, Plan, Point};
 pub use ratios::ratios;
 
 /// A backend opened for the run.
@@ -215,16 +214,26 @@ async fn open_and_check(
         .clone()
         .unwrap_or_else(|| opened[0].name.clone());
 
+    // A run of user models without --reference checks against the first backend that
+    // could open them (candle may lack one of their operators).
+    let mut check = plan.check.clone();
+    if !plan.open.model_files.is_empty()
+        && !check.reference_explicit
+        && !opened.iter().any(|o| o.name == check.reference)
+    {
+        check.reference = opened[0].name.clone();
+    }
     // The reference may not be among the backends compared; open it just for the check.
-    let reference = match opened.iter().find(|o| o.name == plan.check.reference) {
+    let reference = match opened.iter().find(|o| o.name == check.reference) {
         Some(o) => o.backend.clone(),
         None => {
-            open_one(&plan.check.reference, opts, plan.request_timeout, progress)
+            open_one(&check.reference, opts, plan.request_timeout, progress)
                 .await?
                 .backend
         }
     };
-    let (agreement, broken, firsts) = check_agreement(plan, &reference, &opened, progress).await?;
+    let (agreement, broken, firsts) =
+        check_agreement(plan, &check, &reference, &opened, progress).await?;
     let mut opened = opened;
     for o in &mut opened {
         o.info.first_request_ms = firsts.iter().find(|(n, _)| *n == o.name).map(|f| f.1);
@@ -284,7 +293,8 @@ async fn open_all(
             Err(HarnessError::Backend {
                 backend,
                 source: source @ BackendError::Unavailable { .. },
-            }) if !plan.backends_explicit => {
+            }) if !plan.backends_explicit || !plan.open.model_files.is_empty() => {
+                // A backend that cannot run a user's model is listed, never fatal.
                 progress.note(&format!("skipping {backend}: {source}"));
                 unavailable.push(Unavailable {
                     backend,
@@ -381,6 +391,7 @@ type Firsts = Vec<(String, f64)>;
 
 async fn check_agreement(
     plan: &Plan,
+    cfg: &Check,
     reference: &Arc<dyn Backend>,
     opened: &[Opened],
     progress: &Progress,
@@ -393,12 +404,11 @@ async fn check_agreement(
             firsts.push((name.to_string(), t0.elapsed().as_secs_f64() * 1000.0));
         }
     };
-    let cfg = &plan.check;
-    for &model in &plan.models {
+    for model in &plan.models {
         // A seed of its own, so agreement inputs are not the timed inputs.
-        let input = fixtures::inputs::batch(model, AGREEMENT_BATCH, plan.seed.wrapping_add(1));
+        let input = model.inputs(AGREEMENT_BATCH, plan.seed.wrapping_add(1));
         let t0 = Instant::now();
-        let want = logits(reference, &cfg.reference, model, input.clone()).await?;
+        let want = outputs(reference, &cfg.reference, model, input.clone()).await?;
         first(&cfg.reference, t0);
         for o in opened.iter().filter(|o| o.name != cfg.reference) {
             if broken.iter().any(|(name, _, _)| *name == o.name) {
@@ -406,7 +416,7 @@ async fn check_agreement(
             }
             progress.note(&format!("agreement: {} on {model}", o.name));
             let t0 = Instant::now();
-            let got = logits(&o.backend, &o.name, model, input.clone()).await;
+            let got = outputs(&o.backend, &o.name, model, input.clone()).await;
             if got.is_ok() {
                 first(&o.name, t0);
             }
@@ -419,9 +429,9 @@ async fn check_agreement(
                 Err(e) => return Err(e),
             };
             let (max_abs_diff, max_rel_diff, top1_agreement, passed) =
-                agreement::compare(&got, &want, model.classes(), cfg.atol, cfg.rtol).map_err(
-                    |e| HarnessError::Disagreement(format!("{} on {model}: {e}", o.name)),
-                )?;
+                agreement::compare_outputs(&got, &want, cfg.atol, cfg.rtol).map_err(|e| {
+                    HarnessError::Disagreement(format!("{} on {model}: {e}", o.name))
+                })?;
             let row = Agreement {
                 model: model.name().into(),
                 backend: o.name.clone(),
@@ -447,22 +457,23 @@ async fn check_agreement(
     Ok((rows, broken, firsts))
 }
 
-async fn logits(
+/// Every output of `model` on `input`, in the order the model declares them.
+async fn outputs(
     backend: &Arc<dyn Backend>,
     name: &str,
-    model: ModelId,
-    input: contract::Tensor,
-) -> Result<Vec<f32>, HarnessError> {
+    model: &Model,
+    input: Vec<contract::Tensor>,
+) -> Result<Vec<contract::Tensor>, HarnessError> {
     let fail = |source| HarnessError::Backend {
         backend: name.to_string(),
         source,
     };
-    let request = backend.prepare(model.name(), vec![input]).map_err(fail)?;
+    let request = backend.prepare(model.name(), input).map_err(fail)?;
     let outputs = backend.infer(&request).await.map_err(fail)?;
-    let first = outputs.first().ok_or_else(|| {
-        fail(BackendError::Protocol(format!(
+    if outputs.is_empty() {
+        return Err(fail(BackendError::Protocol(format!(
             "{model} returned no output tensor"
-        )))
-    })?;
-    first.to_f32().map_err(fail)
+        ))));
+    }
+    Ok(outputs)
 }

@@ -9,12 +9,52 @@ use fixtures::ModelId;
 use crate::load::{Load, Window};
 use crate::results::RunRecord;
 
+/// A model of a run: one of the fixtures, or a user's ONNX model (`--model-file`) with
+/// the inputs it runs on (`--input-data`, `--shape`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Model {
+    /// A fixture model.
+    Fixture(ModelId),
+    /// A user's model and its inputs.
+    User(std::sync::Arc<fixtures::user::UserWorkload>),
+}
+
+impl Model {
+    /// Name in flags and results.
+    pub fn name(&self) -> &str {
+        match self {
+            Model::Fixture(m) => m.name(),
+            Model::User(w) => w.name(),
+        }
+    }
+
+    /// One request's inputs: `batch` samples drawn with `seed`.
+    pub fn inputs(&self, batch: usize, seed: u64) -> Vec<contract::Tensor> {
+        match self {
+            Model::Fixture(m) => vec![fixtures::inputs::batch(*m, batch, seed)],
+            Model::User(w) => w.batch_from(0, batch, seed),
+        }
+    }
+}
+
+impl PartialEq<ModelId> for Model {
+    fn eq(&self, other: &ModelId) -> bool {
+        matches!(self, Model::Fixture(m) if m == other)
+    }
+}
+
+impl std::fmt::Display for Model {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// One point: a model at a batch size under one load. Measured once per backend, it
 /// is one row of the results, whichever tables (small, large batches) show it.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Point {
     /// Model.
-    pub model: ModelId,
+    pub model: Model,
     /// Samples per request.
     pub batch: usize,
     /// Load level.
@@ -26,6 +66,9 @@ pub struct Point {
 pub struct Check {
     /// Backend whose outputs the others must agree with.
     pub reference: String,
+    /// The user named the reference (`--reference`); without it a run of user models
+    /// takes the first backend opened.
+    pub reference_explicit: bool,
     /// Absolute tolerance.
     pub atol: f64,
     /// Tolerance relative to the largest reference output.
@@ -83,7 +126,7 @@ pub struct Plan {
     /// Baseline of the ratios (`None`: the first backend opened).
     pub baseline: Option<String>,
     /// Models to load and check.
-    pub models: Vec<ModelId>,
+    pub models: Vec<Model>,
     /// How every backend is opened (models, fixtures, workers, threads, device).
     pub open: OpenOptions,
     /// What each server backend reads beyond that (its URL, body encoding, ...), for

@@ -1,8 +1,6 @@
 //! One row per backend and point: the windows a backend ran at a point summed up, with
 //! the server-side breakdown (queue, compute) of those windows where the server reports it.
 
-use fixtures::ModelId;
-
 use super::failures::error_kinds;
 use super::measure::{Part, LATE_LIMIT};
 use super::plan::{Measure, Point};
@@ -129,8 +127,8 @@ pub(super) fn summarise(
     }
 }
 
-pub(super) async fn server_stats(o: &Opened, model: ModelId) -> Option<ServerStats> {
-    o.backend.server_stats(model.name()).await.ok().flatten()
+pub(super) async fn server_stats(o: &Opened, model: &str) -> Option<ServerStats> {
+    o.backend.server_stats(model).await.ok().flatten()
 }
 
 /// Per-request server-side averages over a series, from counters read before and after.

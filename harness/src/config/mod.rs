@@ -15,6 +15,7 @@ use contract::Device;
 use fixtures::ModelId;
 
 use crate::cli::{spelled, Common, CompareArgs, RunArgs, Stack};
+use crate::compare::Model;
 use crate::load::{Arrival, Load, Window};
 use crate::registry::{backend_kind, BackendOptions, LabelledOptions};
 use crate::results::RunRecord;
@@ -70,7 +71,9 @@ pub struct RunConfig {
     /// What each server backend reads, typed (the record keeps it as JSON).
     pub backend_options: LabelledOptions,
     /// Models, in order.
-    pub models: Vec<ModelId>,
+    pub models: Vec<crate::compare::Model>,
+    /// The user named the agreement reference (`--reference`).
+    pub reference_explicit: bool,
     /// Device for in-process engines.
     pub device: Device,
     /// Each point's share of the time budget, split up front.
@@ -120,11 +123,14 @@ impl RunConfig {
             v.sort_unstable();
             v
         };
-        let models = match s.models {
+        let user = user_models(&s.model_files, s.input_data.clone(), &s.shapes)?;
+        let fixed = match s.models {
             Some(list) => dedup(list),
+            None if !user.is_empty() => vec![],
             None if quick => vec![ModelId::TextCnn, ModelId::Resnet18],
             None => vec![ModelId::TextCnn, ModelId::Resnet50],
         };
+        let models: Vec<Model> = fixed.into_iter().map(Model::Fixture).chain(user).collect();
         let reference = args.common.agreement.reference.clone();
         let mut cfg =
             RunConfig::common(args.common, backends, reference.unwrap_or("candle".into()));
@@ -135,9 +141,39 @@ impl RunConfig {
         r.small_batches = sizes(s.small_batches, &[1, 2, 4, 8], &[1, 4]);
         r.large_batches = sizes(s.large_batches, &[1, 10, 100, 1000], &[1, 100]);
         r.large_batches_resnet = sizes(s.large_batches_resnet, &[1, 8, 32], &[1, 8]);
+        r.model_files = s
+            .model_files
+            .iter()
+            .map(|p| (fixtures::user::name_of(p), p.display().to_string()))
+            .collect();
+        r.input_data =
+            (!s.model_files.is_empty()).then(|| s.input_data.unwrap_or_default().to_string());
+        r.shapes = s.shapes.into_iter().collect();
         cfg.models = models;
+        cfg.check_user_batches()?;
         cfg.split_budget();
         cfg.check_own_options()
+    }
+
+    /// A user's model with a fixed first dimension runs at that batch size only.
+    fn check_user_batches(&self) -> Result<(), HarnessError> {
+        for m in &self.models {
+            let Model::User(w) = m else { continue };
+            let fixed = w.model.inputs.iter().find_map(|i| match i.dims[0] {
+                fixtures::user::Dim::Fixed(n) => Some((i.name.clone(), n)),
+                fixtures::user::Dim::Dynamic(_) => None,
+            });
+            let Some((input, n)) = fixed else { continue };
+            let mut sizes: Vec<usize> = self.small_batches.clone();
+            sizes.extend(&self.large_batches);
+            if let Some(b) = sizes.iter().find(|&&b| b != n) {
+                return Err(HarnessError::Config(format!(
+                    "model {} has a fixed batch dimension of {n} (input {input}), so it cannot                      run batch {b}; give --small-batches {n} --large-batches {n}",
+                    w.name()
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// The settings of `harness run`: one backend, one model, one batch size.
@@ -152,7 +188,7 @@ impl RunConfig {
         cfg.record.backends_explicit = true;
         cfg.record.models = vec![t.model.name().to_string()];
         cfg.record.small_batches = vec![t.batch];
-        cfg.models = vec![t.model];
+        cfg.models = vec![Model::Fixture(t.model)];
         cfg.split_budget();
         cfg.check_own_options()
     }
@@ -218,6 +254,9 @@ impl RunConfig {
             baseline: None,
             reference,
             models: vec![],
+            model_files: Default::default(),
+            input_data: None,
+            shapes: Default::default(),
             workers,
             intra_threads: w
                 .intra_threads
@@ -271,12 +310,61 @@ impl RunConfig {
             record,
             backend_options,
             models: vec![],
+            reference_explicit: c.agreement.reference.is_some(),
             device,
             point_budget: Duration::ZERO,
             quiet: o.quiet,
             wide: o.wide,
         }
     }
+}
+
+/// The user's models (`--model-file`), each read from its file and given its inputs:
+/// a corrupt file, two files of one name, or inputs that do not fit are one sentence.
+fn user_models(
+    files: &[PathBuf],
+    data: Option<fixtures::user::InputData>,
+    shapes: &[(String, Vec<usize>)],
+) -> Result<Vec<Model>, HarnessError> {
+    let shapes: std::collections::BTreeMap<String, Vec<usize>> = shapes.iter().cloned().collect();
+    let mut out: Vec<Model> = Vec::new();
+    for path in files {
+        if !path.is_file() {
+            return Err(HarnessError::Config(format!(
+                "--model-file {} is not a file",
+                path.display()
+            )));
+        }
+        let model = fixtures::user::UserModel::read(path)
+            .map_err(|e| HarnessError::Config(e.to_string()))?;
+        if model.name.parse::<ModelId>().is_ok() || out.iter().any(|m| m.name() == model.name) {
+            return Err(HarnessError::Config(format!(
+                "--model-file {} is named {:?} like another model of the run; rename the file",
+                path.display(),
+                model.name
+            )));
+        }
+        // One model's --shape entries may name inputs of another.
+        let own: std::collections::BTreeMap<String, Vec<usize>> = shapes
+            .iter()
+            .filter(|(k, _)| model.inputs.iter().any(|i| &i.name == *k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let w = fixtures::user::UserWorkload::new(model, data.clone().unwrap_or_default(), &own)
+            .map_err(|e| HarnessError::Config(e.to_string()))?;
+        out.push(Model::User(std::sync::Arc::new(w)));
+    }
+    if let Some((name, _)) = shapes.iter().find(|(k, _)| {
+        !out.iter().any(|m| match m {
+            Model::User(w) => w.model.inputs.iter().any(|i| &i.name == *k),
+            Model::Fixture(_) => false,
+        })
+    }) {
+        return Err(HarnessError::Config(format!(
+            "--shape names {name:?}, which is not an input of any --model-file model"
+        )));
+    }
+    Ok(out)
 }
 
 /// The load levels: a closed-loop concurrency sweep (by default at the worker count)

@@ -9,11 +9,15 @@ impl RunConfig {
     /// each at every load; a batch size in both lists is one point.
     pub fn points(&self) -> Vec<Point> {
         let mut points: Vec<Point> = Vec::new();
-        for &model in &self.models {
+        for model in &self.models {
             for class in [BatchClass::Small, BatchClass::Large] {
                 for &batch in self.record.batches(model.name(), class) {
                     for &load in &self.loads {
-                        let point = Point { model, batch, load };
+                        let point = Point {
+                            model: model.clone(),
+                            batch,
+                            load,
+                        };
                         if !points.contains(&point) {
                             points.push(point);
                         }
@@ -37,11 +41,22 @@ impl RunConfig {
                 workers: self.workers,
                 intra_threads: self.intra_threads,
                 device: self.device,
+                model_files: self
+                    .models
+                    .iter()
+                    .filter_map(|m| match m {
+                        crate::compare::Model::User(w) => {
+                            Some((w.name().to_string(), w.model.path.clone()))
+                        }
+                        crate::compare::Model::Fixture(_) => None,
+                    })
+                    .collect(),
             },
             backend_options: self.backend_options.clone(),
             seed: self.seed,
             check: Check {
                 reference: self.reference.clone(),
+                reference_explicit: self.reference_explicit,
                 atol: self.atol,
                 rtol: self.rtol,
                 strict: self.strict,

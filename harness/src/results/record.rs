@@ -56,6 +56,16 @@ pub struct RunRecord {
     pub reference: String,
     /// Models, in order.
     pub models: Vec<String>,
+    /// The user's models among them (`--model-file`): name to ONNX file.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub model_files: std::collections::BTreeMap<String, String>,
+    /// Where the user's models' inputs came from (`--input-data`): random, zero or a
+    /// file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_data: Option<String>,
+    /// Sample shapes given for the user's models' inputs (`--shape`).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub shapes: std::collections::BTreeMap<String, Vec<usize>>,
     /// Matched worker count.
     pub workers: usize,
     /// Intra-op threads per worker.
@@ -132,6 +142,10 @@ impl RunRecord {
         match (class, model) {
             (BatchClass::Small, _) => &self.small_batches,
             (BatchClass::Large, m) if m == fixtures::ModelId::TextCnn.name() => &self.large_batches,
+            // A user's model (`--model-file`) takes the general large-batch list.
+            (BatchClass::Large, m) if m.parse::<fixtures::ModelId>().is_err() => {
+                &self.large_batches
+            }
             (BatchClass::Large, _) => &self.large_batches_resnet,
         }
     }

@@ -27,6 +27,7 @@ pub fn options(dir: &Path, models: &[&str], workers: usize, intra_threads: usize
         workers,
         intra_threads,
         device: Device::Cpu,
+        model_files: Default::default(),
     }
 }
 

@@ -1,0 +1,118 @@
+//! `compare --model-file`: a user's ONNX model, end to end. The models are the toy
+//! graphs of `fixtures::onnx::toy` (a few hundred bytes each), written by the test into
+//! a temporary directory: several inputs and outputs, int64 and float16 tensors, a
+//! dynamic second dimension, and an operator candle-onnx lacks.
+
+mod common;
+
+use std::path::Path;
+
+use common::{harness, result_files, text, unwrapped};
+use fixtures::onnx::toy::Toy;
+
+/// Runs a short compare of `models` (written into `dir`) with `extra` flags; returns
+/// the results document and stdout.
+fn compare(dir: &Path, models: &[Toy], extra: &[&str]) -> (serde_json::Value, String) {
+    let results = dir.join("results");
+    let paths: Vec<String> = models
+        .iter()
+        .map(|t| t.write(dir).unwrap().display().to_string())
+        .collect();
+    let mut args = vec![
+        "compare",
+        "--quiet",
+        "--small-batches",
+        "1",
+        "--large-batches",
+        "3",
+        "--duration",
+        "20ms",
+        "--min-requests",
+        "1",
+        "--trials",
+        "2",
+        "--time-budget",
+        "4s",
+        "--results-dir",
+        results.to_str().unwrap(),
+    ];
+    for p in &paths {
+        args.extend(["--model-file", p]);
+    }
+    args.extend_from_slice(extra);
+    let out = harness(&args);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let file = result_files(&results).pop().expect("a results file");
+    let doc = serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
+    (doc, unwrapped(&stdout))
+}
+
+fn measured(doc: &serde_json::Value, model: &str) -> Vec<String> {
+    let mut b: Vec<String> = doc["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["model"] == model)
+        .map(|r| r["backend"].as_str().unwrap().to_string())
+        .collect();
+    b.sort();
+    b.dedup();
+    b
+}
+
+/// One run, one Flask and one Triton server: four models of different kinds on
+/// onnxruntime, flask, triton (HTTP) and candle (through candle-onnx), each checked
+/// for agreement, output by output, against candle.
+#[test]
+fn user_models_run_on_every_onnx_backend() {
+    let dir = tempfile::tempdir().unwrap();
+    let (doc, stdout) = compare(
+        dir.path(),
+        &[Toy::MultiInput, Toy::Int64, Toy::Float16, Toy::Dynamic],
+        &[
+            "--backends",
+            "candle,onnxruntime,flask,triton-http",
+            "--shape",
+            "tokens:5",
+        ],
+    );
+    let all = ["candle", "flask", "onnxruntime", "triton-http"];
+    for model in ["multi_input", "int64_ids", "float16", "dynamic_seq"] {
+        assert_eq!(measured(&doc, model), all, "{model}:\n{stdout}");
+        let rows: Vec<_> = doc["agreement"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["model"] == model)
+            .collect();
+        assert_eq!(rows.len(), 3, "{model}: {rows:?}");
+        for a in rows {
+            assert_eq!(a["reference"], "candle");
+            assert_eq!(a["passed"], true, "{a}");
+        }
+    }
+    assert_eq!(doc["config"]["shapes"]["tokens"], serde_json::json!([5]));
+    assert_eq!(doc["config"]["input_data"], "random");
+    assert!(stdout.contains("multi_input"), "{stdout}");
+}
+
+/// candle-onnx has no Softplus: candle is listed as not measured, naming the
+/// operator, and the run goes on with onnxruntime as the agreement reference.
+#[test]
+fn an_operator_candle_lacks_is_named_not_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let (doc, _) = compare(
+        dir.path(),
+        &[Toy::Softplus],
+        &["--backends", "candle,onnxruntime,onnxruntime@b"],
+    );
+    assert_eq!(measured(&doc, "softplus"), ["onnxruntime", "onnxruntime@b"]);
+    let reason = doc["unavailable"][0]["reason"].as_str().unwrap();
+    assert!(
+        doc["unavailable"][0]["backend"] == "candle"
+            && reason.contains("operator Softplus of model softplus is not supported"),
+        "{doc}"
+    );
+    assert_eq!(doc["agreement"][0]["reference"], "onnxruntime");
+}
