@@ -356,6 +356,7 @@ fn triton_grpc_protobuf() {
                 name: "logits".into(),
                 datatype: dt.into(),
                 shape,
+                ..Default::default()
             },
         );
     let message = (

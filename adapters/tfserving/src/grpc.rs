@@ -154,6 +154,8 @@ pub fn from_proto(name: &str, p: TensorProto) -> Result<Tensor, BackendError> {
                 .ok_or_else(|| bad(format!("{} float_val for {n} values", p.float_val.len())))?,
             DType::I64 => expand(&p.int64_val, n, i64::to_le_bytes)
                 .ok_or_else(|| bad(format!("{} int64_val for {n} values", p.int64_val.len())))?,
+            // Not produced above: this decoder reads DT_FLOAT and DT_INT64 only.
+            DType::F16 => return Err(bad("unsupported dtype DT_HALF".into())),
         }
     };
     Tensor::new(name, dtype, shape, data).map_err(|e| bad(e.to_string()))

@@ -33,7 +33,7 @@ pub fn prepare_fixtures(plan: &Plan, progress: &Progress) -> Result<(), HarnessE
     }
     let fixture_err = |e: fixtures::FixtureError| HarnessError::Fixtures(e.to_string());
     if *dir != fixtures::default_dir() {
-        complete(dir, &plan.models, plan.seed)?;
+        complete(dir, &models, plan.seed)?;
     }
     if let Ok(manifest) = fixtures::Manifest::read(dir) {
         if manifest.seed != plan.seed {

@@ -20,16 +20,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use contract::{Backend, Prepared};
+use contract::Prepared;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use super::plan::{Measure, Plan, Point};
+use super::plan::{Plan, Point};
 use super::Opened;
-use crate::load::deadline::Deadline;
-use crate::load::schedule::Schedule;
-use crate::load::{closed_loop, Load, Measurement, OpenLoop, OpenSpec, Window};
+use crate::load::{Load, Measurement, Window};
 use crate::progress::Progress;
 use crate::resources::{self, gpu::Gpus, Aggregate};
 use crate::results::{Breakdown, Failed, PointResult};

@@ -44,7 +44,12 @@ pub const FLOOR_REQUESTS: u64 = 2;
 /// point cannot pay for [`MIN_ROUNDS`] windows of `--min-requests` requests, fewer
 /// requests a window (at least [`FLOOR_REQUESTS`]), so a slow point keeps to its budget
 /// instead of spending that of the points after it.
-pub(super) fn affordable(window: Window, request_time: Duration, load: Load, cfg: &Measure) -> Window {
+pub(super) fn affordable(
+    window: Window,
+    request_time: Duration,
+    load: Load,
+    cfg: &Measure,
+) -> Window {
     let Window::Duration {
         seconds,
         min_requests,
