@@ -275,3 +275,54 @@ fn sigterm_before_measuring_writes_an_empty_interrupted_result() {
         "{stderr}"
     );
 }
+
+/// Two runs writing one `--json` path at once: each writes through its own temporary
+/// file in the target's directory and renames it over the path, so the path ends as
+/// one run's complete, schema-valid results (never a mix of both), neither run fails,
+/// and no temporary file is left beside it.
+#[test]
+fn two_runs_writing_one_path_leave_one_whole_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("same.json");
+    let spawn_run = |sub: &str| {
+        let results = dir.path().join(sub);
+        Command::new(env!("CARGO_BIN_EXE_harness"))
+            .args([
+                "run",
+                "--backend",
+                "candle",
+                "--model",
+                "text-cnn",
+                "--batch",
+                "1",
+            ])
+            .args(["--requests", "200", "--quiet", "--json"])
+            .arg(&json)
+            .arg("--results-dir")
+            .arg(&results)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn_run("a"), spawn_run("b"));
+    for child in [a, b] {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let errors = schema_errors(&doc);
+    assert!(errors.is_empty(), "schema violations: {errors:#?}");
+    assert_eq!(rows_of(&doc, "candle").len(), 1, "{doc}");
+    let mut left: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["a", "b", "same.json"]);
+}
