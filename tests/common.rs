@@ -98,3 +98,35 @@ pub fn unwrapped(stdout: &str) -> String {
     }
     out
 }
+
+/// One test of this binary at a time: they start servers and measure latency.
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A short `compare --quick` of `backends` (candle among them) on the text-CNN, its
+/// results under `results`, the managed servers' pids appended to `pid_file` through
+/// the adapter's `pid_env` variable. One request a window at least: candle's large
+/// text-CNN batches take seconds a request in a debug build; this keeps tests short.
+pub fn quick_compare(backends: &str, results: &Path, pid_env: &str, pid_file: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_harness"))
+        .args([
+            "compare",
+            "--quick",
+            "--quiet",
+            "--time-budget",
+            "10s",
+            "--min-requests",
+            "1",
+            "--backends",
+            backends,
+            "--models",
+            "text-cnn",
+            "--results-dir",
+        ])
+        .arg(results)
+        .env(pid_env, pid_file)
+        .output()
+        .expect("the harness binary runs")
+}

@@ -12,21 +12,13 @@ mod common;
 mod error_kinds;
 mod procs;
 
-use std::process::Command;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use adapter_torchserve::server::{Install, ManagedTorchServe, ServerConfig, READY_TIMEOUT};
-use common::{has_ratio_row, result_files, schema_errors, text};
+use common::{has_ratio_row, quick_compare, result_files, schema_errors, serial, text};
 use contract::{Backend, Protocol, Tensor};
 use error_kinds::assert_kind;
 use fixtures::ModelId;
-
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 fn install() -> Install {
     Install::find().unwrap_or_else(|e| panic!("these tests need TorchServe: {e}"))
@@ -38,27 +30,12 @@ fn compare_measures_torchserve_beside_candle_and_stops_every_process() {
     install();
     let dir = tempfile::tempdir().unwrap();
     let pid_file = dir.path().join("pids");
-    let out = Command::new(env!("CARGO_BIN_EXE_harness"))
-        .args([
-            "compare",
-            "--quick",
-            "--quiet",
-            "--time-budget",
-            "10s",
-            // One request a window at least: candle's large text-CNN batches take
-            // seconds a request in a debug build; this keeps the test short.
-            "--min-requests",
-            "1",
-            "--backends",
-            "candle,torchserve-rest",
-            "--models",
-            "text-cnn",
-            "--results-dir",
-            dir.path().to_str().unwrap(),
-        ])
-        .env(adapter_torchserve::PID_FILE_ENV, &pid_file)
-        .output()
-        .unwrap();
+    let out = quick_compare(
+        "candle,torchserve-rest",
+        dir.path(),
+        adapter_torchserve::PID_FILE_ENV,
+        &pid_file,
+    );
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
     assert!(has_ratio_row(&stdout, "torchserve-rest"), "{stdout}");
