@@ -114,6 +114,9 @@ pub fn settings(ports: [u16; 3], workers: usize) -> serde_json::Value {
         "metrics_port": ports[2],
         "parallel_workers": workers,
         "load_models_at_startup": true,
+        // MLServer's gRPC default is 4 MiB a message, less than a ResNet batch of 8
+        // (4.8 MB): the same bound our clients read answers up to.
+        "grpc_max_message_length": support::grpc::MAX_ANSWER_BYTES,
     })
 }
 
