@@ -361,8 +361,9 @@ mod tests {
         );
         let e = libtorch_not_compiled_in().to_string();
         assert!(
-            e.starts_with("libtorch is unavailable: not compiled in; to enable it: run scripts/setup")
-                && e.contains(".cargo/config.toml"),
+            e.starts_with(
+                "libtorch is unavailable: not compiled in; to enable it: run scripts/setup"
+            ) && e.contains(".cargo/config.toml"),
             "{e}"
         );
     }
