@@ -16,6 +16,9 @@ fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-env-changed=DEP_SERVEBENCH_LIBTORCH_LIBDIR");
     if let Ok(dir) = std::env::var("DEP_SERVEBENCH_LIBTORCH_LIBDIR") {
+        // adapter-libtorch is linked (by the `libtorch` feature, or by the cfg that
+        // .cargo/config.toml passes): the code asks one cfg either way.
+        println!("cargo:rustc-cfg=servebench_libtorch");
         println!("cargo:rustc-link-arg=-Wl,-rpath,{dir}");
         let cuda = Path::new(&dir).join("libtorch_cuda.so");
         if cuda.is_file() {

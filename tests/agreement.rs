@@ -16,7 +16,7 @@ use harness::config::{DEFAULT_ATOL, DEFAULT_RTOL};
 use harness::{agreement, registry};
 
 const REFERENCE: &str = "candle";
-#[cfg(not(feature = "libtorch"))]
+#[cfg(not(servebench_libtorch))]
 const ALWAYS_AVAILABLE: &[&str] = &[
     "candle",
     "onnxruntime",
@@ -24,7 +24,7 @@ const ALWAYS_AVAILABLE: &[&str] = &[
     "triton-http",
     "triton-grpc",
 ];
-#[cfg(feature = "libtorch")]
+#[cfg(servebench_libtorch)]
 const ALWAYS_AVAILABLE: &[&str] = &[
     "candle",
     "onnxruntime",

@@ -20,22 +20,20 @@ const PRINT_TORCH: &str = "import os, torch; \
 print(os.path.join(os.path.dirname(torch.__file__), 'lib')); print(torch.__version__)";
 
 fn main() {
-    for var in [
-        "LIBTORCH_USE_PYTORCH",
-        "LIBTORCH",
-        "LIBTORCH_LIB",
-        "VIRTUAL_ENV",
-        "PATH",
-    ] {
+    for var in ["LIBTORCH_USE_PYTORCH", "LIBTORCH", "LIBTORCH_LIB"] {
         println!("cargo:rerun-if-env-changed={var}");
+    }
+    // Only the Python route depends on which python is first on PATH.
+    if std::env::var_os("LIBTORCH_USE_PYTORCH").is_some() {
+        println!("cargo:rerun-if-env-changed=VIRTUAL_ENV");
+        println!("cargo:rerun-if-env-changed=PATH");
     }
     println!("cargo:rerun-if-changed=build.rs");
     let (lib, version) = match locate() {
         Ok(found) => found,
         Err(e) => panic!(
             "adapter-libtorch: cannot find libtorch: {e}. Run scripts/setup (it installs \
-             torch==2.13.0 into .venv), then build with LIBTORCH_USE_PYTORCH=1 and \
-             PATH=\"$PWD/.venv/bin:$PATH\""
+             torch==2.13.0 into .venv and writes .cargo/config.toml, which sets LIBTORCH)"
         ),
     };
     println!("cargo:rustc-env=SERVEBENCH_LIBTORCH_LIB={}", lib.display());
@@ -86,14 +84,26 @@ fn locate() -> Result<(PathBuf, String), String> {
             (None, Some(root)) => Path::new(&root).join("lib"),
             (None, None) => return Err("neither LIBTORCH_USE_PYTORCH nor LIBTORCH is set".into()),
         };
-        let version = lib
-            .parent()
-            .map(|root| root.join("build-version"))
-            .and_then(|p| std::fs::read_to_string(p).ok())
+        // A libtorch download has `build-version`; the torch wheel has `version.py`.
+        let root = lib.parent().unwrap_or(&lib);
+        let version = std::fs::read_to_string(root.join("build-version"))
+            .ok()
             .map(|v| v.trim().to_string())
+            .or_else(|| wheel_version(&root.join("version.py")))
             .unwrap_or_else(|| "unknown".into());
         Ok((lib, version))
     }
+}
+
+/// `__version__` of a torch wheel's `version.py` (`__version__ = '2.13.0+cu130'`).
+fn wheel_version(path: &Path) -> Option<String> {
+    println!("cargo:rerun-if-changed={}", path.display());
+    let text = std::fs::read_to_string(path).ok()?;
+    text.lines().find_map(|l| {
+        let value = l.strip_prefix("__version__")?.trim_start();
+        let value = value.strip_prefix('=')?.trim();
+        Some(value.trim_matches(|c| c == '\'' || c == '"').to_string())
+    })
 }
 
 /// The version of `name` in the workspace's `Cargo.lock`.

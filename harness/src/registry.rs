@@ -303,23 +303,29 @@ fn open_openvino(_: &OpenOptions, _: &BackendOptions) -> Opened {
 /// Name of the libtorch backend, known with or without its feature.
 pub const LIBTORCH: &str = "libtorch";
 
-#[cfg(feature = "libtorch")]
+#[cfg(servebench_libtorch)]
 fn open_libtorch(common: &OpenOptions, _: &BackendOptions) -> Opened {
     adapter_libtorch::open(common)
 }
 
-#[cfg(not(feature = "libtorch"))]
+#[cfg(not(servebench_libtorch))]
 fn open_libtorch(_: &OpenOptions, _: &BackendOptions) -> Opened {
-    Err(not_compiled_in_with_env(
-        LIBTORCH,
-        "libtorch",
-        LIBTORCH_BUILD_ENV,
-    ))
+    Err(libtorch_not_compiled_in())
 }
 
-/// What building with the `libtorch` feature needs in the environment: tch's build finds
-/// libtorch in the torch wheel of `.venv` (which `scripts/setup` installs).
-pub const LIBTORCH_BUILD_ENV: &str = "LIBTORCH_USE_PYTORCH=1 PATH=\"$PWD/.venv/bin:$PATH\" ";
+/// What `open` says for libtorch in a harness built without it: scripts/setup installs
+/// torch and writes `.cargo/config.toml` (scripts/libtorch-config), after which every
+/// cargo build of the harness links libtorch.
+pub fn libtorch_not_compiled_in() -> BackendError {
+    BackendError::Unavailable {
+        backend: LIBTORCH.into(),
+        reason: "not compiled in".into(),
+        fix: "run scripts/setup (it installs torch into .venv and writes .cargo/config.toml, \
+              which builds libtorch into every cargo build), then rebuild with \
+              `cargo run --release -p harness -- compare`"
+            .into(),
+    }
+}
 
 /// Names of the known backends.
 pub fn names() -> Vec<&'static str> {
@@ -333,18 +339,10 @@ pub fn find(name: &str) -> Option<Entry> {
 
 /// What `open` says for a backend whose cargo feature is off.
 pub fn not_compiled_in(backend: &str, feature: &str) -> BackendError {
-    not_compiled_in_with_env(backend, feature, "")
-}
-
-/// [`not_compiled_in`] for a feature whose build needs environment variables `env`
-/// (written as a shell prefix, such as `A=1 `).
-pub fn not_compiled_in_with_env(backend: &str, feature: &str, env: &str) -> BackendError {
     BackendError::Unavailable {
         backend: backend.into(),
         reason: "not compiled in".into(),
-        fix: format!(
-            "build with `{env}cargo run --release -p harness --features {feature} -- compare`"
-        ),
+        fix: format!("build with `cargo run --release -p harness --features {feature} -- compare`"),
     }
 }
 
@@ -361,12 +359,12 @@ mod tests {
             "tensorrt is unavailable: not compiled in; to enable it: build with \
              `cargo run --release -p harness --features tensorrt -- compare`"
         );
-        let e = not_compiled_in_with_env(LIBTORCH, "libtorch", LIBTORCH_BUILD_ENV);
-        assert_eq!(
-            e.to_string(),
-            "libtorch is unavailable: not compiled in; to enable it: build with \
-             `LIBTORCH_USE_PYTORCH=1 PATH=\"$PWD/.venv/bin:$PATH\" \
-             cargo run --release -p harness --features libtorch -- compare`"
+        let e = libtorch_not_compiled_in().to_string();
+        assert!(
+            e.starts_with(
+                "libtorch is unavailable: not compiled in; to enable it: run scripts/setup"
+            ) && e.contains(".cargo/config.toml"),
+            "{e}"
         );
     }
 
@@ -382,7 +380,7 @@ mod tests {
             model_files: Default::default(),
         };
         let opened = open(LIBTORCH, &opts, &BackendOptions::default());
-        if cfg!(feature = "libtorch") {
+        if cfg!(servebench_libtorch) {
             let b = opened.unwrap();
             assert!(
                 b.describe().engine.starts_with("libtorch 2.13.0"),
@@ -392,7 +390,7 @@ mod tests {
         } else {
             let e = opened.err().unwrap().to_string();
             assert!(
-                e.contains("not compiled in") && e.contains("--features libtorch"),
+                e.contains("not compiled in") && e.contains("run scripts/setup"),
                 "{e}"
             );
         }
