@@ -6,7 +6,12 @@
 //! URLs) and the rules between values (a baseline among the backends, no backend twice).
 //! [`RunConfig`] is the flat result, and [`RunConfig::plan`] the plan a run follows.
 
+mod compose;
 mod plan;
+mod user_models;
+
+use compose::compose_urls;
+use user_models::user_models;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -14,10 +19,10 @@ use std::time::Duration;
 use contract::Device;
 use fixtures::ModelId;
 
-use crate::cli::{spelled, Common, CompareArgs, RunArgs, Stack};
+use crate::cli::{spelled, Common, CompareArgs, RunArgs};
 use crate::compare::Model;
 use crate::load::{Arrival, Load, Window};
-use crate::registry::{backend_kind, BackendOptions, LabelledOptions};
+use crate::registry::{backend_kind, LabelledOptions};
 use crate::results::RunRecord;
 use crate::HarnessError;
 
@@ -47,18 +52,6 @@ pub const DEFAULT_ROUNDS: usize = 5;
 
 /// Default least number of requests in a window.
 pub const DEFAULT_MIN_REQUESTS: u64 = 5;
-
-/// Published ports of docker-compose.yml's services, as `--stack compose` uses them.
-pub const COMPOSE_URLS: [(&str, &str); 5] = [
-    ("flask", "http://127.0.0.1:8080"),
-    ("triton-http", "http://127.0.0.1:8000"),
-    ("triton-grpc", "http://127.0.0.1:8001"),
-    ("tfserving-rest", "http://127.0.0.1:8501"),
-    ("tfserving-grpc", "http://127.0.0.1:8500"),
-];
-
-/// Triton's published metrics port in docker-compose.yml, scraped with `--stack compose`.
-pub const COMPOSE_TRITON_METRICS: &str = "http://127.0.0.1:8002/metrics";
 
 /// The settings of one run with every default filled in: the record the results file
 /// keeps, plus the typed values the run itself needs. Reads through to the record
@@ -319,54 +312,6 @@ impl RunConfig {
     }
 }
 
-/// The user's models (`--model-file`), each read from its file and given its inputs:
-/// a corrupt file, two files of one name, or inputs that do not fit are one sentence.
-fn user_models(
-    files: &[PathBuf],
-    data: Option<fixtures::user::InputData>,
-    shapes: &[(String, Vec<usize>)],
-) -> Result<Vec<Model>, HarnessError> {
-    let shapes: std::collections::BTreeMap<String, Vec<usize>> = shapes.iter().cloned().collect();
-    let mut out: Vec<Model> = Vec::new();
-    for path in files {
-        if !path.is_file() {
-            return Err(HarnessError::Config(format!(
-                "--model-file {} is not a file",
-                path.display()
-            )));
-        }
-        let model = fixtures::user::UserModel::read(path)
-            .map_err(|e| HarnessError::Config(e.to_string()))?;
-        if model.name.parse::<ModelId>().is_ok() || out.iter().any(|m| m.name() == model.name) {
-            return Err(HarnessError::Config(format!(
-                "--model-file {} is named {:?} like another model of the run; rename the file",
-                path.display(),
-                model.name
-            )));
-        }
-        // One model's --shape entries may name inputs of another.
-        let own: std::collections::BTreeMap<String, Vec<usize>> = shapes
-            .iter()
-            .filter(|(k, _)| model.inputs.iter().any(|i| &i.name == *k))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        let w = fixtures::user::UserWorkload::new(model, data.clone().unwrap_or_default(), &own)
-            .map_err(|e| HarnessError::Config(e.to_string()))?;
-        out.push(Model::User(std::sync::Arc::new(w)));
-    }
-    if let Some((name, _)) = shapes.iter().find(|(k, _)| {
-        !out.iter().any(|m| match m {
-            Model::User(w) => w.model.inputs.iter().any(|i| &i.name == *k),
-            Model::Fixture(_) => false,
-        })
-    }) {
-        return Err(HarnessError::Config(format!(
-            "--shape names {name:?}, which is not an input of any --model-file model"
-        )));
-    }
-    Ok(out)
-}
-
 /// The load levels: a closed-loop concurrency sweep (by default at the worker count)
 /// or an open-loop rate sweep; the parser already keeps the two apart.
 fn loads(
@@ -404,37 +349,3 @@ fn dedup<T: PartialEq>(list: Vec<T>) -> Vec<T> {
 mod page_width;
 #[cfg(test)]
 mod tests;
-
-/// `options` with the compose services' published ports as the URLs no flag gave, when
-/// the servers run in the compose stack.
-fn compose_urls(mut o: BackendOptions, stack: Stack) -> BackendOptions {
-    if stack != Stack::Compose {
-        return o;
-    }
-    let url = |name: &str| {
-        COMPOSE_URLS
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, u)| u.to_string())
-    };
-    #[cfg(feature = "flask")]
-    {
-        o.flask.url = o.flask.url.or_else(|| url("flask"));
-    }
-    #[cfg(feature = "triton")]
-    {
-        o.triton.url = o.triton.url.or_else(|| url("triton-http"));
-        o.triton.grpc_url = o.triton.grpc_url.or_else(|| url("triton-grpc"));
-        o.triton.metrics_url = o
-            .triton
-            .metrics_url
-            .or_else(|| Some(COMPOSE_TRITON_METRICS.to_string()));
-    }
-    #[cfg(feature = "tfserving")]
-    {
-        o.tfserving.url = o.tfserving.url.or_else(|| url("tfserving-rest"));
-        o.tfserving.grpc_url = o.tfserving.grpc_url.or_else(|| url("tfserving-grpc"));
-    }
-    let _ = url;
-    o
-}

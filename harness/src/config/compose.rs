@@ -1,0 +1,51 @@
+//! `--stack compose`: the published ports of docker-compose.yml's services, as the URLs of
+//! the server backends that no flag or file gave one.
+
+use crate::cli::Stack;
+use crate::registry::BackendOptions;
+
+/// Published ports of docker-compose.yml's services, as `--stack compose` uses them.
+pub const COMPOSE_URLS: [(&str, &str); 5] = [
+    ("flask", "http://127.0.0.1:8080"),
+    ("triton-http", "http://127.0.0.1:8000"),
+    ("triton-grpc", "http://127.0.0.1:8001"),
+    ("tfserving-rest", "http://127.0.0.1:8501"),
+    ("tfserving-grpc", "http://127.0.0.1:8500"),
+];
+
+/// Triton's published metrics port in docker-compose.yml, scraped with `--stack compose`.
+pub const COMPOSE_TRITON_METRICS: &str = "http://127.0.0.1:8002/metrics";
+
+/// `options` with the compose services' published ports as the URLs no flag gave, when
+/// the servers run in the compose stack.
+pub(super) fn compose_urls(mut o: BackendOptions, stack: Stack) -> BackendOptions {
+    if stack != Stack::Compose {
+        return o;
+    }
+    let url = |name: &str| {
+        COMPOSE_URLS
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, u)| u.to_string())
+    };
+    #[cfg(feature = "flask")]
+    {
+        o.flask.url = o.flask.url.or_else(|| url("flask"));
+    }
+    #[cfg(feature = "triton")]
+    {
+        o.triton.url = o.triton.url.or_else(|| url("triton-http"));
+        o.triton.grpc_url = o.triton.grpc_url.or_else(|| url("triton-grpc"));
+        o.triton.metrics_url = o
+            .triton
+            .metrics_url
+            .or_else(|| Some(COMPOSE_TRITON_METRICS.to_string()));
+    }
+    #[cfg(feature = "tfserving")]
+    {
+        o.tfserving.url = o.tfserving.url.or_else(|| url("tfserving-rest"));
+        o.tfserving.grpc_url = o.tfserving.grpc_url.or_else(|| url("tfserving-grpc"));
+    }
+    let _ = url;
+    o
+}
