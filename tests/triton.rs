@@ -410,11 +410,25 @@ fn failures_are_counted_by_kind_with_tritons_message() {
                 .unwrap_or_default();
             assert!(msg.contains("onnxruntime failed"), "{name}: {msg}");
             assert_kind(&name, "server error", "real Triton, the model fails", e);
-            // A good request still works, and the statistics count it.
-            let before = backend.server_stats("text-cnn").await.unwrap().unwrap();
+            // A good request still works, and the statistics count it. Triton may count
+            // the requests before it a moment late (CI once read 0, then 2): read the
+            // counters once they have stopped moving.
+            let settled = || async {
+                let mut last = backend.server_stats("text-cnn").await.unwrap().unwrap();
+                for _ in 0..40 {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    let now = backend.server_stats("text-cnn").await.unwrap().unwrap();
+                    if now.requests == last.requests {
+                        return now;
+                    }
+                    last = now;
+                }
+                last
+            };
+            let before = settled().await;
             let out = run("text-cnn", good).await.unwrap();
             assert_eq!(out[0].shape, vec![2, 10], "{name}");
-            let after = backend.server_stats("text-cnn").await.unwrap().unwrap();
+            let after = settled().await;
             assert_eq!(after.requests, before.requests + 1, "{name}");
             assert!(after.compute_infer_ns > before.compute_infer_ns, "{name}");
         }
