@@ -138,6 +138,8 @@ fn a_hung_server_fails_its_backend_and_the_others_are_written() {
     assert_eq!(failed[0]["error_kinds"][0]["kind"], "timeout", "{failed:?}");
     assert!(!rows_of(&doc, "candle").is_empty(), "{doc:#}");
     assert!(rows_of(&doc, "tfserving-rest").is_empty(), "{doc:#}");
+    // Prose lines are wrapped at 120 columns.
+    let (stdout, stderr) = (common::unwrapped(&stdout), common::unwrapped(&stderr));
     assert!(
         stderr.contains("tfserving-rest failed at open") && stderr.contains("timeout 1"),
         "{stderr}"

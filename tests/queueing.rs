@@ -56,7 +56,11 @@ impl Backend for Lagging {
     }
     async fn infer(&self, r: &Prepared) -> Result<Vec<Tensor>, BackendError> {
         let never = std::sync::atomic::AtomicBool::new(false);
-        clock::wait_until(Instant::now() + Duration::from_millis(1), &never);
+        clock::wait_until(
+            Instant::now() + Duration::from_millis(1),
+            clock::SPIN_BEFORE,
+            &never,
+        );
         self.0.infer(r).await
     }
 }

@@ -211,16 +211,18 @@ async fn measure_and_report(
             report::page(&results, report::Layout::Narrow)
         };
         print!("{page}");
+        // Prose lines fit the page as its tables do (`--wide` keeps them whole).
+        let fit = |line: String| if wide { line } else { report::wrap(&line) };
         for line in failure_lines(&results) {
-            println!("{line}");
+            println!("{}", fit(line));
         }
         if let Ok(written) = &written {
-            println!("{}", written.line());
+            println!("{}", fit(written.line()));
         }
     }
     written?;
     for line in failure_lines(&results) {
-        eprintln!("warning: {line}");
+        eprintln!("{}", report::wrap(&format!("warning: {line}")));
     }
     Ok(match (signal, results.partial()) {
         (Some(signal), _) => Outcome::Interrupted(signal),

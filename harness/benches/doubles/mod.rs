@@ -118,7 +118,7 @@ impl FifoServer {
                 let mut last_end: Option<Instant> = None;
                 while let Ok((reply, queued)) = rx.recv() {
                     let start = Instant::now();
-                    clock::wait_until(start + service, &never);
+                    clock::wait_until(start + service, clock::SPIN_BEFORE, &never);
                     let end = Instant::now();
                     // From when the job could have started (queued, or the one before
                     // it left) to when it left: the service time plus whatever the

@@ -1,20 +1,25 @@
 //! Measuring every point: interleaved rounds, each one window of every backend in a
 //! freshly shuffled order, until every ratio's interval is as narrow as asked or the
-//! point's share of the time budget is spent; then one result per point and backend.
+//! budget is spent; then one result per point and backend.
 //!
-//! The budget is split over the points up front (`--time-budget` / points); a point
-//! that reaches its target early leaves the rest to the points after it. Within a
-//! point, every backend is warmed up once (never counted), then measured in rounds.
-//! The first [`Measure::trials`] rounds (at least 2) are a first stage: from the spread
-//! of their paired ratios ([`crate::stats::paired`], Stein's two-stage procedure) each
-//! backend gets the rounds its ratio needs for an interval within `--target-precision`,
-//! fixed then and not revised, so that the data never stop a run at a lucky moment. A
-//! backend that has its rounds sits the next ones out, and the baseline runs while any
-//! backend still needs it. A round starts only while its foreseen length (the last windows of the
-//! backends in it) fits before the point's deadline, and never more than
-//! [`Measure::max_windows`] rounds run. Duration windows keep a least number of
-//! requests (`--min-requests`), so where requests are slow windows are sized by
-//! requests.
+//! The budget is spent in two passes ([`super::budget`]). The first visits every point in
+//! order: each backend is warmed up (never counted), then measured in rounds until the
+//! point's ratios are precise or its share of the first pass is spent (half the budget,
+//! split over the points left, so time one point did not use goes to the next). The
+//! second pass spends what is left on the points whose ratios still need rounds, the
+//! cheapest per unfinished ratio first: each is warmed up again and measured on. Rows are
+//! written after the first visit and rewritten after the second, so an interruption keeps
+//! what was measured.
+//!
+//! The first [`Measure::trials`] rounds of a point (at least 2) are a first stage: from
+//! the spread of their paired ratios ([`crate::stats::paired`], Stein's two-stage
+//! procedure) each backend gets the rounds its ratio needs for an interval within
+//! `--target-precision`, fixed then and not revised, so that the data never stop a run at
+//! a lucky moment. A backend that has its rounds sits the next ones out, and the baseline
+//! runs while any backend still needs it. A round starts only while its foreseen length
+//! (the last windows of the backends in it) fits before the visit's deadline, and never
+//! more than [`Measure::max_windows`] rounds run. Duration windows keep a least number of
+//! requests (`--min-requests`), so where requests are slow windows are sized by requests.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -27,16 +32,16 @@ use rand_chacha::ChaCha8Rng;
 
 use super::plan::{Plan, Point};
 use super::Opened;
-use crate::load::{Load, Measurement, Window};
+use crate::load::{Measurement, Window};
 use crate::progress::Progress;
 use crate::resources::{self, gpu::Gpus, Aggregate};
 use crate::results::{Breakdown, Failed, PointResult};
 use support::metrics::{self, Scraper};
 
-use super::failures::{all_failed, error_kinds, record_failure, Failure};
-use super::limits;
-use super::summary::{breakdown, server_stats, summarise};
-use super::warmup::warm_up;
+use super::budget;
+use super::failures::record_failure;
+use super::summary::{breakdown, report, server_stats};
+use super::warmup::warm_all;
 use super::window::{affordable, one_window, window_for};
 use crate::stats::bootstrap::Statistic;
 use crate::stats::paired;
@@ -119,18 +124,26 @@ pub async fn measure_all(
     progress.start(points.len() as u64);
     let base = opened.iter().position(|o| o.name == baseline);
     let begin = Instant::now();
+    let site = |p: usize, deadline: Instant| Site {
+        plan,
+        p,
+        point: &points[p],
+        base,
+        deadline,
+        gpus: gpus.as_ref(),
+        progress,
+        begin,
+        scraper: scraper.as_ref(),
+    };
+    // First pass: every point in order, warmed up and measured until its ratios are
+    // precise or its share of the first pass is spent.
+    let mut states: Vec<PointState> = Vec::with_capacity(points.len());
     for (p, point) in points.iter().enumerate() {
-        // This point's share of what is left: time earlier points did not use goes on.
         let left = cfg.time_budget.saturating_sub(begin.elapsed());
-        let deadline = Instant::now() + left / (points.len() - p) as u32;
-        progress.step(&format!(
-            "{} batch {} {}",
-            point.model,
-            point.batch,
-            point.load.label()
-        ));
-        let inputs = point.model.inputs(point.batch, plan.seed);
+        let share = left.mul_f64(budget::FIRST_PASS) / (points.len() - p) as u32;
+        progress.step(&point_label(point));
         let mut requests: Vec<Option<Arc<Prepared>>> = Vec::new();
+        let inputs = point.model.inputs(point.batch, plan.seed);
         for o in opened {
             if excluded.contains(&(point.model.name().to_string(), o.name.clone()))
                 || failed.iter().any(|f| f.backend == o.name)
@@ -147,38 +160,109 @@ pub async fn measure_all(
                 })?;
             requests.push(Some(Arc::new(prepared)));
         }
-        let at = Site {
-            plan,
-            p,
-            point,
-            base,
-            deadline,
-            gpus: gpus.as_ref(),
-            progress,
-            begin,
-            scraper: scraper.as_ref(),
-        };
-        let place = format!(
-            "{} batch {} {}",
-            point.model,
-            point.batch,
-            point.load.label()
-        );
-        let (parts, warm_failures) = measure_point(&at, opened, &mut requests).await;
+        let mut state = PointState::new(requests);
+        let at = site(p, Instant::now() + share);
+        let warm_failures = warm_all(&at, opened, &mut state).await;
         for (i, failure) in warm_failures {
-            record_failure(plan, progress, failed, &opened[i].name, &place, failure)?;
+            record_failure(
+                plan,
+                progress,
+                failed,
+                &opened[i].name,
+                &point_label(point),
+                failure,
+            )?;
         }
-        for ((o, part), request) in opened.iter().zip(parts).zip(&requests) {
-            if request.is_none() {
-                continue;
+        run_rounds(&at, opened, &mut state).await;
+        report(&at, opened, &mut state, rows, failed)?;
+        states.push(state);
+    }
+    // Second pass: what is left of the budget goes to the points whose ratios still need
+    // rounds, the cheapest per unfinished ratio first, each re-warmed before its rounds.
+    let costs: Vec<(usize, budget::Cost)> = states
+        .iter()
+        .enumerate()
+        .filter_map(|(p, s)| {
+            Some((
+                p,
+                budget::remaining(&s.parts, base, &s.active(), s.rounds, cfg)?,
+            ))
+        })
+        .collect();
+    for p in budget::second_pass_order(&costs) {
+        let left = cfg.time_budget.saturating_sub(begin.elapsed());
+        let state = &mut states[p];
+        for (i, o) in opened.iter().enumerate() {
+            if failed.iter().any(|f| f.backend == o.name) {
+                state.requests[i] = None;
             }
-            if let Some(failure) = all_failed(&part) {
-                record_failure(plan, progress, failed, &o.name, &place, failure)?;
-            }
-            rows.push(summarise(o, point, part, cfg, plan.seed));
         }
+        let Some(cost) = budget::remaining(&state.parts, base, &state.active(), state.rounds, cfg)
+        else {
+            continue;
+        };
+        if left < cost.round {
+            continue;
+        }
+        progress.step(&format!("{} (again)", point_label(&points[p])));
+        let at = site(
+            p,
+            Instant::now() + cost.total.mul_f64(budget::SLACK).min(left),
+        );
+        let warm_failures = warm_all(&at, opened, state).await;
+        for (i, failure) in warm_failures {
+            record_failure(
+                plan,
+                progress,
+                failed,
+                &opened[i].name,
+                &point_label(&points[p]),
+                failure,
+            )?;
+        }
+        run_rounds(&at, opened, state).await;
+        report(&at, opened, state, rows, failed)?;
     }
     Ok(())
+}
+
+/// "text-cnn batch 1 c=1".
+pub(super) fn point_label(point: &Point) -> String {
+    format!(
+        "{} batch {} {}",
+        point.model,
+        point.batch,
+        point.load.label()
+    )
+}
+
+/// One point's state between the passes.
+pub(super) struct PointState {
+    /// Each backend's prepared request (`None`: not measured here, or it failed).
+    pub(super) requests: Vec<Option<Arc<Prepared>>>,
+    /// Each backend's windows and readings so far.
+    pub(super) parts: Vec<Part>,
+    /// Where each backend's row is in the results.
+    pub(super) rows: Vec<Option<usize>>,
+    /// Rounds run so far.
+    pub(super) rounds: usize,
+}
+
+impl PointState {
+    fn new(requests: Vec<Option<Arc<Prepared>>>) -> PointState {
+        let n = requests.len();
+        PointState {
+            requests,
+            parts: (0..n).map(|_| Part::default()).collect(),
+            rows: vec![None; n],
+            rounds: 0,
+        }
+    }
+
+    /// Which backends are still measured here.
+    fn active(&self) -> Vec<bool> {
+        self.requests.iter().map(Option::is_some).collect()
+    }
 }
 
 /// [`measure_all`] with nothing excluded and no progress output: for benches that
@@ -210,32 +294,32 @@ pub async fn measure_quietly(
 }
 
 /// Where a point is measured: the plan, its index, the baseline's index, its deadline.
-struct Site<'a> {
-    plan: &'a Plan,
-    p: usize,
-    point: &'a Point,
-    base: Option<usize>,
-    deadline: Instant,
+pub(super) struct Site<'a> {
+    pub(super) plan: &'a Plan,
+    pub(super) p: usize,
+    pub(super) point: &'a Point,
+    pub(super) base: Option<usize>,
+    pub(super) deadline: Instant,
     /// The machine's GPUs, sampled with each window (`None`: no NVIDIA GPU visible).
-    gpus: Option<&'a Gpus>,
+    pub(super) gpus: Option<&'a Gpus>,
     /// Where the run says what it is measuring.
-    progress: &'a Progress,
+    pub(super) progress: &'a Progress,
     /// When measuring began: the time budget counts from there.
-    begin: Instant,
+    pub(super) begin: Instant,
     /// Reads the servers' metrics endpoints (`None`: no backend has one).
-    scraper: Option<&'a Scraper>,
+    pub(super) scraper: Option<&'a Scraper>,
 }
 
 impl Site<'_> {
     /// `o`'s server's counters for the point's model, where it has a metrics endpoint
     /// that answers.
-    async fn counters(&self, o: &Opened) -> Option<BTreeMap<String, f64>> {
+    pub(super) async fn counters(&self, o: &Opened) -> Option<BTreeMap<String, f64>> {
         let (scraper, url) = (self.scraper?, o.metrics_url.as_deref()?);
         scraper.counters(url, self.point.model.name()).await.ok()
     }
 
     /// Says that `backend` is being measured, with the time left in the budget.
-    fn announce(&self, backend: &str) {
+    pub(super) fn announce(&self, backend: &str) {
         let left = self
             .plan
             .measure
@@ -245,65 +329,36 @@ impl Site<'_> {
     }
 }
 
-/// Warm-ups, then rounds until every interval is within the target, or out of rounds
-/// or time. A backend whose warm-up gets no answer is left out of the point (its
-/// request set to `None`) and returned with why.
-async fn measure_point(
-    at: &Site<'_>,
-    opened: &[Opened],
-    requests: &mut [Option<Arc<Prepared>>],
-) -> (Vec<Part>, Vec<(usize, Failure)>) {
+/// Rounds until every interval is within the target, or out of rounds or time: the
+/// first stage's rounds for every backend, then those each ratio needs.
+async fn run_rounds(at: &Site<'_>, opened: &[Opened], state: &mut PointState) {
     let (plan, point, cfg) = (at.plan, at.point, &at.plan.measure);
-    let mut parts: Vec<Part> = opened.iter().map(|_| Part::default()).collect();
-    let mut failures = Vec::new();
-    for i in round_order(opened.len(), plan.seed, at.p, usize::MAX) {
-        let (o, Some(request)) = (&opened[i], &requests[i]) else {
-            continue;
-        };
-        at.announce(&o.name);
-        let warm = warm_up(cfg, o, point.load, request).await;
-        let part = &mut parts[i];
-        part.untimed.merge_errors(&warm);
-        if warm.ok() > 0 {
-            part.request_time = Duration::from_micros(warm.histogram.mean() as u64);
-        }
-        part.request_timeout = limits::window_timeout(cfg.request_timeout, part.request_time);
-        if let Load::Open { .. } = point.load {
-            part.max_in_flight = Some(limits::in_flight_cap(cfg.max_in_flight, request));
-        }
-        if warm.ok() == 0 && warm.failed() > 0 {
-            if let Some((kind, msg)) = warm.error_messages.iter().next() {
-                failures.push((
-                    i,
-                    Failure {
-                        reason: format!("every warm-up request failed ({kind}): {msg}"),
-                        error_kinds: error_kinds(&warm),
-                    },
-                ));
-            }
-            requests[i] = None;
-        }
-    }
     let window = window_for(cfg);
-    let windows: Vec<Window> = parts
+    let windows: Vec<Window> = state
+        .parts
         .iter()
         .map(|part| affordable(window, part.request_time, point.load, cfg))
         .collect();
-    let base_runs = at.base.is_some_and(|b| requests[b].is_some());
-    for round in 0..cfg.max_windows.max(MIN_ROUNDS) {
+    let base_runs = at.base.is_some_and(|b| state.requests[b].is_some());
+    let parts = &mut state.parts;
+    let first = state.rounds;
+    while state.rounds < cfg.max_windows.max(MIN_ROUNDS) {
+        let round = state.rounds;
         let active: Vec<usize> = (0..opened.len())
-            .filter(|&i| requests[i].is_some())
-            .filter(|&i| round < cfg.first_stage() || needed(i, at.base, &parts))
+            .filter(|&i| state.requests[i].is_some())
+            .filter(|&i| round < cfg.first_stage() || needed(i, at.base, parts))
             .collect();
         if active.is_empty() {
             break;
         }
         let foreseen: Duration = active.iter().map(|&i| parts[i].last_cost).sum();
-        if round >= MIN_ROUNDS && Instant::now() + foreseen > at.deadline {
+        // A first visit runs at least the rounds an interval needs; a second, at least one.
+        let least = if first == 0 { MIN_ROUNDS } else { first + 1 };
+        if round >= least && Instant::now() + foreseen > at.deadline {
             break;
         }
         for i in round_order(opened.len(), plan.seed, at.p, round) {
-            let (o, Some(request)) = (&opened[i], &requests[i]) else {
+            let (o, Some(request)) = (&opened[i], &state.requests[i]) else {
                 continue;
             };
             if !active.contains(&i) {
@@ -340,6 +395,7 @@ async fn measure_point(
             part.windows.resize_with(round + 1, || None);
             part.windows[round] = Some(m);
         }
+        state.rounds += 1;
         if round + 1 >= cfg.first_stage() {
             let base_samples = at.base.filter(|_| base_runs).map(|b| parts[b].samples());
             for (i, part) in parts.iter_mut().enumerate() {
@@ -366,12 +422,11 @@ async fn measure_point(
             }
         }
     }
-    (parts, failures)
 }
 
 /// A backend runs in a round while its ratio needs it: it has not yet run the rounds its
 /// ratio needs, or (the baseline) another has not.
-fn needed(i: usize, base: Option<usize>, parts: &[Part]) -> bool {
+pub(super) fn needed(i: usize, base: Option<usize>, parts: &[Part]) -> bool {
     if Some(i) == base {
         parts
             .iter()

@@ -23,6 +23,7 @@
 //! (`--fail-fast` stops the run instead). A stop signal during measuring ends the run
 //! with what was measured, flagged `interrupted`.
 
+mod budget;
 mod failures;
 mod fixtures_check;
 mod limits;

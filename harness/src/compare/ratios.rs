@@ -42,7 +42,16 @@ pub fn ratios(
                 interval(r, b, Statistic::Mean, pooled.1, first_stage, seed + 1)?;
             let achieved = (p50.high - p50.low) / (2.0 * p50_ratio);
             let target_met = rounds >= MIN_ROUNDS && achieved <= target_precision;
-            let unstable = !r.measurement.stable || !b.measurement.stable;
+            // Time ran out where the ratio did not get the rounds its first stage asked
+            // for; otherwise its rounds varied more than that stage foresaw.
+            let needed = paired::rounds_needed(
+                &r.samples,
+                &b.samples,
+                Statistic::P50,
+                first_stage,
+                target_precision,
+            );
+            let short = needed.is_none_or(|n| rounds < n);
             Some(Ratio {
                 model: r.model.clone(),
                 batch_size: r.batch_size,
@@ -58,7 +67,7 @@ pub fn ratios(
                 mean_ci_high: mean.high,
                 half_width: achieved,
                 target_met,
-                missed: (!target_met).then_some(if unstable { Miss::Unstable } else { Miss::Time }),
+                missed: (!target_met).then_some(if short { Miss::Time } else { Miss::Unstable }),
                 rounds,
             })
         })
@@ -163,7 +172,29 @@ mod tests {
         // Three rounds of a steady ratio: well within ±5 %. The rows were not stable.
         assert!(r[0].target_met && r[0].half_width < 0.05, "{:?}", r[0]);
         assert_eq!((r[0].rounds, r[0].missed), (3, None));
+        // A target the first stage's spread cannot reach in the rounds run: time.
         let r = ratios(&rows, "a", 1, 3, 1e-9);
+        assert_eq!(r[0].missed, Some(Miss::Time));
+    }
+
+    #[test]
+    fn a_ratio_whose_later_rounds_drift_misses_as_unstable_with_a_wider_interval() {
+        // Three steady rounds, then three that wander by ±30 %: the first stage asked
+        // for three rounds, six ran, and the interval takes the spread of all six.
+        let scales = [100, 100, 100, 130, 70, 125];
+        let mut b = point("b", 1, 100);
+        b.samples = scales
+            .iter()
+            .map(|&k| vec![(1..=100u64).map(|x| x * k).collect()])
+            .collect();
+        let mut a = point("a", 1, 100);
+        a.samples = (0..6)
+            .map(|_| vec![(1..=100u64).map(|x| x * 100).collect()])
+            .collect();
+        let r = ratios(&[a, b], "a", 1, 3, 0.05);
+        assert_eq!(r[0].rounds, 6);
+        assert!(r[0].half_width > 0.1, "{:?}", r[0]);
+        assert!(r[0].ci_low < 1.0 && r[0].ci_high > 1.0, "{:?}", r[0]);
         assert_eq!(r[0].missed, Some(Miss::Unstable));
     }
 }

@@ -1,21 +1,22 @@
 //! One row per backend and point: the windows a backend ran at a point summed up, with
 //! the server-side breakdown (queue, compute) of those windows where the server reports it.
 
-use super::failures::error_kinds;
-use super::measure::{Part, LATE_LIMIT};
+use super::failures::{all_failed, error_kinds, record_failure};
+use super::measure::{point_label, Part, PointState, Site, LATE_LIMIT};
 use super::plan::{Measure, Point};
 use super::Opened;
 use crate::load::{cpu, series, Load, Measurement};
-use crate::results::{is_stall, Breakdown, Efficiency, MeasurementInfo, PointResult};
+use crate::results::{is_stall, Breakdown, Efficiency, Failed, MeasurementInfo, PointResult};
 use crate::stats::stability::{self, WindowFigures};
 use crate::stats::{self, Latency};
+use crate::HarnessError;
 use contract::ServerStats;
 
 /// One result from every window of a backend at a point.
 pub(super) fn summarise(
     o: &Opened,
     point: &Point,
-    part: Part,
+    part: &Part,
     cfg: &Measure,
     seed: u64,
 ) -> PointResult {
@@ -160,6 +161,48 @@ fn mean_breakdown(all: &[Breakdown]) -> Option<Breakdown> {
         compute_infer_ms: avg(|b| b.compute_infer_ms),
         compute_output_ms: avg(|b| b.compute_output_ms),
     })
+}
+
+/// Writes (or rewrites, after the second pass) each backend's row of the point, and
+/// records a backend every request of which failed.
+pub(super) fn report(
+    at: &Site<'_>,
+    opened: &[Opened],
+    state: &mut PointState,
+    rows: &mut Vec<PointResult>,
+    failed: &mut Vec<Failed>,
+) -> Result<(), HarnessError> {
+    let (plan, point) = (at.plan, at.point);
+    for (i, o) in opened.iter().enumerate() {
+        if state.requests[i].is_none() && state.rows[i].is_none() {
+            continue;
+        }
+        let part = &state.parts[i];
+        if part.windows.iter().flatten().next().is_none() && state.rows[i].is_none() {
+            continue;
+        }
+        if !failed.iter().any(|f| f.backend == o.name) {
+            if let Some(failure) = all_failed(part) {
+                record_failure(
+                    plan,
+                    at.progress,
+                    failed,
+                    &o.name,
+                    &point_label(point),
+                    failure,
+                )?;
+            }
+        }
+        let row = summarise(o, point, part, &plan.measure, plan.seed);
+        match state.rows[i] {
+            Some(k) => rows[k] = row,
+            None => {
+                state.rows[i] = Some(rows.len());
+                rows.push(row);
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

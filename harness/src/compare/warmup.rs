@@ -6,6 +6,9 @@ use std::time::{Duration, Instant};
 
 use contract::Prepared;
 
+use super::failures::{error_kinds, Failure};
+use super::limits;
+use super::measure::{needed, round_order, PointState, Site};
 use super::plan::Measure;
 use super::Opened;
 use crate::load::{series, Load, Measurement, Window};
@@ -49,4 +52,52 @@ pub(super) async fn warm_up(
         done += n;
     }
     total
+}
+
+/// Warms up every backend still measured at the point (again, on a second visit). A
+/// backend whose warm-up gets no answer is left out of the point (its request set to
+/// `None`) and returned with why.
+pub(super) async fn warm_all(
+    at: &Site<'_>,
+    opened: &[Opened],
+    state: &mut PointState,
+) -> Vec<(usize, Failure)> {
+    let (point, cfg) = (at.point, &at.plan.measure);
+    let mut failures = Vec::new();
+    let again = state.rounds > 0;
+    for i in round_order(opened.len(), at.plan.seed, at.p, usize::MAX) {
+        let (o, Some(request)) = (&opened[i], &state.requests[i]) else {
+            continue;
+        };
+        // On a second visit only the backends that still run rounds are warmed up.
+        if again && !needed(i, at.base, &state.parts) {
+            continue;
+        }
+        at.announce(&o.name);
+        let warm = warm_up(cfg, o, point.load, request).await;
+        let part = &mut state.parts[i];
+        part.untimed.merge_errors(&warm);
+        if !again {
+            if warm.ok() > 0 {
+                part.request_time = Duration::from_micros(warm.histogram.mean() as u64);
+            }
+            part.request_timeout = limits::window_timeout(cfg.request_timeout, part.request_time);
+            if let Load::Open { .. } = point.load {
+                part.max_in_flight = Some(limits::in_flight_cap(cfg.max_in_flight, request));
+            }
+        }
+        if warm.ok() == 0 && warm.failed() > 0 {
+            if let Some((kind, msg)) = warm.error_messages.iter().next() {
+                failures.push((
+                    i,
+                    Failure {
+                        reason: format!("every warm-up request failed ({kind}): {msg}"),
+                        error_kinds: error_kinds(&warm),
+                    },
+                ));
+            }
+            state.requests[i] = None;
+        }
+    }
+    failures
 }

@@ -24,6 +24,11 @@ impl Schedule {
         }
     }
 
+    /// The mean time between sends.
+    pub fn mean_gap(&self) -> std::time::Duration {
+        std::time::Duration::from_secs_f64(1.0 / self.rate)
+    }
+
     /// Restarts the offsets at zero (a new window), keeping the random stream.
     pub fn restart(&mut self) {
         self.next = 0.0;

@@ -103,6 +103,7 @@ impl Sender {
         clock::tighten_timer_slack();
         clock::raise_priority();
         let in_flight = Arc::new(AtomicUsize::new(0));
+        let spin = clock::spin_margin(self.schedule.mean_gap());
         let begin = Instant::now();
         self.schedule.restart();
         let mut cut = Cut {
@@ -141,7 +142,7 @@ impl Sender {
                 };
             }
             let scheduled = begin + Duration::from_secs_f64(offset);
-            if !clock::wait_until(scheduled, &self.stop) {
+            if !clock::wait_until(scheduled, spin, &self.stop) {
                 break;
             }
             cut.sends += 1;

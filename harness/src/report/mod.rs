@@ -16,7 +16,7 @@ pub use breakdown::breakdown_table;
 pub use cold_start::cold_start_table;
 pub use csv::csv;
 pub use html::html;
-pub use narrow::WIDTH;
+pub use narrow::{wrap, WIDTH};
 pub use page::{page, run_page, unavailable_lines, Layout};
 pub use resources::resources_table;
 pub use server_metrics::server_metrics_table;

@@ -249,7 +249,8 @@ pub struct Ratio {
 pub enum Miss {
     /// The point's share of the time budget, or its rounds, ran out first.
     Time,
-    /// The backend's or the baseline's windows never agreed (the stability rule).
+    /// The ratio ran the rounds its first stage asked for, but its rounds varied more
+    /// than that stage foresaw (drift between rounds, or between visits to the point).
     Unstable,
 }
 

@@ -17,7 +17,11 @@
 //! (`(t(0.975, n0 - 1) × s0 / asinh(target))²`), and the interval after `R >= n0` rounds
 //! is `exp(mean y ± t(0.975, n0 - 1) × s0 / sqrt(R))`. Its mean is independent of `s0`
 //! for normal `y`, so it covers with exactly 95 % however the run was sized (Stein, 1945);
-//! the price is the wider t of `n0 - 1` degrees of freedom. With fewer than `n0` rounds
+//! the price is the wider t of `n0 - 1` degrees of freedom. Where the spread of all `R`
+//! rounds is larger than `s0` it takes `s0`'s place: rounds of a second visit to the
+//! point ([`crate::compare`]'s second pass) are not consecutive with the first stage's,
+//! and the drift between the visits must show in the interval (a conservative step: it
+//! only ever widens Stein's interval). With fewer than `n0` rounds
 //! (the time ran out first) it is the usual t interval on all rounds.
 //!
 //! Why not a bootstrap over samples: samples of one window share that moment's machine
@@ -94,7 +98,11 @@ pub fn ratio_interval(a: &Trials, b: &Trials, s: Statistic, first_stage: usize) 
     }
     let (mean, sd) = mean_sd(&y);
     let h = if first_stage >= 2 && n >= first_stage {
-        t975(first_stage - 1) * mean_sd(&y[..first_stage]).1 / (n as f64).sqrt()
+        // The larger of the first stage's spread and that of every round: rounds run later
+        // (a second visit to the point, minutes on) may drift apart more than the first
+        // stage's consecutive ones, and that spread must widen the interval.
+        let s0 = mean_sd(&y[..first_stage]).1;
+        t975(first_stage - 1) * s0.max(sd) / (n as f64).sqrt()
     } else {
         t975(n - 1) * sd / (n as f64).sqrt()
     };

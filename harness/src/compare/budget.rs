@@ -1,0 +1,165 @@
+//! How the time budget is spent over the points: a first pass measures every point in
+//! order with at most [`FIRST_PASS`] of the budget (each point its share of what is
+//! left), so that a slow point cannot starve the ones after it; a second pass spends
+//! what is left on the points whose ratios still need rounds, the cheapest per
+//! unfinished ratio first ([`remaining`]), so the budget goes where it makes the most
+//! ratios reach the target.
+
+use std::time::Duration;
+
+use super::measure::{Part, MIN_ROUNDS};
+use super::plan::Measure;
+
+/// Share of the budget the first pass may spend.
+pub const FIRST_PASS: f64 = 0.5;
+
+/// A second visit may run this much longer than its rounds were foreseen to take (window
+/// costs vary), within what is left of the budget.
+pub const SLACK: f64 = 1.25;
+
+/// What finishing a point would cost.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Cost {
+    /// Every round still needed, at each backend's last window cost.
+    pub total: Duration,
+    /// The next round.
+    pub round: Duration,
+    /// Ratios still short of the rounds they need.
+    pub ratios: usize,
+}
+
+/// The cost of the rounds a point's ratios still need, from each backend's last window
+/// (`active`: the backends still measured; `rounds`: rounds run so far). `None` when
+/// nothing is left to do: no baseline, every ratio has its rounds, or the point ran
+/// `--max-windows` rounds.
+pub fn remaining(
+    parts: &[Part],
+    base: Option<usize>,
+    active: &[bool],
+    rounds: usize,
+    cfg: &Measure,
+) -> Option<Cost> {
+    let base = base.filter(|&b| active[b])?;
+    let cap = cfg.max_windows.max(MIN_ROUNDS);
+    if rounds >= cap {
+        return None;
+    }
+    let (mut total, mut round, mut most, mut ratios) = (Duration::ZERO, Duration::ZERO, 0, 0);
+    for (i, part) in parts.iter().enumerate() {
+        if i == base || !active[i] || part.done {
+            continue;
+        }
+        let have = part.windows.iter().flatten().count();
+        let want = part.needed.unwrap_or(cfg.first_stage()).min(cap);
+        let left = want.saturating_sub(have).min(cap - rounds);
+        if left == 0 {
+            continue;
+        }
+        ratios += 1;
+        total += part.last_cost * left as u32;
+        round += part.last_cost;
+        most = most.max(left);
+    }
+    if ratios == 0 {
+        return None;
+    }
+    let b = parts[base].last_cost;
+    Some(Cost {
+        total: total + b * most as u32,
+        round: round + b,
+        ratios,
+    })
+}
+
+/// The order the second pass visits points in: by cost per unfinished ratio, cheapest
+/// first, so that a budget too short for every point finishes as many ratios as it can
+/// (ties keep the points' order).
+pub fn second_pass_order(costs: &[(usize, Cost)]) -> Vec<usize> {
+    let mut order: Vec<(usize, f64)> = costs
+        .iter()
+        .map(|(p, c)| (*p, c.total.as_secs_f64() / c.ratios.max(1) as f64))
+        .collect();
+    order.sort_by(|a, b| a.1.total_cmp(&b.1));
+    order.into_iter().map(|(p, _)| p).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::load::{Measurement, Window};
+
+    fn cfg() -> Measure {
+        Measure {
+            trials: 3,
+            window: Window::Duration {
+                seconds: 0.1,
+                min_requests: 5,
+            },
+            max_windows: 10,
+            target_precision: 0.05,
+            time_budget: Duration::from_secs(30),
+            backend_budget: Duration::from_secs(2),
+            stability: 0.1,
+            percentile: 50.0,
+            warmup: None,
+            max_in_flight: 1024,
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+
+    fn part(windows: usize, cost_ms: u64, needed: Option<usize>, done: bool) -> Part {
+        Part {
+            windows: (0..windows).map(|_| Some(Measurement::empty())).collect(),
+            last_cost: Duration::from_millis(cost_ms),
+            needed,
+            done,
+            ..Part::default()
+        }
+    }
+
+    #[test]
+    fn a_point_costs_the_rounds_its_ratios_still_need() {
+        // Baseline 100 ms a window; one ratio needs 7 rounds (has 3, 50 ms each), one
+        // is done, one (200 ms) needs 4 and has 3.
+        let parts = vec![
+            part(3, 100, None, false),
+            part(3, 50, Some(7), false),
+            part(3, 10, Some(3), true),
+            part(3, 200, Some(4), false),
+        ];
+        let c = remaining(&parts, Some(0), &[true; 4], 3, &cfg()).unwrap();
+        assert_eq!(c.ratios, 2);
+        assert_eq!(c.total, Duration::from_millis(4 * 50 + 200 + 4 * 100));
+        assert_eq!(c.round, Duration::from_millis(50 + 200 + 100));
+        // The round cap bounds what is left: 8 of 10 rounds run, 2 more at most.
+        let c = remaining(&parts, Some(0), &[true; 4], 8, &cfg()).unwrap();
+        assert_eq!(c.total, Duration::from_millis(2 * 50 + 200 + 2 * 100));
+    }
+
+    #[test]
+    fn nothing_is_left_without_a_baseline_or_when_every_ratio_has_its_rounds() {
+        let parts = vec![part(3, 100, None, false), part(5, 50, Some(5), false)];
+        assert_eq!(remaining(&parts, Some(0), &[true; 2], 5, &cfg()), None);
+        assert_eq!(remaining(&parts, None, &[true; 2], 3, &cfg()), None);
+        assert_eq!(remaining(&parts, Some(0), &[false, true], 3, &cfg()), None);
+        assert_eq!(remaining(&parts, Some(0), &[true; 2], 10, &cfg()), None);
+        // Before its first stage is complete a ratio needs the first stage's rounds.
+        let parts = vec![part(2, 100, None, false), part(2, 50, None, false)];
+        let c = remaining(&parts, Some(0), &[true; 2], 2, &cfg()).unwrap();
+        assert_eq!(c.total, Duration::from_millis(50 + 100));
+    }
+
+    #[test]
+    fn the_second_pass_visits_the_cheapest_point_per_ratio_first() {
+        let cost = |ms: u64, ratios: usize| Cost {
+            total: Duration::from_millis(ms),
+            round: Duration::from_millis(ms / 4),
+            ratios,
+        };
+        // Point 0: 9 s for 3 ratios (3 s each); point 1: 1 s for 1; point 2: 10 s for 5.
+        let order =
+            second_pass_order(&[(0, cost(9000, 3)), (1, cost(1000, 1)), (2, cost(10000, 5))]);
+        assert_eq!(order, vec![1, 2, 0]);
+        assert!(second_pass_order(&[]).is_empty());
+    }
+}
