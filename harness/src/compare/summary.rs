@@ -37,8 +37,8 @@ pub(super) fn summarise(
         }
         merged.merge(w, seed ^ k as u64);
     }
-    // perf_analyzer's rule on the backend's last windows (of the last rounds it ran).
-    let figs: Vec<WindowFigures> = windows
+    // perf_analyzer's rule on three consecutive groups of the backend's windows.
+    let figs: Vec<WindowFigures> = thirds(&windows, seed)
         .iter()
         .map(|w| series::figures(w, cfg.percentile))
         .collect();
@@ -128,6 +128,32 @@ pub(super) fn summarise(
     }
 }
 
+/// The windows in [`stability::WINDOWS`] consecutive groups of near-equal size, each
+/// merged (fewer windows: each on its own). perf_analyzer compares single windows of
+/// thousands of requests; ours are short slices of interleaved rounds, a few requests
+/// each where requests are slow, and three single windows of five requests differ by more
+/// than 10 % from sampling alone. Groups compare the start, middle and end of the
+/// measurement, which is the drift the flag is about.
+fn thirds(windows: &[&Measurement], seed: u64) -> Vec<Measurement> {
+    let n = windows.len();
+    let groups = stability::WINDOWS;
+    if n < groups {
+        return windows.iter().map(|w| (*w).clone()).collect();
+    }
+    (0..groups)
+        .map(|g| {
+            let mut m = Measurement::empty();
+            for (k, w) in windows[g * n / groups..(g + 1) * n / groups]
+                .iter()
+                .enumerate()
+            {
+                m.merge(w, seed ^ k as u64);
+            }
+            m
+        })
+        .collect()
+}
+
 pub(super) async fn server_stats(o: &Opened, model: &str) -> Option<ServerStats> {
     o.backend.server_stats(model).await.ok().flatten()
 }
@@ -208,6 +234,47 @@ pub(super) fn report(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::load::Recorder;
+    use std::time::Duration;
+
+    /// A window of `n` requests of `ms` milliseconds each, back to back.
+    fn window(n: u64, ms: u64) -> Measurement {
+        let mut r = Recorder::new(1);
+        for _ in 0..n {
+            r.record(
+                Duration::from_millis(ms),
+                Ok::<(), contract::BackendError>(()),
+            );
+        }
+        let mut m = r.finish();
+        m.wall = Duration::from_millis(n * ms);
+        m.completed = n;
+        m
+    }
+
+    fn stable(windows: &[Measurement]) -> bool {
+        let refs: Vec<&Measurement> = windows.iter().collect();
+        let figs: Vec<WindowFigures> = thirds(&refs, 1)
+            .iter()
+            .map(|w| series::figures(w, 50.0))
+            .collect();
+        stability::is_stable(&figs, 0.1)
+    }
+
+    #[test]
+    fn stability_compares_the_start_middle_and_end_of_the_windows() {
+        // Six windows whose p50 jumps by 30 % from one to the next but evens out over
+        // pairs: the thirds agree (single windows would not).
+        let noisy: Vec<Measurement> = [10, 13, 10, 13, 10, 13].map(|ms| window(4, ms)).into();
+        assert!(stable(&noisy));
+        // A drift from 10 to 13 ms over the run: the last third is slower.
+        let drift: Vec<Measurement> = [10, 10, 11, 12, 13, 13].map(|ms| window(4, ms)).into();
+        assert!(!stable(&drift));
+        // Three windows are compared one by one; two cannot be judged.
+        assert!(stable(&[10, 10, 10].map(|ms| window(4, ms))));
+        assert!(!stable(&[10, 13, 10].map(|ms| window(4, ms))));
+        assert!(!stable(&[10, 10].map(|ms| window(4, ms))));
+    }
 
     #[test]
     fn breakdown_divides_by_requests_in_the_window() {
