@@ -498,6 +498,14 @@ fn extreme_numbers_are_refused_with_the_accepted_range() {
             &["--warmup", "1000000000"],
             "give a whole number of at most 100000",
         ),
+        (
+            &["--workers", "0"],
+            "give a whole number of at least 1 (at most 256)",
+        ),
+        (
+            &["--workers", "1,x"],
+            "give whole numbers of workers from 1 to 256, such as 2 or 1,2,4",
+        ),
     ];
     for (args, sentence) in cases {
         let e = rejected(args);

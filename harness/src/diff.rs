@@ -24,8 +24,9 @@ pub const DEFAULT_THRESHOLD: f64 = 10.0;
 /// One cell both runs share.
 #[derive(Debug, Clone)]
 pub struct Cell {
-    /// Model, batch size, load and backend.
-    pub key: (String, usize, String, String),
+    /// Model, batch size, load, backend and worker count (a worker grid has a cell
+    /// per count).
+    pub key: Key,
     /// OLD's and NEW's p50, ms.
     pub p50: (f64, f64),
     /// NEW p50 / OLD p50.
@@ -49,12 +50,16 @@ pub struct Diff {
     pub threshold: f64,
 }
 
-fn key(r: &PointResult) -> (String, usize, String, String) {
+/// What names a cell: model, batch size, load, backend and worker count.
+pub type Key = (String, usize, String, String, usize);
+
+fn key(r: &PointResult) -> Key {
     (
         r.model.clone(),
         r.batch_size,
         r.load.clone(),
         r.backend.clone(),
+        r.workers,
     )
 }
 
@@ -117,19 +122,17 @@ impl Diff {
 
     /// The table and a closing line, for the terminal or Markdown.
     pub fn render(&self, markdown: bool) -> String {
+        // A workers column only where the cells differ in it (a worker grid).
+        let grid = self.cells.iter().any(|c| c.key.4 != self.cells[0].key.4);
         let mut b = Builder::default();
-        b.push_record([
-            "model",
-            "batch",
-            "load",
-            "backend",
-            "old p50",
-            "new p50",
-            "new/old [95%]",
-            "verdict",
-        ]);
+        let mut head = vec!["model", "batch", "load", "backend"];
+        if grid {
+            head.push("workers");
+        }
+        head.extend(["old p50", "new p50", "new/old [95%]", "verdict"]);
+        b.push_record(head);
         for c in &self.cells {
-            let (m, batch, load, backend) = &c.key;
+            let (m, batch, load, backend, workers) = &c.key;
             let ci = c.interval.map_or("(no samples)".into(), |i| {
                 format!("[{:.2}, {:.2}]", i.low, i.high)
             });
@@ -140,16 +143,17 @@ impl Diff {
                 Some(_) => "~ same",
                 None => "?",
             };
-            b.push_record([
-                m.clone(),
-                batch.to_string(),
-                load.clone(),
-                backend.clone(),
+            let mut row = vec![m.clone(), batch.to_string(), load.clone(), backend.clone()];
+            if grid {
+                row.push(workers.to_string());
+            }
+            row.extend([
                 ms(c.p50.0),
                 ms(c.p50.1),
                 format!("{:.2} {ci}", c.ratio),
                 verdict.to_string(),
             ]);
+            b.push_record(row);
         }
         let mut table = b.build();
         if markdown {

@@ -186,7 +186,7 @@ async fn measure_and_report(
     output::check_paths(&cfg.results_dir, cfg.json.as_deref())?;
     output::check_tmpdir()?;
     let signal = stop.clone();
-    let results = compare::compare(cfg.plan(), stop).await?;
+    let results = compare::grid(cfg.plans(), cfg.record.clone(), stop).await?;
     let signal = *signal.borrow();
     // The tables are printed even when a file cannot be written. A run stopped before
     // anything was measured writes its (empty, `interrupted`) results and no tables.

@@ -98,9 +98,11 @@ pub struct Workload {
     pub quick: bool,
 
     /// Matched worker count for every backend: in-process executors, server workers or
-    /// model instances [default: 1].
-    #[arg(long, value_name = "N", value_parser = whole::<usize>(1, MAX_WORKERS))]
-    pub workers: Option<usize>,
+    /// model instances; a list (such as 1,2,4) is a worker grid: every point is measured
+    /// at each count, servers restarted and engines re-opened per count [default: 1].
+    #[arg(long, value_delimiter = ',', value_name = "N[,N...]", action = ArgAction::Set,
+          value_parser = worker_count)]
+    pub workers: Option<Vec<usize>>,
 
     /// Intra-op threads per worker [default: cores / workers, at least 1].
     #[arg(long, value_name = "N", value_parser = whole::<usize>(1, MAX_THREADS))]
@@ -355,6 +357,24 @@ pub const MAX_WINDOWS: u64 = 1000;
 pub const SECONDS_RANGE: (f64, f64) = (0.001, 86_400.0);
 /// Lowest and highest open-loop rate, requests per second.
 pub const RATE_RANGE: (f64, f64) = (0.01, 100_000.0);
+
+/// A worker count, 1 to [`MAX_WORKERS`]; one item of a `--workers` list.
+fn worker_count(s: &str) -> Result<usize, String> {
+    let n: u64 = s.trim().parse().map_err(|_| {
+        format!("give whole numbers of workers from 1 to {MAX_WORKERS}, such as 2 or 1,2,4")
+    })?;
+    if (1..=MAX_WORKERS).contains(&n) {
+        Ok(n as usize)
+    } else if n < 1 {
+        Err(format!(
+            "give a whole number of at least 1 (at most {MAX_WORKERS})"
+        ))
+    } else {
+        Err(format!(
+            "give a whole number of at most {MAX_WORKERS} (at least 1)"
+        ))
+    }
+}
 
 /// A batch size: 1 to 4096 samples.
 fn batch_size() -> impl TypedValueParser<Value = usize> {

@@ -26,6 +26,7 @@
 mod budget;
 mod failures;
 mod fixtures_check;
+mod grid;
 mod limits;
 pub mod measure;
 pub mod plan;
@@ -51,6 +52,7 @@ use crate::results::{
 };
 use crate::HarnessError;
 
+pub use grid::grid;
 pub use plan::{Check, Measure, Model, Plan, Point};
 pub use ratios::ratios;
 

@@ -57,6 +57,7 @@ pub fn ratios(
                 batch_size: r.batch_size,
                 load: r.load.clone(),
                 backend: r.backend.clone(),
+                workers: r.workers,
                 baseline: baseline.to_string(),
                 p50_ratio,
                 ci_low: p50.low,

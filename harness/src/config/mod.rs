@@ -75,6 +75,10 @@ pub struct RunConfig {
     pub quiet: bool,
     /// Terminal tables side by side, however wide (`--wide`).
     pub wide: bool,
+    /// `--intra-threads`, if given (else each worker count has its default).
+    pub intra_threads_given: Option<usize>,
+    /// No `--concurrency` or `--request-rate`: the load is the worker count's.
+    pub loads_follow_workers: bool,
 }
 
 impl std::ops::Deref for RunConfig {
@@ -204,8 +208,16 @@ impl RunConfig {
     }
 
     /// Splits the time budget evenly over the points, and a point's share over the
-    /// backends, up front.
+    /// backends, up front. A worker grid splits it evenly over its counts first.
     fn split_budget(&mut self) {
+        let grid = self.record.grid();
+        if grid.len() > 1 {
+            let first = self.at_workers(grid[0]);
+            self.point_budget = first.point_budget;
+            self.record.point_budget_s = first.record.point_budget_s;
+            self.record.backend_budget_s = first.record.backend_budget_s;
+            return;
+        }
         let points = self.points().len().max(1) as f64;
         let point = self.record.time_budget_s / points;
         self.point_budget = Duration::from_secs_f64(point);
@@ -217,7 +229,9 @@ impl RunConfig {
     fn common(c: Common, backends: Vec<String>, reference: String) -> RunConfig {
         let (w, m, o, srv) = (c.workload, c.measure, c.output, c.servers);
         let quick = w.quick;
-        let workers = w.workers.unwrap_or(1);
+        let worker_counts = dedup(w.workers.unwrap_or_else(|| vec![1]));
+        let workers = worker_counts[0];
+        let loads_follow_workers = c.load.concurrency.is_none() && c.load.request_rate.is_none();
         let window = match m.requests {
             Some(n) => Window::Requests(n),
             None => Window::Duration {
@@ -251,6 +265,7 @@ impl RunConfig {
             input_data: None,
             shapes: Default::default(),
             workers,
+            worker_counts: worker_counts.clone(),
             intra_threads: w
                 .intra_threads
                 .unwrap_or_else(|| contract::default_intra_threads(workers)),
@@ -273,11 +288,19 @@ impl RunConfig {
                 .filter_map(|b| Some((b.clone(), backend_options.get(b).part(b)?)))
                 .collect(),
             stack: spelled(&srv.stack),
-            loads: loads(
-                c.load.concurrency,
-                c.load.request_rate,
-                c.load.arrival,
-                workers,
+            // A grid whose load follows the worker count has one load per count.
+            loads: dedup(
+                worker_counts
+                    .iter()
+                    .flat_map(|&n| {
+                        loads(
+                            c.load.concurrency.clone(),
+                            c.load.request_rate.clone(),
+                            c.load.arrival,
+                            n,
+                        )
+                    })
+                    .collect(),
             ),
             max_in_flight: c
                 .load
@@ -308,6 +331,8 @@ impl RunConfig {
             point_budget: Duration::ZERO,
             quiet: o.quiet,
             wide: o.wide,
+            intra_threads_given: w.intra_threads,
+            loads_follow_workers,
         }
     }
 }
@@ -345,6 +370,8 @@ fn dedup<T: PartialEq>(list: Vec<T>) -> Vec<T> {
     out
 }
 
+#[cfg(test)]
+mod grid_tests;
 #[cfg(test)]
 mod page_width;
 #[cfg(test)]

@@ -23,6 +23,11 @@ const SIX: [&str; 6] = [
 /// can hold: four-digit latencies, five-digit throughputs, every flag, ratio
 /// intervals three digits wide, server-side breakdowns, a long unavailable reason.
 fn six_backends() -> Results {
+    six_backends_at("2")
+}
+
+/// [`six_backends`] at each count of the worker list `workers` (such as `1,2`).
+fn six_backends_at(workers: &str) -> Results {
     let argv = [
         "harness",
         "compare",
@@ -32,6 +37,8 @@ fn six_backends() -> Results {
         "1000.5,20",
         "--arrival",
         "poisson",
+        "--workers",
+        workers,
     ];
     let Command::Compare(args) = parse(argv).expect("parses").command else {
         panic!("compare");
@@ -49,77 +56,80 @@ fn six_backends() -> Results {
         .collect();
     let mut results = Vec::new();
     let mut ratios = Vec::new();
-    for model in &record.models {
-        for class in [BatchClass::Small, BatchClass::Large] {
-            for &batch in record.batches(model, class) {
-                for load in record.loads.iter().map(|l| l.label()) {
-                    for b in SIX {
-                        results.push(PointResult {
-                            model: model.clone(),
-                            backend: b.to_string(),
-                            batch_size: batch,
-                            load: load.clone(),
-                            concurrency: None,
-                            request_rate: None,
-                            arrival: None,
-                            workers: 2,
-                            requests: 123_456,
-                            errors: 12_345,
-                            error_kinds: vec![],
-                            untimed_errors: 67_890,
-                            untimed_error_kinds: vec![],
-                            duration_s: 12.3,
-                            throughput_rps: 12_345.6,
-                            samples_per_s: 12_345.6,
-                            latency_ms: Some(latency.clone()),
-                            server: b.starts_with("triton").then_some(Breakdown {
-                                queue_ms: 1234.5,
-                                compute_input_ms: 1234.5,
-                                compute_infer_ms: 1234.5,
-                                compute_output_ms: 1234.5,
-                            }),
-                            measurement: MeasurementInfo {
-                                total_requests: 1_234_567,
-                                total_wall_s: 123.45,
-                                ..Default::default()
-                            },
-                            resources: crate::results::Usage {
-                                scope: crate::results::Scope::ProcessGroup,
-                                cpu_cores: Some(12.34),
-                                peak_memory_mb: Some(123_456.7),
-                                gpu_util_pct: Some(99.9),
-                                gpu_memory_mb: Some(81_920.0),
-                                gpu_power_w: Some(700.0),
-                                readings: 1000,
-                            },
-                            server_metrics: Default::default(),
-                            efficiency: crate::results::Efficiency {
-                                samples_per_s_per_core: Some(12_345.6),
-                                samples_per_s_per_gpu_watt: Some(1_234.5),
-                            },
-                            flags: flags.clone(),
-                            window_histograms: vec![],
-                            samples: vec![],
-                        });
-                        if b != SIX[0] {
-                            ratios.push(Ratio {
+    for n in record.grid() {
+        for model in &record.models {
+            for class in [BatchClass::Small, BatchClass::Large] {
+                for &batch in record.batches(model, class) {
+                    for load in record.loads.iter().map(|l| l.label()) {
+                        for b in SIX {
+                            results.push(PointResult {
                                 model: model.clone(),
+                                backend: b.to_string(),
                                 batch_size: batch,
                                 load: load.clone(),
-                                backend: b.to_string(),
-                                baseline: SIX[0].to_string(),
-                                p50_ratio: 123.45,
-                                ci_low: 100.01,
-                                ci_high: 999.99,
-                                clear_difference: false,
-                                mean_ratio: 123.45,
-                                mean_ci_low: 100.01,
-                                mean_ci_high: 999.99,
-                                half_width: 4.0,
-                                target_met: false,
-                                missed: Some(crate::results::Miss::Unstable),
-                                rounds: 2,
+                                concurrency: None,
+                                request_rate: None,
+                                arrival: None,
+                                workers: n,
+                                requests: 123_456,
+                                errors: 12_345,
+                                error_kinds: vec![],
+                                untimed_errors: 67_890,
+                                untimed_error_kinds: vec![],
+                                duration_s: 12.3,
+                                throughput_rps: 12_345.6,
+                                samples_per_s: 12_345.6,
+                                latency_ms: Some(latency.clone()),
+                                server: b.starts_with("triton").then_some(Breakdown {
+                                    queue_ms: 1234.5,
+                                    compute_input_ms: 1234.5,
+                                    compute_infer_ms: 1234.5,
+                                    compute_output_ms: 1234.5,
+                                }),
+                                measurement: MeasurementInfo {
+                                    total_requests: 1_234_567,
+                                    total_wall_s: 123.45,
+                                    ..Default::default()
+                                },
+                                resources: crate::results::Usage {
+                                    scope: crate::results::Scope::ProcessGroup,
+                                    cpu_cores: Some(12.34),
+                                    peak_memory_mb: Some(123_456.7),
+                                    gpu_util_pct: Some(99.9),
+                                    gpu_memory_mb: Some(81_920.0),
+                                    gpu_power_w: Some(700.0),
+                                    readings: 1000,
+                                },
+                                server_metrics: Default::default(),
+                                efficiency: crate::results::Efficiency {
+                                    samples_per_s_per_core: Some(12_345.6),
+                                    samples_per_s_per_gpu_watt: Some(1_234.5),
+                                },
+                                flags: flags.clone(),
+                                window_histograms: vec![],
+                                samples: vec![],
                             });
+                            if b != SIX[0] {
+                                ratios.push(Ratio {
+                                    model: model.clone(),
+                                    batch_size: batch,
+                                    load: load.clone(),
+                                    backend: b.to_string(),
+                                    workers: n,
+                                    baseline: SIX[0].to_string(),
+                                    p50_ratio: 123.45,
+                                    ci_low: 100.01,
+                                    ci_high: 999.99,
+                                    clear_difference: false,
+                                    mean_ratio: 123.45,
+                                    mean_ci_low: 100.01,
+                                    mean_ci_high: 999.99,
+                                    half_width: 4.0,
+                                    target_met: false,
+                                    missed: Some(crate::results::Miss::Unstable),
+                                    rounds: 2,
+                                });
+                            }
                         }
                     }
                 }
@@ -132,14 +142,16 @@ fn six_backends() -> Results {
         started_at: "2026-01-01T00:00:00Z".into(),
         finished_at: "2026-01-01T00:00:00Z".into(),
         system: crate::results::System::probe(Default::default()),
-        backends: SIX
-            .iter()
-            .map(|b| BackendInfo {
+        backends: record
+            .grid()
+            .into_iter()
+            .flat_map(|n| SIX.iter().map(move |b| (n, b)))
+            .map(|(n, b)| BackendInfo {
                 name: b.to_string(),
                 engine: "engine 1.0".into(),
                 protocol: "http".into(),
                 device: "cpu".into(),
-                workers: 2,
+                workers: n,
                 intra_threads: Some(1),
                 details: Default::default(),
                 test_peer: *b == "tfserving-grpc",
@@ -190,6 +202,59 @@ fn the_default_page_fits_120_columns_with_six_backends() {
     // The wide layout is what it was: side by side, far wider.
     let wide = page(&results, Layout::Wide);
     assert!(wide.lines().any(|l| l.chars().count() > 200));
+}
+
+#[test]
+fn a_worker_grid_fits_120_columns_and_shows_every_count() {
+    let results = six_backends_at("1,2");
+    let text = page(&results, Layout::Narrow);
+    let widest = text.lines().max_by_key(|l| l.chars().count()).unwrap();
+    assert!(
+        widest.chars().count() <= WIDTH,
+        "{} columns: {widest}\n{text}",
+        widest.chars().count()
+    );
+    for needle in [
+        "With 1 workers (worker grid 1, 2):",
+        "With 2 workers (worker grid 1, 2):",
+        "text-cnn, worker grid: CPU %",
+        "text-cnn, worker grid: latency in ms",
+    ] {
+        assert!(text.contains(needle), "{needle}: {text}");
+    }
+    // Each count's ratio table has each backend once: rows of one count only.
+    let one = text.split("With 1 workers").nth(1).unwrap();
+    let (one, two) = one.split_once("With 2 workers").unwrap();
+    let two = two.split("Cold start").next().unwrap();
+    let rows = |t: &str| t.matches("│ onnxruntime ").count();
+    assert!(rows(one) > 0 && rows(one) == rows(two), "{text}");
+    // One table, every column, in report.md and with --wide.
+    let md = page(&results, Layout::Markdown);
+    assert!(md.contains("## Worker grid"), "{md}");
+    let head = md
+        .lines()
+        .find(|l| l.starts_with("| model ") && l.contains("per core"))
+        .expect("the grid's header");
+    for col in [
+        "workers",
+        "batch",
+        "CPU %",
+        "MiB",
+        "GPU %",
+        "GPU MiB",
+        "samples/s",
+        "per W",
+        "requests",
+        "mean",
+        "p50",
+        "p80",
+        "p90",
+        "p99",
+        "time s",
+        "qps",
+    ] {
+        assert!(head.contains(col), "{col}: {head}");
+    }
 }
 
 #[test]

@@ -28,7 +28,38 @@ impl RunConfig {
         points
     }
 
-    /// The plan of the run.
+    /// The settings of one worker count of the run: its intra-op threads and load
+    /// where they follow the count, and its even share of the time budget.
+    pub fn at_workers(&self, workers: usize) -> RunConfig {
+        let counts = self.record.grid().len().max(1) as f64;
+        let mut c = self.clone();
+        let r = &mut c.record;
+        r.workers = workers;
+        r.worker_counts = vec![workers];
+        r.intra_threads = self
+            .intra_threads_given
+            .unwrap_or_else(|| contract::default_intra_threads(workers));
+        if self.loads_follow_workers {
+            r.loads = vec![crate::load::Load::Closed {
+                concurrency: workers,
+            }];
+        }
+        r.time_budget_s = self.record.time_budget_s / counts;
+        c.split_budget();
+        c
+    }
+
+    /// The plan of every worker count of the run, in order: one for a single count.
+    pub fn plans(&self) -> Vec<Plan> {
+        let grid = self.record.grid();
+        if grid.len() == 1 {
+            return vec![self.plan()];
+        }
+        grid.iter().map(|&n| self.at_workers(n).plan()).collect()
+    }
+
+    /// The plan of the run (of its first worker count, in a worker grid: see
+    /// [`RunConfig::plans`]).
     pub fn plan(&self) -> Plan {
         Plan {
             backends: self.backends.clone(),

@@ -4,7 +4,7 @@ use super::*;
 use crate::cli::{parse, Command, ParseError};
 
 /// The settings of `harness compare ARGS`, or the one sentence that rejects them.
-fn compare(args: &[&str]) -> Result<RunConfig, String> {
+pub(super) fn compare(args: &[&str]) -> Result<RunConfig, String> {
     let argv = ["harness", "compare"].iter().chain(args);
     match parse(argv.copied()) {
         Ok(cli) => match cli.command {
@@ -16,11 +16,11 @@ fn compare(args: &[&str]) -> Result<RunConfig, String> {
     }
 }
 
-fn ok(args: &[&str]) -> RunConfig {
+pub(super) fn ok(args: &[&str]) -> RunConfig {
     compare(args).unwrap_or_else(|e| panic!("{args:?}: {e}"))
 }
 
-fn err(args: &[&str]) -> String {
+pub(super) fn err(args: &[&str]) -> String {
     compare(args).expect_err("rejected")
 }
 
@@ -109,7 +109,7 @@ fn bad_values_get_one_clear_sentence() {
         ),
         (
             &["--workers", "0"],
-            "invalid value '0' for '--workers <N>': give a whole number of at least 1 (at most 256)",
+            "invalid value '0' for '--workers <N[,N...]>': give a whole number of at least 1 (at most 256)",
         ),
         (
             &["--backends", "candle", "--baseline", "onnxruntime"],

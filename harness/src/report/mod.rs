@@ -4,6 +4,7 @@
 mod breakdown;
 mod cold_start;
 mod csv;
+mod grid;
 mod html;
 mod narrow;
 mod page;
@@ -15,6 +16,7 @@ mod tails;
 pub use breakdown::breakdown_table;
 pub use cold_start::cold_start_table;
 pub use csv::csv;
+pub use grid::grid_table;
 pub use html::html;
 pub use narrow::{wrap, WIDTH};
 pub use page::{page, run_page, unavailable_lines, Layout};

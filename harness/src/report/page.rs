@@ -5,8 +5,8 @@ use std::fmt::Write;
 
 use crate::report::narrow::{ratio_rows, tails_rows, wrap};
 use crate::report::{
-    agreement_table, breakdown_table, cold_start_table, legend, ratio_tables, resources_table,
-    server_metrics_table, tails_tables,
+    agreement_table, breakdown_table, cold_start_table, grid_table, legend, ratio_tables,
+    resources_table, server_metrics_table, tails_tables,
 };
 use crate::results::Results;
 
@@ -23,14 +23,53 @@ pub enum Layout {
 
 /// The page of a `compare` run: test-peer notes, backends not measured, the agreement
 /// check, the ratio tables, the tails and the server-side breakdown. In Markdown, a
-/// title, the machine and the backends come first and each part has a heading.
+/// title, the machine and the backends come first and each part has a heading. A worker
+/// grid has the tables of each count under its own heading, then the cold start of every
+/// count and the grid ([`grid_table`]) in place of the resources table.
 pub fn page(results: &Results, layout: Layout) -> String {
+    let markdown = layout == Layout::Markdown;
+    let mut out = intro(results, layout);
+    let grid = results.config.grid();
+    if grid.len() < 2 {
+        out.push_str(&latency(results, layout));
+        out.push_str(&cold_start_table(results, markdown));
+        out.push_str(&resources_table(results, markdown));
+        return out;
+    }
+    for &n in &grid {
+        let part = results.at_workers(n);
+        if markdown {
+            let _ = writeln!(out, "## {n} workers\n");
+        } else {
+            let _ = writeln!(out, "With {n} workers (worker grid {}):\n", counts(&grid));
+        }
+        out.push_str(&latency(&part, layout));
+    }
+    out.push_str(&cold_start_table(results, markdown));
+    out.push_str(&grid_table(results, markdown, layout == Layout::Narrow));
+    out
+}
+
+/// `1, 2, 4`.
+fn counts(grid: &[usize]) -> String {
+    let all: Vec<String> = grid.iter().map(|n| n.to_string()).collect();
+    all.join(", ")
+}
+
+/// What comes before the latency tables: the Markdown header, test-peer notes, the
+/// backends not measured and the agreement check.
+fn intro(results: &Results, layout: Layout) -> String {
     let markdown = layout == Layout::Markdown;
     let mut out = String::new();
     if markdown {
         header(&mut out, results);
     }
+    let mut peers: Vec<&str> = Vec::new();
     for b in results.backends.iter().filter(|b| b.test_peer) {
+        if peers.contains(&b.name.as_str()) {
+            continue; // A worker grid opens it once per count.
+        }
+        peers.push(&b.name);
         let name = if markdown {
             format!("**{}**", b.name)
         } else {
@@ -63,6 +102,13 @@ pub fn page(results: &Results, layout: Layout) -> String {
             agreement_table(results, false)
         );
     }
+    out
+}
+
+/// The ratio tables, the tails, the server-side breakdown and the server metrics.
+fn latency(results: &Results, layout: Layout) -> String {
+    let markdown = layout == Layout::Markdown;
+    let mut out = String::new();
     if layout == Layout::Narrow {
         out.push_str(&ratio_rows(results));
         let _ = writeln!(out, "{}\n", legend(false));
@@ -80,20 +126,22 @@ pub fn page(results: &Results, layout: Layout) -> String {
         layout == Layout::Narrow,
     ));
     out.push_str(&server_metrics_table(results, markdown));
-    out.push_str(&cold_start_table(results, markdown));
-    out.push_str(&resources_table(results, markdown));
     out
 }
 
 /// The page of `harness run` on the terminal: the tails table and its legend (narrowed
-/// to 120 columns unless `wide`).
+/// to 120 columns unless `wide`), and a worker grid's table.
 pub fn run_page(results: &Results, wide: bool) -> String {
     let tails = if wide {
         tails_tables(results, false)
     } else {
         tails_rows(results)
     };
-    format!("{tails}{}\n\n", legend(false))
+    format!(
+        "{tails}{}\n\n{}",
+        legend(false),
+        grid_table(results, false, !wide)
+    )
 }
 
 /// Title, machine and backends of the Markdown report.
@@ -109,7 +157,7 @@ fn header(out: &mut String, results: &Results) {
         s.cores,
         s.memory_gib,
         s.os,
-        c.workers,
+        counts(&c.grid()),
         c.intra_threads,
         loads.join(", "),
         c.trials

@@ -160,6 +160,23 @@ impl Results {
             .filter(move |r| r.model == model && batches.contains(&r.batch_size))
     }
 
+    /// The part of a worker grid measured at `workers`: its rows, ratios and backends,
+    /// its load levels, and `config.workers` set to the count; the agreement check,
+    /// the backends not measured and the failures stay whole.
+    pub fn at_workers(&self, workers: usize) -> Results {
+        let mut part = self.clone();
+        part.results.retain(|r| r.workers == workers);
+        part.ratios.retain(|r| r.workers == workers);
+        part.backends.retain(|b| b.workers == workers);
+        let measured: Vec<&str> = part.results.iter().map(|r| r.load.as_str()).collect();
+        part.config
+            .loads
+            .retain(|l| measured.contains(&l.label().as_str()));
+        part.config.workers = workers;
+        part.config.worker_counts = vec![workers];
+        part
+    }
+
     /// The row of one point and backend.
     pub fn row(
         &self,

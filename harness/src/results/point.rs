@@ -208,6 +208,9 @@ pub struct Ratio {
     pub load: String,
     /// Backend compared.
     pub backend: String,
+    /// Worker count both ran with (a worker grid has one ratio per count).
+    #[serde(default = "one")]
+    pub workers: usize,
     /// Baseline backend.
     pub baseline: String,
     /// `p50(backend) / p50(baseline)`.
@@ -241,6 +244,11 @@ pub struct Ratio {
     /// rounds).
     #[serde(default)]
     pub rounds: usize,
+}
+
+/// `workers` of ratios written before worker grids existed.
+fn one() -> usize {
+    1
 }
 
 /// Why a ratio's interval missed the precision target.

@@ -66,8 +66,14 @@ pub struct RunRecord {
     /// Sample shapes given for the user's models' inputs (`--shape`).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub shapes: std::collections::BTreeMap<String, Vec<usize>>,
-    /// Matched worker count.
+    /// Matched worker count (in a worker grid, the first count).
     pub workers: usize,
+    /// Every worker count measured (`--workers 1,2,4`), in order: a grid measures every
+    /// point at each count, with servers restarted and engines re-opened per count,
+    /// and each row of `results` names its count (`workers`). One count is a run as
+    /// without a list.
+    #[serde(default)]
+    pub worker_counts: Vec<usize>,
     /// Intra-op threads per worker.
     pub intra_threads: usize,
     /// Device for in-process engines (`cpu`, `cuda:N`).
@@ -137,6 +143,16 @@ pub struct RunRecord {
 }
 
 impl RunRecord {
+    /// The worker counts of the run: `worker_counts`, or `workers` for results written
+    /// before grids existed.
+    pub fn grid(&self) -> Vec<usize> {
+        if self.worker_counts.is_empty() {
+            vec![self.workers]
+        } else {
+            self.worker_counts.clone()
+        }
+    }
+
     /// Batch sizes of the `class` table of `model` (empty for an unknown model).
     pub fn batches(&self, model: &str, class: BatchClass) -> &[usize] {
         match (class, model) {

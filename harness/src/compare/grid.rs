@@ -1,0 +1,87 @@
+//! A worker grid (`--workers 1,2,4`): the whole comparison once per worker count, each
+//! with its own plan (servers restarted and engines re-opened at that count, its share
+//! of the time budget), merged into one set of results whose rows name their count.
+//!
+//! Each count is a complete [`compare`]: its backends are opened, checked for agreement
+//! and dropped (servers stopped) before the next count opens them again, so no two
+//! counts' servers share the machine. A stop signal ends the grid after the count it
+//! came in, with what was measured.
+
+use crate::compare::{compare, Plan};
+use crate::error::Stop;
+use crate::results::{Results, RunRecord, System};
+use crate::HarnessError;
+
+/// Runs every plan of `plans` (one per worker count, in order) and merges their
+/// results under `record`, the settings of the whole run. One plan is [`compare`].
+pub async fn grid(
+    plans: Vec<Plan>,
+    record: RunRecord,
+    stop: Stop,
+) -> Result<Results, HarnessError> {
+    let counts = plans.len();
+    if counts == 1 {
+        let plan = plans.into_iter().next().expect("one plan");
+        return compare(plan, stop).await;
+    }
+    let quiet = plans[0].quiet;
+    let mut merged: Option<Results> = None;
+    for (i, plan) in plans.into_iter().enumerate() {
+        let workers = plan.open.workers;
+        if !quiet {
+            // Between two counts' progress bars, each cleared when its count ends.
+            eprintln!("worker grid: {workers} workers ({} of {counts})", i + 1);
+        }
+        let mut part = compare(plan, stop.clone()).await?;
+        for f in &mut part.failed {
+            f.at = format!("{workers} workers, {}", f.at);
+        }
+        // Rows carry the grid's count even where a server given by URL describes its
+        // own (what it runs is not the harness's to change).
+        part.results.iter_mut().for_each(|r| r.workers = workers);
+        part.ratios.iter_mut().for_each(|r| r.workers = workers);
+        let stopped = part.interrupted.is_some();
+        merged = Some(match merged {
+            None => part,
+            Some(all) => merge(all, part),
+        });
+        if stopped {
+            break;
+        }
+    }
+    let mut all = merged.expect("at least one worker count");
+    all.config = record;
+    Ok(all)
+}
+
+/// `later`'s rows, ratios, backends and failures after `all`'s.
+fn merge(mut all: Results, later: Results) -> Results {
+    all.finished_at = later.finished_at;
+    all.backends.extend(later.backends);
+    for u in later.unavailable {
+        if !all.unavailable.iter().any(|x| x.backend == u.backend) {
+            all.unavailable.push(u);
+        }
+    }
+    // One agreement row per model and backend: the worst of the counts.
+    for a in later.agreement {
+        match all
+            .agreement
+            .iter_mut()
+            .find(|x| x.model == a.model && x.backend == a.backend)
+        {
+            Some(x) if a.max_abs_diff > x.max_abs_diff || !a.passed => *x = a,
+            Some(_) => {}
+            None => all.agreement.push(a),
+        }
+    }
+    all.results.extend(later.results);
+    all.ratios.extend(later.ratios);
+    all.failed.extend(later.failed);
+    all.interrupted = all.interrupted.or(later.interrupted);
+    all.system = System {
+        engines: Results::engines(&all.backends),
+        ..later.system
+    };
+    all
+}

@@ -1,0 +1,77 @@
+//! Worker grids (`--workers 1,2,4`): one plan per count, and one count as before.
+
+use super::tests::{err, ok};
+use super::*;
+
+#[test]
+fn a_list_of_workers_is_one_plan_per_count() {
+    let c = ok(&["--workers", "1,2", "--time-budget", "20s"]);
+    assert_eq!((c.workers, c.worker_counts.clone()), (1, vec![1, 2]));
+    // The load follows each count; the record has both.
+    assert_eq!(
+        c.loads,
+        [
+            Load::Closed { concurrency: 1 },
+            Load::Closed { concurrency: 2 }
+        ]
+    );
+    let plans = c.plans();
+    assert_eq!(plans.len(), 2);
+    for (plan, n) in plans.iter().zip([1, 2]) {
+        assert_eq!(plan.open.workers, n);
+        assert_eq!(plan.record.worker_counts, [n]);
+        assert_eq!(plan.record.loads, [Load::Closed { concurrency: n }]);
+        assert_eq!(plan.open.intra_threads, contract::default_intra_threads(n));
+        // Each count has half the budget.
+        assert_eq!(plan.measure.time_budget, Duration::from_secs(10));
+    }
+    // The record's per-point share is a count's.
+    assert_eq!(c.point_budget_s, plans[0].record.point_budget_s);
+    // A load or thread count given holds for every count; repeats count once.
+    let c = ok(&[
+        "--workers",
+        "2,1,2",
+        "--concurrency",
+        "4",
+        "--intra-threads",
+        "1",
+    ]);
+    assert_eq!(c.worker_counts, [2, 1]);
+    for plan in c.plans() {
+        assert_eq!(plan.record.loads, [Load::Closed { concurrency: 4 }]);
+        assert_eq!(plan.open.intra_threads, 1);
+    }
+}
+
+#[test]
+fn one_count_is_a_run_as_before() {
+    let c = ok(&["--workers", "2"]);
+    assert_eq!((c.workers, c.worker_counts.clone()), (2, vec![2]));
+    let plans = c.plans();
+    assert_eq!(plans.len(), 1);
+    assert_eq!(plans[0].record, c.plan().record);
+    assert_eq!(plans[0].record.time_budget_s, 200.0);
+}
+
+#[test]
+fn the_config_file_takes_a_list_of_workers() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.toml");
+    std::fs::write(&path, "workers = [1, 4]\n").unwrap();
+    let c = ok(&["--config", path.to_str().unwrap()]);
+    assert_eq!(c.worker_counts, [1, 4]);
+    // The command line wins.
+    let c = ok(&["--config", path.to_str().unwrap(), "--workers", "3"]);
+    assert_eq!(c.worker_counts, [3]);
+}
+
+#[test]
+fn bad_worker_lists_are_one_sentence() {
+    let e = err(&["--workers", "1,x"]);
+    assert!(
+        e.contains("invalid value 'x' for '--workers <N[,N...]>': give whole numbers of workers from 1 to 256, such as 2 or 1,2,4"),
+        "{e}"
+    );
+    let e = err(&["--workers", "1,0"]);
+    assert!(e.contains("give a whole number of at least 1"), "{e}");
+}
