@@ -81,6 +81,28 @@ fn the_worker_count_reaches_all_three_servers() {
 }
 
 #[test]
+fn tf_serving_exposes_the_metrics_the_harness_scrapes() {
+    let (ok, config, se) = compose(&["config"], None);
+    assert!(ok, "{se}");
+    let tfs = service(&config, "tfserving").join("\n");
+    assert!(
+        tfs.contains("--monitoring_config_file=/config/monitoring.config")
+            && tfs.contains("fixtures/tfserving/monitoring.config:/config/monitoring.config:ro"),
+        "tfserving:\n{tfs}"
+    );
+    let file =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/tfserving/monitoring.config");
+    let text = std::fs::read_to_string(file).unwrap();
+    let path = harness::config::COMPOSE_TFSERVING_METRICS
+        .strip_prefix("http://127.0.0.1:8501")
+        .expect("on TF Serving's REST port");
+    assert!(
+        text.contains("enable: true") && text.contains(&format!("path: \"{path}\"")),
+        "{text}"
+    );
+}
+
+#[test]
 fn gpu_servers_reserve_a_gpu_and_every_port_is_on_loopback() {
     let (ok, config, se) = compose(&["config"], None);
     assert!(ok, "{se}");

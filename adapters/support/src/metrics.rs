@@ -6,6 +6,14 @@
 //! of one metric name are summed over their other labels (versions, statuses, GPUs).
 //! Counters and untyped samples only (a histogram's `_sum` and `_count` lines are
 //! read as untyped, so they count too); gauges say nothing about an interval.
+//!
+//! TF Serving names its metrics with colons, the first one leading
+//! (`:tensorflow:serving:request_count`). The exposition format allows colons in names,
+//! but prometheus-parse 0.2 matches names with `\w+` and silently skips every line it
+//! cannot match, so TF Serving's counters would all be lost. Each line's metric name is
+//! therefore rewritten before parsing ([`normalise`]): the leading colon dropped and the
+//! others made underscores (`tensorflow_serving_request_count`), the names the deltas
+//! are reported under.
 
 use std::collections::BTreeMap;
 
@@ -14,7 +22,7 @@ use prometheus_parse::{Scrape, Value};
 
 /// The counters of `model` in one scrape of the exposition text `text`, by metric name.
 pub fn counters(text: &str, model: &str) -> Result<BTreeMap<String, f64>, BackendError> {
-    let scrape = Scrape::parse(text.lines().map(|l| Ok(l.to_string())))
+    let scrape = Scrape::parse(text.lines().map(|l| Ok(normalise(l))))
         .map_err(|e| BackendError::Protocol(format!("unreadable metrics: {e}")))?;
     let mut out = BTreeMap::new();
     for s in scrape.samples {
@@ -31,6 +39,28 @@ pub fn counters(text: &str, model: &str) -> Result<BTreeMap<String, f64>, Backen
         }
     }
     Ok(out)
+}
+
+/// `line` with its metric name (of a sample, or of a `# HELP` / `# TYPE` comment)
+/// spelled without colons: `:a:b_total{x="1"} 2` is `a_b_total{x="1"} 2`. Labels and
+/// values are left as they are; a name without colons leaves the line unchanged.
+pub fn normalise(line: &str) -> String {
+    let name = |n: &str| n.trim_start_matches(':').replace(':', "_");
+    let trimmed = line.trim_start();
+    for prefix in ["# HELP ", "# TYPE "] {
+        if let Some(rest) = trimmed.strip_prefix(prefix) {
+            let rest = rest.trim_start();
+            let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+            return format!("{prefix}{}{}", name(&rest[..end]), &rest[end..]);
+        }
+    }
+    if trimmed.starts_with('#') {
+        return line.to_string();
+    }
+    let end = trimmed
+        .find(|c: char| c == '{' || c.is_whitespace())
+        .unwrap_or(trimmed.len());
+    format!("{}{}", name(&trimmed[..end]), &trimmed[end..])
 }
 
 /// What grew between two scrapes: `after - before` per metric (a metric missing from
@@ -129,6 +159,61 @@ request_count{model_name="text-cnn",status="INVALID_ARGUMENT"} 1
         assert!(!c.contains_key("nv_gpu_utilization"), "{c:?}");
         let r = counters(TEXT, "resnet18").unwrap();
         assert_eq!(r.len(), 1);
+    }
+
+    /// TF Serving 2.x's monitoring endpoint, as `curl .../monitoring/prometheus/metrics`
+    /// prints it (trimmed): colon names, `model_name` labels, latency histograms in µs.
+    const TF_SERVING: &str = r#"# TYPE :tensorflow:cc:saved_model:load_attempt_count counter
+:tensorflow:cc:saved_model:load_attempt_count{model_path="/models/text-cnn/1",status="success"} 1
+# TYPE :tensorflow:core:graph_runs counter
+:tensorflow:core:graph_runs 9
+# TYPE :tensorflow:serving:request_count counter
+:tensorflow:serving:request_count{model_name="text-cnn",status="OK"} 7
+:tensorflow:serving:request_count{model_name="text-cnn",status="INVALID_ARGUMENT"} 2
+:tensorflow:serving:request_count{model_name="resnet18",status="OK"} 4
+# TYPE :tensorflow:serving:request_latency histogram
+:tensorflow:serving:request_latency_bucket{model_name="text-cnn",API="predict",entrypoint="REST",le="1000"} 5
+:tensorflow:serving:request_latency_bucket{model_name="text-cnn",API="predict",entrypoint="REST",le="+Inf"} 9
+:tensorflow:serving:request_latency_sum{model_name="text-cnn",API="predict",entrypoint="REST"} 13500
+:tensorflow:serving:request_latency_count{model_name="text-cnn",API="predict",entrypoint="REST"} 9
+# TYPE :tensorflow:serving:runtime_latency histogram
+:tensorflow:serving:runtime_latency_bucket{model_name="text-cnn",API="Predict",runtime="TF1",le="+Inf"} 9
+:tensorflow:serving:runtime_latency_sum{model_name="text-cnn",API="Predict",runtime="TF1"} 9000
+:tensorflow:serving:runtime_latency_count{model_name="text-cnn",API="Predict",runtime="TF1"} 9
+"#;
+
+    #[test]
+    fn tf_serving_colon_names_are_read() {
+        let c = counters(TF_SERVING, "text-cnn").unwrap();
+        assert_eq!(c["tensorflow_serving_request_count"], 9.0, "{c:?}");
+        assert_eq!(c["tensorflow_serving_request_latency_sum"], 13500.0);
+        assert_eq!(c["tensorflow_serving_request_latency_count"], 9.0);
+        assert_eq!(c["tensorflow_serving_runtime_latency_sum"], 9000.0);
+        // Not the model's: no `model_name` label of it.
+        assert!(!c.contains_key("tensorflow_core_graph_runs"), "{c:?}");
+        assert_eq!(
+            counters(TF_SERVING, "resnet18").unwrap()["tensorflow_serving_request_count"],
+            4.0
+        );
+        // Without the rewrite the parser skips every one of these lines.
+        let raw = Scrape::parse(TF_SERVING.lines().map(|l| Ok(l.to_string()))).unwrap();
+        assert!(raw.samples.is_empty(), "{:?}", raw.samples);
+    }
+
+    #[test]
+    fn names_lose_their_colons_and_nothing_else() {
+        assert_eq!(
+            normalise(":a:b_total{x=\"1:2\"} 3"),
+            "a_b_total{x=\"1:2\"} 3"
+        );
+        assert_eq!(normalise("# TYPE :a:b counter"), "# TYPE a_b counter");
+        assert_eq!(normalise("# HELP :a:b Some: help"), "# HELP a_b Some: help");
+        assert_eq!(
+            normalise("nv_inference_count{model=\"m\"} 4"),
+            "nv_inference_count{model=\"m\"} 4"
+        );
+        assert_eq!(normalise("# a comment: here"), "# a comment: here");
+        assert_eq!(normalise(":up 1"), "up 1");
     }
 
     #[test]

@@ -91,6 +91,15 @@ pub struct Options {
     )]
     pub grpc_url: Option<String>,
 
+    /// Scrape TF Serving's Prometheus monitoring endpoint at this URL (such as
+    /// http://127.0.0.1:8501/monitoring/prometheus/metrics, which its
+    /// --monitoring_config_file turns on) before and after each window.
+    #[cfg_attr(
+        feature = "clap",
+        arg(id = "tfserving_metrics_url", long = "tfserving-metrics-url", value_name = "URL", value_parser = support::url::server_url)
+    )]
+    pub metrics_url: Option<String>,
+
     /// JSON format of tfserving-rest requests: row ({"instances": ...}) or columnar
     /// ({"inputs": ...}).
     #[cfg_attr(
@@ -115,6 +124,7 @@ pub fn open_rest(opts: &OpenOptions, options: &Options) -> Result<Arc<dyn Backen
         options.url.as_deref(),
         DEFAULT_REST_URL,
     )?;
+    metrics(&mut description, options);
     description
         .details
         .insert("rest_format".into(), options.format.name().into());
@@ -128,14 +138,25 @@ pub fn open_rest(opts: &OpenOptions, options: &Options) -> Result<Arc<dyn Backen
 
 /// Opens `tfserving-grpc` at `options.grpc_url`, else `127.0.0.1:8500`.
 pub fn open_grpc(opts: &OpenOptions, options: &Options) -> Result<Arc<dyn Backend>, BackendError> {
-    let (url, description) = connect(
+    let (url, mut description) = connect(
         opts,
         GRPC_NAME,
         Protocol::Grpc,
         options.grpc_url.as_deref(),
         DEFAULT_GRPC_URL,
     )?;
+    metrics(&mut description, options);
     Ok(Arc::new(grpc::GrpcBackend::new(&url, description)?))
+}
+
+/// Records the monitoring endpoint, where one is given, as the harness's scrapes find it
+/// ([`Backend::metrics_url`]).
+fn metrics(description: &mut Description, options: &Options) {
+    if let Some(m) = &options.metrics_url {
+        description
+            .details
+            .insert("metrics_url".into(), m.trim_end_matches('/').to_string());
+    }
 }
 
 /// The URL to use (checked to accept connections) and the description.

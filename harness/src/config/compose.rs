@@ -16,6 +16,10 @@ pub const COMPOSE_URLS: [(&str, &str); 5] = [
 /// Triton's published metrics port in docker-compose.yml, scraped with `--stack compose`.
 pub const COMPOSE_TRITON_METRICS: &str = "http://127.0.0.1:8002/metrics";
 
+/// TF Serving's monitoring endpoint in docker-compose.yml (on its REST port, turned on
+/// by `fixtures/tfserving/monitoring.config`), scraped with `--stack compose`.
+pub const COMPOSE_TFSERVING_METRICS: &str = "http://127.0.0.1:8501/monitoring/prometheus/metrics";
+
 /// `options` with the compose services' published ports as the URLs no flag gave, when
 /// the servers run in the compose stack.
 pub(super) fn compose_urls(mut o: BackendOptions, stack: Stack) -> BackendOptions {
@@ -45,6 +49,10 @@ pub(super) fn compose_urls(mut o: BackendOptions, stack: Stack) -> BackendOption
     {
         o.tfserving.url = o.tfserving.url.or_else(|| url("tfserving-rest"));
         o.tfserving.grpc_url = o.tfserving.grpc_url.or_else(|| url("tfserving-grpc"));
+        o.tfserving.metrics_url = o
+            .tfserving
+            .metrics_url
+            .or_else(|| Some(COMPOSE_TFSERVING_METRICS.to_string()));
     }
     let _ = url;
     o

@@ -355,6 +355,11 @@ fn server_settings_and_the_compose_stack() {
     assert_eq!(urls["triton-grpc"], "http://127.0.0.1:8001");
     assert_eq!(urls["tfserving-rest"], "http://127.0.0.1:8501");
     assert_eq!(urls["tfserving-grpc"], "http://127.0.0.1:8500");
+    #[cfg(feature = "tfserving")]
+    assert_eq!(
+        c.backend_options.common.tfserving.metrics_url.as_deref(),
+        Some(COMPOSE_TFSERVING_METRICS)
+    );
 }
 
 #[test]
