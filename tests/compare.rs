@@ -163,6 +163,8 @@ fn report_html_renders_in_chromium(html: &std::path::Path) {
         "distribution",
         "ratios",
         "<table",
+        "<h2>Cold start</h2>",
+        "<table class=\"cold-start\">",
     ] {
         assert!(page.contains(needle), "{needle} missing from report.html");
     }
@@ -204,6 +206,15 @@ fn report_html_renders_in_chromium(html: &std::path::Path) {
         assert!(figures >= 1, "no {kind} plot in the rendered DOM");
     }
     assert!(dom.contains("text-cnn") && dom.contains("onnxruntime"));
+    // The cold start table, one row per backend.
+    let cold = dom
+        .split("<table class=\"cold-start\">")
+        .nth(1)
+        .and_then(|t| t.split("</table>").next())
+        .expect("a cold start table in the rendered DOM");
+    for backend in ["candle", "onnxruntime"] {
+        assert!(cold.contains(&format!(">{backend}</td>")), "{cold}");
+    }
     let shot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("report-html.png");
     let out = std::process::Command::new(chromium)
         .args(flags)
@@ -217,4 +228,74 @@ fn report_html_renders_in_chromium(html: &std::path::Path) {
         String::from_utf8_lossy(&out.stderr)
     );
     println!("report.html screenshot: {}", shot.display());
+}
+
+/// `--workers 1,2`: the engine is opened once per count, every point is measured at
+/// both, and the grid is printed within 120 columns.
+#[test]
+fn a_worker_grid_measures_each_count() {
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = harness(&[
+        "compare",
+        "--quick",
+        "--quiet",
+        "--time-budget",
+        "2s",
+        "--duration",
+        "20ms",
+        "--trials",
+        "2",
+        "--backends",
+        "onnxruntime",
+        "--reference",
+        "onnxruntime",
+        "--models",
+        "text-cnn",
+        "--small-batches",
+        "1",
+        "--large-batches",
+        "1",
+        "--workers",
+        "1,2",
+        "--results-dir",
+        out_dir.path().to_str().unwrap(),
+    ]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    let page = common::unwrapped(&stdout);
+    for needle in [
+        "With 1 workers (worker grid 1, 2)",
+        "With 2 workers (worker grid 1, 2)",
+        "text-cnn, worker grid: CPU %",
+        "text-cnn, worker grid: latency in ms",
+    ] {
+        assert!(page.contains(needle), "{needle:?} missing:\n{stdout}");
+    }
+    let page: Vec<&str> = stdout
+        .lines()
+        .filter(|l| !l.starts_with("Results: "))
+        .collect();
+    assert!(widest_line(&page.join("\n")) <= 120, "{stdout}");
+
+    let files = result_files(out_dir.path());
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&files[0]).unwrap()).unwrap();
+    assert!(schema_errors(&doc).is_empty(), "{:?}", schema_errors(&doc));
+    assert_eq!(doc["config"]["worker_counts"], serde_json::json!([1, 2]));
+    // The engine was opened at each count, and says so.
+    let opened: Vec<_> = doc["backends"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| (b["name"].as_str().unwrap(), b["workers"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(opened, [("onnxruntime", 1), ("onnxruntime", 2)]);
+    // Each count measured the point, at the load that follows it.
+    let rows: Vec<_> = doc["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["workers"].as_u64().unwrap(), r["load"].as_str().unwrap()))
+        .collect();
+    assert_eq!(rows, [(1, "c=1"), (2, "c=2")]);
 }

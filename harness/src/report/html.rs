@@ -12,7 +12,7 @@ use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 use crate::report::ms;
-use crate::results::{PointResult, Results, Scope};
+use crate::results::{PointResult, Results, Scope, AGREEMENT_BATCH};
 
 const WIDTH: u32 = 720;
 const HEIGHT: u32 = 380;
@@ -29,10 +29,41 @@ pub fn html(results: &Results) -> String {
         s.cores,
         s.memory_gib,
         esc(&s.os),
-        results.config.workers,
+        esc(&workers(&results.config.grid())),
         results.config.trials,
         esc(&results.baseline)
     );
+    match &results.config.grid()[..] {
+        [_] => models(&mut body, results),
+        grid => {
+            for &n in grid {
+                let _ = writeln!(body, "<h2 class=\"workers\">{n} workers</h2>");
+                models(&mut body, &results.at_workers(n));
+            }
+        }
+    }
+    body.push_str(&cold_start(results));
+    if !results.unavailable.is_empty() {
+        let _ = writeln!(body, "<h2>Not measured</h2>\n<ul>");
+        for u in &results.unavailable {
+            let _ = writeln!(body, "<li>{}: {}</li>", esc(&u.backend), esc(&u.reason));
+        }
+        let _ = writeln!(body, "</ul>");
+    }
+    format!(
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>servebench {}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n{body}</body>\n</html>\n",
+        esc(&results.started_at)
+    )
+}
+
+/// `1, 2, 4`.
+fn workers(grid: &[usize]) -> String {
+    let all: Vec<String> = grid.iter().map(|n| n.to_string()).collect();
+    all.join(", ")
+}
+
+/// Per model: its plots and its table (one worker count's).
+fn models(body: &mut String, results: &Results) {
     let names = backend_names(results);
     for model in &results.config.models {
         let rows: Vec<&PointResult> = results
@@ -52,31 +83,41 @@ pub fn html(results: &Results) -> String {
             let at: Vec<&PointResult> =
                 rows.iter().copied().filter(|r| r.batch_size == b).collect();
             figure(
-                &mut body,
+                body,
                 "latency-throughput",
                 latency_throughput(model, b, &at, &names),
             );
-            figure(
-                &mut body,
-                "distribution",
-                distribution(model, b, &at, &names),
-            );
+            figure(body, "distribution", distribution(model, b, &at, &names));
         }
-        figure(&mut body, "ratios", ratio_bars(results, model));
+        figure(body, "ratios", ratio_bars(results, model));
         let _ = writeln!(body, "</div>");
         body.push_str(&table(results, &rows));
     }
-    if !results.unavailable.is_empty() {
-        let _ = writeln!(body, "<h2>Not measured</h2>\n<ul>");
-        for u in &results.unavailable {
-            let _ = writeln!(body, "<li>{}: {}</li>", esc(&u.backend), esc(&u.reason));
-        }
-        let _ = writeln!(body, "</ul>");
+}
+
+/// The cold start of every backend (per worker count): open until ready, the first
+/// request after ready, resident memory once loaded.
+fn cold_start(results: &Results) -> String {
+    if results.backends.is_empty() {
+        return String::new();
     }
-    format!(
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>servebench {}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n{body}</body>\n</html>\n",
-        esc(&results.started_at)
-    )
+    let mut t = format!(
+        "<h2>Cold start</h2>\n<table class=\"cold-start\">\n<tr><th>backend</th><th>workers</th><th>ready in ms</th><th>first request ms (batch {AGREEMENT_BATCH})</th><th>loaded MiB</th></tr>\n"
+    );
+    for b in &results.backends {
+        let _ = writeln!(
+            t,
+            "<tr><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&b.name),
+            b.workers,
+            ms(b.cold_start_ms),
+            b.first_request_ms.map_or("-".into(), ms),
+            b.loaded_memory_mb
+                .map_or("not visible".into(), |m| format!("{m:.0}"))
+        );
+    }
+    t.push_str("</table>\n");
+    t
 }
 
 const STYLE: &str = "body{font-family:sans-serif;margin:1.5em;color:#222}\
