@@ -242,6 +242,7 @@ fn rest_and_grpc_answer_like_tf_serving_and_count_its_errors() {
     let options = |format| adapter_tfserving::Options {
         url: Some(peer.rest.clone()),
         grpc_url: Some(peer.grpc.clone()),
+        metrics_url: None,
         format,
     };
     for (label, format) in [
