@@ -12,6 +12,7 @@ use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 use crate::report::ms;
+use crate::report::page::counts;
 use crate::results::{PointResult, Results, Scope, AGREEMENT_BATCH};
 
 const WIDTH: u32 = 720;
@@ -29,7 +30,7 @@ pub fn html(results: &Results) -> String {
         s.cores,
         s.memory_gib,
         esc(&s.os),
-        esc(&workers(&results.config.grid())),
+        esc(&counts(&results.config.grid())),
         results.config.trials,
         esc(&results.baseline)
     );
@@ -54,12 +55,6 @@ pub fn html(results: &Results) -> String {
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>servebench {}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n{body}</body>\n</html>\n",
         esc(&results.started_at)
     )
-}
-
-/// `1, 2, 4`.
-fn workers(grid: &[usize]) -> String {
-    let all: Vec<String> = grid.iter().map(|n| n.to_string()).collect();
-    all.join(", ")
 }
 
 /// Per model: its plots and its table (one worker count's).

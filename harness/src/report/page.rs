@@ -50,8 +50,8 @@ pub fn page(results: &Results, layout: Layout) -> String {
     out
 }
 
-/// `1, 2, 4`.
-fn counts(grid: &[usize]) -> String {
+/// A worker grid's counts: `1, 2, 4`.
+pub(super) fn counts(grid: &[usize]) -> String {
     let all: Vec<String> = grid.iter().map(|n| n.to_string()).collect();
     all.join(", ")
 }
