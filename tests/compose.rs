@@ -105,3 +105,41 @@ fn gpu_servers_reserve_a_gpu_and_every_port_is_on_loopback() {
     }
     assert_eq!(ports, 11, "{config}");
 }
+
+/// The compose service that serves a backend of `--stack compose`.
+fn service_of(backend: &str) -> &'static str {
+    match backend.split('-').next().unwrap() {
+        "kserve" => "mlserver",
+        "flask" => "flask",
+        "triton" => "triton",
+        "tfserving" => "tfserving",
+        "torchserve" => "torchserve",
+        other => panic!("no compose service for {other}"),
+    }
+}
+
+#[test]
+fn every_url_of_the_compose_stack_is_a_port_its_service_publishes() {
+    let (ok, config, se) = compose(&["config"], None);
+    assert!(ok, "{se}");
+    let metrics = [
+        ("triton", harness::config::COMPOSE_TRITON_METRICS),
+        ("mlserver", harness::config::COMPOSE_MLSERVER_METRICS),
+    ];
+    let urls = harness::config::COMPOSE_URLS
+        .iter()
+        .map(|&(backend, url)| (service_of(backend), url))
+        .chain(metrics);
+    for (name, url) in urls {
+        let port = url
+            .strip_prefix("http://127.0.0.1:")
+            .and_then(|rest| rest.split('/').next())
+            .unwrap_or_else(|| panic!("{url} is not a loopback URL"));
+        let published = format!("- 127.0.0.1:{port}:");
+        let s = service(&config, name).join("\n");
+        assert!(
+            s.contains(&published),
+            "{name} does not publish {url}:\n{s}"
+        );
+    }
+}

@@ -165,7 +165,11 @@ fn one_server_serves_both_apis_and_counts_failures_by_kind() {
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
     assert!(has_ratio_row(&stdout, "torchserve-grpc"), "{stdout}");
-    assert_measured(dir.path(), "torchserve-grpc", "torchserve (existing server)");
+    assert_measured(
+        dir.path(),
+        "torchserve-grpc",
+        "torchserve (existing server)",
+    );
     assert!(procs::read_pid_file(&pid_file).is_empty());
 
     drop(server);
