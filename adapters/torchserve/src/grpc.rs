@@ -71,7 +71,11 @@ impl GrpcBackend {
 /// A failed call as a counted error, with the shared table, except that TorchServe's
 /// gRPC API answers `INTERNAL` for a model it does not serve (REST: 404): its message
 /// names the `ModelNotFoundException`, which counts as `unknown_model` as on REST.
-pub fn status_error(url: &str, ctx: support::status::Context<'_>, s: &tonic::Status) -> BackendError {
+pub fn status_error(
+    url: &str,
+    ctx: support::status::Context<'_>,
+    s: &tonic::Status,
+) -> BackendError {
     let not_found = s.code() == tonic::Code::Internal
         && (s.message().contains("ModelNotFoundException")
             || s.message().contains("ModelVersionNotFoundException"));
@@ -99,7 +103,10 @@ pub fn encode(model: &str, inputs: &[Tensor]) -> Result<PredictionsRequest, Back
 
 /// The logits of an answer: its `prediction` is one tensor frame.
 pub fn decode(resp: PredictionResponse) -> Result<Vec<Tensor>, BackendError> {
-    Ok(vec![codec::decode(&resp.prediction, fixtures::OUTPUT_NAME)?])
+    Ok(vec![codec::decode(
+        &resp.prediction,
+        fixtures::OUTPUT_NAME,
+    )?])
 }
 
 #[async_trait::async_trait]
@@ -109,10 +116,7 @@ impl Backend for GrpcBackend {
     }
 
     fn served_by(&self) -> ServedBy {
-        match &self.server {
-            Some(server) => ServedBy::ProcessGroups(vec![server.pid()]),
-            None => ServedBy::NotVisible,
-        }
+        crate::served_by(self.server.as_ref())
     }
 
     /// `Ping` must say Healthy.

@@ -224,10 +224,7 @@ impl Backend for RestBackend {
     }
 
     fn served_by(&self) -> ServedBy {
-        match &self.server {
-            Some(server) => ServedBy::ProcessGroups(vec![server.pid()]),
-            None => ServedBy::NotVisible,
-        }
+        served_by(self.server.as_ref())
     }
 
     /// `GET /ping` must say Healthy.
@@ -263,6 +260,15 @@ impl Backend for RestBackend {
         let ctx = self.deadlines.context(SERVER, request.model());
         let reply = support::http::exchange(req, &url, ctx).await?;
         Ok(vec![codec::decode(&reply.body, fixtures::OUTPUT_NAME)?])
+    }
+}
+
+/// What serves a backend's requests: its managed server's process group, or a server
+/// given by URL (not visible).
+fn served_by(server: Option<&ManagedTorchServe>) -> ServedBy {
+    match server {
+        Some(server) => ServedBy::ProcessGroups(vec![server.pid()]),
+        None => ServedBy::NotVisible,
     }
 }
 
