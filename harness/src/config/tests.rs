@@ -278,32 +278,6 @@ fn bad_config_files_are_named() {
     assert!(e.contains("cannot read config file"), "{e}");
 }
 
-/// The URL each server backend is given, by backend name.
-#[cfg(all(
-    feature = "flask",
-    feature = "triton",
-    feature = "tfserving",
-    feature = "kserve",
-    feature = "torchserve"
-))]
-fn server_urls(c: &RunConfig) -> std::collections::BTreeMap<&'static str, String> {
-    let o = &c.backend_options.common;
-    [
-        ("flask", &o.flask.url),
-        ("triton-http", &o.triton.url),
-        ("triton-grpc", &o.triton.grpc_url),
-        ("tfserving-rest", &o.tfserving.url),
-        ("tfserving-grpc", &o.tfserving.grpc_url),
-        ("kserve-v2-http", &o.kserve.url),
-        ("kserve-v2-grpc", &o.kserve.grpc_url),
-        ("torchserve-rest", &o.torchserve.url),
-        ("torchserve-grpc", &o.torchserve.grpc_url),
-    ]
-    .into_iter()
-    .filter_map(|(name, url)| Some((name, url.clone()?)))
-    .collect()
-}
-
 #[cfg(all(
     feature = "flask",
     feature = "triton",
@@ -313,6 +287,25 @@ fn server_urls(c: &RunConfig) -> std::collections::BTreeMap<&'static str, String
 ))]
 #[test]
 fn server_settings_and_the_compose_stack() {
+    /// The URL each server backend is given, by backend name.
+    fn server_urls(c: &RunConfig) -> std::collections::BTreeMap<&'static str, String> {
+        let o = &c.backend_options.common;
+        [
+            ("flask", &o.flask.url),
+            ("triton-http", &o.triton.url),
+            ("triton-grpc", &o.triton.grpc_url),
+            ("tfserving-rest", &o.tfserving.url),
+            ("tfserving-grpc", &o.tfserving.grpc_url),
+            ("kserve-v2-http", &o.kserve.url),
+            ("kserve-v2-grpc", &o.kserve.grpc_url),
+            ("torchserve-rest", &o.torchserve.url),
+            ("torchserve-grpc", &o.torchserve.grpc_url),
+        ]
+        .into_iter()
+        .filter_map(|(name, url)| Some((name, url.clone()?)))
+        .collect()
+    }
+
     let c = ok(&[
         "--triton-url",
         "http://127.0.0.1:8000/",
