@@ -110,6 +110,17 @@ pub fn serial() -> std::sync::MutexGuard<'static, ()> {
 /// the adapter's `pid_env` variable. One request a window at least: candle's large
 /// text-CNN batches take seconds a request in a debug build; this keeps tests short.
 pub fn quick_compare(backends: &str, results: &Path, pid_env: &str, pid_file: &Path) -> Output {
+    quick_compare_with(backends, results, pid_env, pid_file, &[])
+}
+
+/// [`quick_compare`] with `extra` arguments (a server's URL flag, ...).
+pub fn quick_compare_with(
+    backends: &str,
+    results: &Path,
+    pid_env: &str,
+    pid_file: &Path,
+    extra: &[&str],
+) -> Output {
     Command::new(env!("CARGO_BIN_EXE_harness"))
         .args([
             "compare",
@@ -126,6 +137,7 @@ pub fn quick_compare(backends: &str, results: &Path, pid_env: &str, pid_file: &P
             "--results-dir",
         ])
         .arg(results)
+        .args(extra)
         .env(pid_env, pid_file)
         .output()
         .expect("the harness binary runs")

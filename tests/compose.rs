@@ -1,5 +1,5 @@
-//! docker-compose.yml validates offline, and the matched worker count reaches all three
-//! servers.
+//! docker-compose.yml validates offline, the matched worker count reaches every server,
+//! and the published ports are the ones `--stack compose` uses.
 //!
 //! No Docker engine runs here: Debian's `docker-compose` (1.29, installed by
 //! `scripts/setup`) checks the file and prints it resolved (`config`), which needs no
@@ -46,7 +46,7 @@ fn the_compose_file_validates() {
 }
 
 #[test]
-fn the_worker_count_reaches_all_three_servers() {
+fn the_worker_count_reaches_every_server() {
     for workers in ["3", "5"] {
         let (ok, config, se) = compose(&["config"], Some(workers));
         assert!(ok, "{se}");
@@ -56,7 +56,7 @@ fn the_worker_count_reaches_all_three_servers() {
                 && tfs.contains(&format!("--tensorflow_session_parallelism={workers}")),
             "tfserving:\n{tfs}"
         );
-        for name in ["triton", "flask"] {
+        for name in ["triton", "flask", "mlserver", "torchserve"] {
             let s = service(&config, name).join("\n");
             assert!(
                 s.contains(&format!("SERVEBENCH_WORKERS: '{workers}'")),
@@ -125,5 +125,43 @@ fn gpu_servers_reserve_a_gpu_and_every_port_is_on_loopback() {
             in_ports = false;
         }
     }
-    assert_eq!(ports, 6, "{config}");
+    assert_eq!(ports, 11, "{config}");
+}
+
+/// The compose service that serves a backend of `--stack compose`.
+fn service_of(backend: &str) -> &'static str {
+    match backend.split('-').next().unwrap() {
+        "kserve" => "mlserver",
+        "flask" => "flask",
+        "triton" => "triton",
+        "tfserving" => "tfserving",
+        "torchserve" => "torchserve",
+        other => panic!("no compose service for {other}"),
+    }
+}
+
+#[test]
+fn every_url_of_the_compose_stack_is_a_port_its_service_publishes() {
+    let (ok, config, se) = compose(&["config"], None);
+    assert!(ok, "{se}");
+    let metrics = [
+        ("triton", harness::config::COMPOSE_TRITON_METRICS),
+        ("mlserver", harness::config::COMPOSE_MLSERVER_METRICS),
+    ];
+    let urls = harness::config::COMPOSE_URLS
+        .iter()
+        .map(|&(backend, url)| (service_of(backend), url))
+        .chain(metrics);
+    for (name, url) in urls {
+        let port = url
+            .strip_prefix("http://127.0.0.1:")
+            .and_then(|rest| rest.split('/').next())
+            .unwrap_or_else(|| panic!("{url} is not a loopback URL"));
+        let published = format!("- 127.0.0.1:{port}:");
+        let s = service(&config, name).join("\n");
+        assert!(
+            s.contains(&published),
+            "{name} does not publish {url}:\n{s}"
+        );
+    }
 }

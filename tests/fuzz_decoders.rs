@@ -440,3 +440,58 @@ fn tfserving_grpc_protobuf() {
         Ok(())
     });
 }
+
+/// A servebench tensor frame: a header of hostile shape and datatype, any tail, and a
+/// declared header length that is the real one or any.
+fn tensor_frame() -> impl Strategy<Value = Vec<u8>> {
+    let frame = (
+        prop::collection::vec(dim(), 0..4),
+        prop_oneof![Just("FP32"), Just("INT64"), Just("FP16"), Just("BYTES")],
+        prop::collection::vec(any::<u8>(), 0..64),
+        prop::option::of(any::<u64>()),
+    )
+        .prop_flat_map(|(shape, dt, tail, declared)| {
+            let head = serde_json::to_vec(&json!({"shape": shape, "datatype": dt})).unwrap();
+            let n = declared.unwrap_or(head.len() as u64);
+            let mut body = n.to_le_bytes().to_vec();
+            body.extend_from_slice(&head);
+            body.extend_from_slice(&tail);
+            mutated(body)
+        });
+    prop_oneof![4 => frame, 1 => bytes()]
+}
+
+#[test]
+fn torchserve_rest_frame() {
+    fuzz("torchserve REST frame", tensor_frame(), |body| {
+        let body = Bytes::from(body);
+        let r = bounded(proportional(body.len()), || {
+            adapter_torchserve::codec::decode(&body, "logits")
+        })?;
+        if let Err(e) = r {
+            prop_assert_eq!(e.kind(), "protocol");
+        }
+        Ok(())
+    });
+}
+
+#[test]
+fn torchserve_grpc_protobuf() {
+    use adapter_torchserve::grpc::proto::PredictionResponse;
+    let wire = prop_oneof![
+        4 => tensor_frame().prop_flat_map(|frame| {
+            let m = PredictionResponse { prediction: frame.into() };
+            mutated(m.encode_to_vec())
+        }),
+        1 => bytes(),
+    ];
+    fuzz("torchserve gRPC protobuf", wire, |wire| {
+        let r = bounded(proportional(wire.len()), || {
+            PredictionResponse::decode(wire.as_slice()).map(adapter_torchserve::grpc::decode)
+        })?;
+        if let Ok(Err(e)) = r {
+            prop_assert_eq!(e.kind(), "protocol");
+        }
+        Ok(())
+    });
+}

@@ -2,8 +2,8 @@
 //! `.venv-mlserver`, servebench's onnxruntime runtime), on loopback.
 //!
 //! One short `compare` of candle with `kserve-v2-http` and `kserve-v2-grpc` (each starts
-//! its own MLServer): agreement passes, rows are recorded, every server process is gone
-//! afterwards. Then one MLServer started by hand serves both clients for the error
+//! its own MLServer): agreement passes, rows are recorded with the growth of MLServer's
+//! Prometheus counters, every server process is gone afterwards. Then one MLServer started by hand serves both clients for the error
 //! kinds every server backend shares (unknown model, wrong shape), with MLServer's
 //! message. MLServer is one of the backends the set-up always provides: without it
 //! these tests fail with the command that installs it, they never skip.
@@ -41,6 +41,10 @@ fn compare_measures_both_protocols_beside_candle_and_stops_every_process() {
     for backend in [adapter_kserve::HTTP_NAME, adapter_kserve::GRPC_NAME] {
         assert!(has_ratio_row(&stdout, backend), "{stdout}");
     }
+    assert!(
+        stdout.contains("Server metrics (the server's Prometheus"),
+        "{stdout}"
+    );
 
     let files = result_files(dir.path());
     assert_eq!(files.len(), 1, "{files:?}");
@@ -67,6 +71,14 @@ fn compare_measures_both_protocols_beside_candle_and_stops_every_process() {
         assert!(!rows.is_empty(), "{backend} measured nothing");
         for r in rows {
             assert_eq!(r["errors"], 0, "{r}");
+            // The managed server's metrics port, scraped around each window: the
+            // measured requests counted, and time in MLServer's data plane.
+            let m = &r["server_metrics"];
+            let requests = r["requests"].as_f64().unwrap();
+            let counted = m["model_infer_request_success_total"].as_f64().unwrap();
+            assert!(counted > 0.0 && counted <= requests, "{r}");
+            let seconds = m["model_infer_request_duration_sum"].as_f64().unwrap();
+            assert!(seconds > 0.0, "{r}");
         }
         let engine = doc["system"]["engines"][backend].as_str().unwrap();
         assert_eq!(engine, "mlserver 1.7.1", "{backend}");

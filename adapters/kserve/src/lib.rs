@@ -117,6 +117,15 @@ pub struct Options {
         )
     )]
     pub http_body: HttpBody,
+
+    /// The Prometheus metrics endpoint (such as http://127.0.0.1:8082/metrics) of the
+    /// server given by --kserve-url / --kserve-grpc-url, scraped around each window for
+    /// the server-metrics table (a managed MLServer's is known without it).
+    #[cfg_attr(
+        feature = "clap",
+        arg(id = "kserve_metrics_url", long = "kserve-metrics-url", value_name = "URL", value_parser = support::url::server_url)
+    )]
+    pub metrics_url: Option<String>,
 }
 
 impl Default for Options {
@@ -126,6 +135,7 @@ impl Default for Options {
             url: None,
             grpc_url: None,
             http_body: HttpBody::Json,
+            metrics_url: None,
         }
     }
 }
@@ -139,6 +149,7 @@ pub fn open_http(opts: &OpenOptions, options: &Options) -> Result<Arc<dyn Backen
     };
     let (flavor, url, server, mut description) = connect(
         opts,
+        options,
         HTTP_NAME,
         Protocol::Http,
         options.url.as_deref(),
@@ -161,6 +172,7 @@ pub fn open_http(opts: &OpenOptions, options: &Options) -> Result<Arc<dyn Backen
 pub fn open_grpc(opts: &OpenOptions, options: &Options) -> Result<Arc<dyn Backend>, BackendError> {
     let (flavor, url, server, description) = connect(
         opts,
+        options,
         GRPC_NAME,
         Protocol::Grpc,
         options.grpc_url.as_deref(),
@@ -180,6 +192,7 @@ type Connected = (Flavor, String, Option<Box<dyn Managed>>, Description);
 /// description.
 fn connect(
     opts: &OpenOptions,
+    options: &Options,
     name: &str,
     protocol: Protocol,
     given_url: Option<&str>,
@@ -212,6 +225,9 @@ fn connect(
         description
             .details
             .insert("server".into(), "existing".into());
+        if let Some(m) = &options.metrics_url {
+            description.details.insert("metrics_url".into(), m.clone());
+        }
         let url = url.trim_end_matches('/').to_string();
         return Ok((ANY_SERVER, url, None, description));
     }
@@ -238,6 +254,7 @@ fn connect(
     let d = &mut description.details;
     d.insert("url".into(), url.clone());
     d.insert("server".into(), "managed".into());
+    d.insert("metrics_url".into(), server.metrics_url());
     d.insert(
         "variant".into(),
         "custom runtime (servebench_runtime.py running onnxruntime on model.onnx)".into(),

@@ -12,6 +12,11 @@
 //!   `parameters.uri`, the intra-op threads as `parameters.extra.intra_threads`.
 //!
 //! It is ready when `/v2/health/ready` and every `/v2/models/<m>/ready` answer 200.
+//! Its metrics port serves Prometheus text at `/metrics` (per model:
+//! `model_infer_request_success_total`, `model_infer_request_failure_total` and the
+//! summary `model_infer_request_duration` in seconds), which the harness scrapes around
+//! each window. With parallel workers MLServer shares the counters through a
+//! `.metrics` directory in its working directory, the server's state directory.
 //! Process group, readiness deadline, cancel flag, watchdog and stop-on-drop come from
 //! the shared [`support::process`] machinery.
 
@@ -96,6 +101,7 @@ pub struct ManagedMlServer {
     process: ManagedProcess,
     http_port: u16,
     grpc_port: u16,
+    metrics_port: u16,
 }
 
 impl crate::Managed for ManagedMlServer {
@@ -219,6 +225,7 @@ impl ManagedMlServer {
                 process,
                 http_port: ports[0],
                 grpc_port: ports[1],
+                metrics_port: ports[2],
             }),
             Err(e) => Err(e.into_start_error("mlserver", &summary(&process.log()), failed)),
         }
@@ -232,6 +239,12 @@ impl ManagedMlServer {
     /// `http://127.0.0.1:<port>` of the gRPC endpoint.
     pub fn grpc_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.grpc_port)
+    }
+
+    /// `http://127.0.0.1:<port>/metrics`: MLServer's Prometheus endpoint (its counters
+    /// of successful and failed requests and of time in its data plane, per model).
+    pub fn metrics_url(&self) -> String {
+        format!("http://127.0.0.1:{}/metrics", self.metrics_port)
     }
 
     /// Pids of every process in the server's group (MLServer and its workers), the

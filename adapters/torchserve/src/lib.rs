@@ -1,22 +1,28 @@
-//! TorchServe, measured over its REST inference API (`torchserve-rest`).
+//! TorchServe, measured over its REST inference API (`torchserve-rest`) and its gRPC
+//! inference API (`torchserve-grpc`, [`grpc`]).
 //!
-//! `POST /predictions/<model>` with servebench's binary tensor frame ([`codec`]), which
-//! servebench's handler (`fixtures/torchserve/handler.py`) decodes and answers with the
-//! logits. The body is encoded once per batch in `prepare`, outside the timed region.
-//! The model is the fixtures' **TorchScript** (`<fixtures>/torchserve/<model>/model.pt`,
-//! traced by `fixtures/torchserve/export_torchscript.py` from the same safetensors
-//! weights), run by torch on the CPU.
+//! REST: `POST /predictions/<model>` with servebench's binary tensor frame ([`codec`]),
+//! which servebench's handler (`fixtures/torchserve/handler.py`) decodes and answers with
+//! the logits. gRPC: `InferenceAPIsService/Predictions` carrying the same frame in its
+//! `input` map, answered with the same frame in `prediction`. The body or message is
+//! built once per batch in `prepare`, outside the timed region. The model is the
+//! fixtures' **TorchScript** (`<fixtures>/torchserve/<model>/model.pt`, traced by
+//! `fixtures/torchserve/export_torchscript.py` from the same safetensors weights), run
+//! by torch on the CPU.
 //!
 //! # Which server
-//! - With [`Options::url`] (`--torchserve-url`) the backend uses that server's
-//!   inference API (it must serve the same handler) and starts nothing.
-//! - Without one it starts its own TorchServe ([`server`]) on loopback ports it picks,
-//!   `--workers` workers per model, and stops its whole process group at the end.
+//! - With [`Options::url`] (`--torchserve-url`) / [`Options::grpc_url`]
+//!   (`--torchserve-grpc-url`) the backend uses that server's inference API (it must
+//!   serve the same handler) and starts nothing.
+//! - Without one each backend starts its own TorchServe ([`server`]) on loopback ports
+//!   it picks, `--workers` workers per model, and stops its whole process group at the
+//!   end.
 //!
 //! # Errors
-//! The table every server backend shares ([`support::status`]): 404 (TorchServe's
-//! `ModelNotFoundException`) is `unknown_model`, 400 (the handler's answer to a frame
-//! that does not fit the model) `bad_input`, anything else `server`.
+//! The table every server backend shares ([`support::status`]): 404 / `NOT_FOUND`
+//! (TorchServe's `ModelNotFoundException`) is `unknown_model`, 400 / `INVALID_ARGUMENT`
+//! (the handler's answer to a frame that does not fit the model) `bad_input`, anything
+//! else `server`.
 //!
 //! # Test hook
 //! When `SERVEBENCH_TORCHSERVE_PID_FILE` is set, the pids of a managed server's process
@@ -24,6 +30,7 @@
 #![deny(missing_docs)]
 
 pub mod codec;
+pub mod grpc;
 pub mod server;
 
 use std::collections::BTreeMap;
@@ -40,11 +47,13 @@ use server::{Install, ManagedTorchServe, ServerConfig};
 
 /// Name of the REST backend in flags and results.
 pub const NAME: &str = "torchserve-rest";
+/// Name of the gRPC backend in flags and results.
+pub const GRPC_NAME: &str = "torchserve-grpc";
 /// Environment variable naming a file that receives a managed server's pids.
 pub const PID_FILE_ENV: &str = "SERVEBENCH_TORCHSERVE_PID_FILE";
 const SERVER: &str = "TorchServe";
 
-/// What only the TorchServe backend reads. With the `clap` feature, also its flags.
+/// What only the TorchServe backends read. With the `clap` feature, also their flags.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "clap", derive(clap::Args))]
 #[cfg_attr(feature = "clap", group(id = "torchserve"))]
@@ -58,10 +67,56 @@ pub struct Options {
         arg(id = "torchserve_url", long = "torchserve-url", value_name = "URL", value_parser = support::url::server_url)
     )]
     pub url: Option<String>,
+
+    /// Use the TorchServe already serving its gRPC inference API at this URL (such as
+    /// http://127.0.0.1:7070, with servebench's handler) for torchserve-grpc instead of
+    /// starting one.
+    #[cfg_attr(
+        feature = "clap",
+        arg(id = "torchserve_grpc_url", long = "torchserve-grpc-url", value_name = "URL", value_parser = support::url::server_url)
+    )]
+    pub grpc_url: Option<String>,
 }
 
 /// Opens `torchserve-rest`: the server at `options.url`, else a managed one.
-pub fn open(opts: &OpenOptions, options: &Options) -> Result<Arc<dyn Backend>, BackendError> {
+pub fn open_rest(opts: &OpenOptions, options: &Options) -> Result<Arc<dyn Backend>, BackendError> {
+    let (url, server, description) = connect(
+        opts,
+        NAME,
+        Protocol::Http,
+        options.url.as_deref(),
+        ManagedTorchServe::url,
+    )?;
+    Ok(Arc::new(RestBackend::new(
+        &url,
+        opts.workers,
+        description,
+        server,
+    )?))
+}
+
+/// Opens `torchserve-grpc`: the server at `options.grpc_url`, else a managed one.
+pub fn open_grpc(opts: &OpenOptions, options: &Options) -> Result<Arc<dyn Backend>, BackendError> {
+    let (url, server, description) = connect(
+        opts,
+        GRPC_NAME,
+        Protocol::Grpc,
+        options.grpc_url.as_deref(),
+        ManagedTorchServe::grpc_url,
+    )?;
+    Ok(Arc::new(grpc::GrpcBackend::new(&url, description, server)?))
+}
+
+type Connected = (String, Option<ManagedTorchServe>, Description);
+
+/// The URL to talk to, the managed server if one was started, and the description.
+fn connect(
+    opts: &OpenOptions,
+    name: &str,
+    protocol: Protocol,
+    given_url: Option<&str>,
+    url_of: fn(&ManagedTorchServe) -> String,
+) -> Result<Connected, BackendError> {
     let models = opts
         .models
         .iter()
@@ -71,12 +126,16 @@ pub fn open(opts: &OpenOptions, options: &Options) -> Result<Arc<dyn Backend>, B
         })
         .collect::<Result<Vec<_>, _>>()?;
     let mut details = BTreeMap::new();
-    details.insert("api".to_string(), "TorchServe REST".to_string());
+    let api = match protocol {
+        Protocol::Grpc => "TorchServe gRPC",
+        _ => "TorchServe REST",
+    };
+    details.insert("api".to_string(), api.to_string());
     details.insert("body".to_string(), "servebench tensor frame".to_string());
     let mut description = Description {
-        name: NAME.into(),
+        name: name.into(),
         engine: "torchserve (existing server)".into(),
-        protocol: Protocol::Http,
+        protocol,
         device: opts.device.to_string(),
         workers: opts.workers,
         intra_threads: None,
@@ -84,26 +143,23 @@ pub fn open(opts: &OpenOptions, options: &Options) -> Result<Arc<dyn Backend>, B
         served_by_test_peer: false,
         details,
     };
-    if let Some(url) = &options.url {
-        description.details.insert("url".into(), url.clone());
+    if let Some(url) = given_url {
+        description.details.insert("url".into(), url.to_string());
         description
             .details
             .insert("server".into(), "existing".into());
-        return Ok(Arc::new(RestBackend::new(
-            url,
-            opts.workers,
-            description,
-            None,
-        )?));
+        return Ok((url.to_string(), None, description));
     }
     if let Device::Cuda(_) = opts.device {
         return Err(BackendError::Unavailable {
-            backend: NAME.into(),
+            backend: name.into(),
             reason: "the managed TorchServe runs on the CPU only here".into(),
-            fix: "use --device cpu, or a GPU TorchServe with --torchserve-url".into(),
+            fix: "use --device cpu, or a GPU TorchServe with --torchserve-url / \
+                  --torchserve-grpc-url"
+                .into(),
         });
     }
-    let install = Install::find().map_err(|e| adapter_kserve::rename(e, NAME))?;
+    let install = Install::find().map_err(|e| adapter_kserve::rename(e, name))?;
     let cfg = ServerConfig {
         install,
         fixtures_dir: opts.fixtures_dir.clone(),
@@ -112,11 +168,11 @@ pub fn open(opts: &OpenOptions, options: &Options) -> Result<Arc<dyn Backend>, B
         intra_threads: opts.intra_threads.max(1),
         ready_timeout: server::READY_TIMEOUT,
     };
-    let server = ManagedTorchServe::start(&cfg).map_err(|e| adapter_kserve::rename(e, NAME))?;
+    let server = ManagedTorchServe::start(&cfg).map_err(|e| adapter_kserve::rename(e, name))?;
     if let Some(path) = std::env::var_os(PID_FILE_ENV) {
         support::process::append_pids(std::path::Path::new(&path), &server.group_pids());
     }
-    let url = server.url();
+    let url = url_of(&server);
     let d = &mut description.details;
     d.insert("url".into(), url.clone());
     d.insert("server".into(), "managed".into());
@@ -128,12 +184,7 @@ pub fn open(opts: &OpenOptions, options: &Options) -> Result<Arc<dyn Backend>, B
     description.engine = format!("torchserve {}", cfg.install.version);
     description.workers = cfg.workers;
     description.intra_threads = Some(cfg.intra_threads);
-    Ok(Arc::new(RestBackend::new(
-        &url,
-        cfg.workers,
-        description,
-        Some(server),
-    )?))
+    Ok((url, Some(server), description))
 }
 
 /// A TorchServe, managed or existing, reached over its REST inference API.
@@ -173,10 +224,7 @@ impl Backend for RestBackend {
     }
 
     fn served_by(&self) -> ServedBy {
-        match &self.server {
-            Some(server) => ServedBy::ProcessGroups(vec![server.pid()]),
-            None => ServedBy::NotVisible,
-        }
+        served_by(self.server.as_ref())
     }
 
     /// `GET /ping` must say Healthy.
@@ -212,6 +260,15 @@ impl Backend for RestBackend {
         let ctx = self.deadlines.context(SERVER, request.model());
         let reply = support::http::exchange(req, &url, ctx).await?;
         Ok(vec![codec::decode(&reply.body, fixtures::OUTPUT_NAME)?])
+    }
+}
+
+/// What serves a backend's requests: its managed server's process group, or a server
+/// given by URL (not visible).
+fn served_by(server: Option<&ManagedTorchServe>) -> ServedBy {
+    match server {
+        Some(server) => ServedBy::ProcessGroups(vec![server.pid()]),
+        None => ServedBy::NotVisible,
     }
 }
 

@@ -10,8 +10,9 @@
 //!   the fixtures' TorchScript `model.pt` (written by
 //!   `fixtures/torchserve/export_torchscript.py`) and servebench's `handler.py`;
 //! - a **`config.properties`** binding the inference, management, metrics and both gRPC
-//!   addresses to 127.0.0.1 on free ports, token authorisation off, and
-//!   `default_workers_per_model` = the matched worker count;
+//!   addresses to 127.0.0.1 on free ports, token authorisation off,
+//!   `default_workers_per_model` = the matched worker count, and message sizes up to
+//!   the bound our clients read answers to;
 //! - `TMPDIR` and the working directory in the state directory, so its pid file and
 //!   `logs/` stay out of the working tree and apart from any other TorchServe.
 //!
@@ -124,10 +125,13 @@ pub struct ServerConfig {
 pub struct ManagedTorchServe {
     process: ManagedProcess,
     inference_port: u16,
+    grpc_port: u16,
 }
 
 /// `config.properties` for ports `[inference, management, metrics, grpc inference, grpc
-/// management]`, `workers` per model and the model `store`.
+/// management]`, `workers` per model and the model `store`. Requests and answers (REST
+/// and gRPC) may be as large as our clients read answers: TorchServe's default, 6.5 MB,
+/// refuses a ResNet batch of 32 (19 MB).
 pub fn config_properties(ports: [u16; 5], workers: usize, store: &Path) -> String {
     format!(
         "inference_address=http://127.0.0.1:{}\n\
@@ -141,13 +145,16 @@ pub fn config_properties(ports: [u16; 5], workers: usize, store: &Path) -> Strin
          enable_envvars_config=false\n\
          install_py_dep_per_model=false\n\
          default_workers_per_model={workers}\n\
+         max_request_size={max}\n\
+         max_response_size={max}\n\
          model_store={}\n",
         ports[0],
         ports[1],
         ports[2],
         ports[3],
         ports[4],
-        store.display()
+        store.display(),
+        max = support::grpc::MAX_ANSWER_BYTES,
     )
 }
 
@@ -282,6 +289,7 @@ impl ManagedTorchServe {
             Ok(()) => Ok(ManagedTorchServe {
                 process,
                 inference_port: ports[0],
+                grpc_port: ports[3],
             }),
             Err(e) => Err(e.into_start_error("torchserve", &summary(&process.log()), failed)),
         }
@@ -290,6 +298,11 @@ impl ManagedTorchServe {
     /// `http://127.0.0.1:<port>` of the REST inference API.
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.inference_port)
+    }
+
+    /// `http://127.0.0.1:<port>` of the gRPC inference API.
+    pub fn grpc_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.grpc_port)
     }
 
     /// Id of the server's process group.
@@ -330,6 +343,8 @@ mod tests {
             "grpc_management_port=5",
             "disable_token_authorization=true",
             "default_workers_per_model=2",
+            "max_request_size=1074790400",
+            "max_response_size=1074790400",
             "model_store=/s",
         ] {
             assert!(c.lines().any(|l| l == line), "{line} not in\n{c}");

@@ -11,7 +11,9 @@ mod plan;
 mod user_models;
 
 use compose::compose_urls;
-pub use compose::{COMPOSE_TFSERVING_METRICS, COMPOSE_TRITON_METRICS, COMPOSE_URLS};
+pub use compose::{
+    COMPOSE_MLSERVER_METRICS, COMPOSE_TFSERVING_METRICS, COMPOSE_TRITON_METRICS, COMPOSE_URLS,
+};
 use user_models::user_models;
 
 use std::path::PathBuf;

@@ -278,25 +278,34 @@ fn bad_config_files_are_named() {
     assert!(e.contains("cannot read config file"), "{e}");
 }
 
-/// The URL each server backend is given, by backend name.
-#[cfg(all(feature = "flask", feature = "triton", feature = "tfserving"))]
-fn server_urls(c: &RunConfig) -> std::collections::BTreeMap<&'static str, String> {
-    let o = &c.backend_options.common;
-    [
-        ("flask", &o.flask.url),
-        ("triton-http", &o.triton.url),
-        ("triton-grpc", &o.triton.grpc_url),
-        ("tfserving-rest", &o.tfserving.url),
-        ("tfserving-grpc", &o.tfserving.grpc_url),
-    ]
-    .into_iter()
-    .filter_map(|(name, url)| Some((name, url.clone()?)))
-    .collect()
-}
-
-#[cfg(all(feature = "flask", feature = "triton", feature = "tfserving"))]
+#[cfg(all(
+    feature = "flask",
+    feature = "triton",
+    feature = "tfserving",
+    feature = "kserve",
+    feature = "torchserve"
+))]
 #[test]
 fn server_settings_and_the_compose_stack() {
+    /// The URL each server backend is given, by backend name.
+    fn server_urls(c: &RunConfig) -> std::collections::BTreeMap<&'static str, String> {
+        let o = &c.backend_options.common;
+        [
+            ("flask", &o.flask.url),
+            ("triton-http", &o.triton.url),
+            ("triton-grpc", &o.triton.grpc_url),
+            ("tfserving-rest", &o.tfserving.url),
+            ("tfserving-grpc", &o.tfserving.grpc_url),
+            ("kserve-v2-http", &o.kserve.url),
+            ("kserve-v2-grpc", &o.kserve.grpc_url),
+            ("torchserve-rest", &o.torchserve.url),
+            ("torchserve-grpc", &o.torchserve.grpc_url),
+        ]
+        .into_iter()
+        .filter_map(|(name, url)| Some((name, url.clone()?)))
+        .collect()
+    }
+
     let c = ok(&[
         "--triton-url",
         "http://127.0.0.1:8000/",
@@ -359,6 +368,15 @@ fn server_settings_and_the_compose_stack() {
     assert_eq!(
         c.backend_options.common.tfserving.metrics_url.as_deref(),
         Some(COMPOSE_TFSERVING_METRICS)
+    );
+    assert_eq!(urls["kserve-v2-http"], "http://127.0.0.1:8090");
+    assert_eq!(urls["kserve-v2-grpc"], "http://127.0.0.1:8091");
+    assert_eq!(urls["torchserve-rest"], "http://127.0.0.1:8180");
+    assert_eq!(urls["torchserve-grpc"], "http://127.0.0.1:7070");
+    let o = &c.backend_options.common;
+    assert_eq!(
+        o.kserve.metrics_url.as_deref(),
+        Some("http://127.0.0.1:8092/metrics")
     );
 }
 

@@ -105,6 +105,10 @@ pub fn entries() -> Vec<Entry> {
             open: open_torchserve_rest,
         },
         Entry {
+            name: TORCHSERVE_GRPC,
+            open: open_torchserve_grpc,
+        },
+        Entry {
             name: TFSERVING_REST,
             open: open_tfserving_rest,
         },
@@ -193,15 +197,27 @@ fn open_kserve_grpc(_: &OpenOptions, _: &BackendOptions) -> Opened {
 
 /// Name of TorchServe over REST, known with its feature on or off.
 pub const TORCHSERVE_REST: &str = "torchserve-rest";
+/// Name of TorchServe over gRPC, known with its feature on or off.
+pub const TORCHSERVE_GRPC: &str = "torchserve-grpc";
 
 #[cfg(feature = "torchserve")]
 fn open_torchserve_rest(common: &OpenOptions, o: &BackendOptions) -> Opened {
-    adapter_torchserve::open(common, &o.torchserve)
+    adapter_torchserve::open_rest(common, &o.torchserve)
+}
+
+#[cfg(feature = "torchserve")]
+fn open_torchserve_grpc(common: &OpenOptions, o: &BackendOptions) -> Opened {
+    adapter_torchserve::open_grpc(common, &o.torchserve)
 }
 
 #[cfg(not(feature = "torchserve"))]
 fn open_torchserve_rest(_: &OpenOptions, _: &BackendOptions) -> Opened {
     Err(not_compiled_in(TORCHSERVE_REST, "torchserve"))
+}
+
+#[cfg(not(feature = "torchserve"))]
+fn open_torchserve_grpc(_: &OpenOptions, _: &BackendOptions) -> Opened {
+    Err(not_compiled_in(TORCHSERVE_GRPC, "torchserve"))
 }
 
 #[cfg(feature = "flask")]

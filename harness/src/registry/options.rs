@@ -5,8 +5,8 @@ use serde::{Deserialize, Serialize};
 
 #[allow(unused_imports)] // which names are used depends on the cargo features
 use super::{
-    backend_kind, FLASK, KSERVE_GRPC, KSERVE_HTTP, TFSERVING_GRPC, TFSERVING_REST, TORCHSERVE_REST,
-    TRITON_GRPC, TRITON_HTTP,
+    backend_kind, FLASK, KSERVE_GRPC, KSERVE_HTTP, TFSERVING_GRPC, TFSERVING_REST, TORCHSERVE_GRPC,
+    TORCHSERVE_REST, TRITON_GRPC, TRITON_HTTP,
 };
 
 /// What each server backend reads beyond [`OpenOptions`]: one typed options struct per
@@ -29,7 +29,7 @@ pub struct BackendOptions {
     #[cfg(feature = "kserve")]
     #[command(flatten)]
     pub kserve: adapter_kserve::Options,
-    /// `torchserve-rest`.
+    /// `torchserve-rest` and `torchserve-grpc`.
     #[cfg(feature = "torchserve")]
     #[command(flatten)]
     pub torchserve: adapter_torchserve::Options,
@@ -52,7 +52,7 @@ impl BackendOptions {
             #[cfg(feature = "kserve")]
             KSERVE_HTTP | KSERVE_GRPC => serde_json::to_value(&self.kserve),
             #[cfg(feature = "torchserve")]
-            TORCHSERVE_REST => serde_json::to_value(&self.torchserve),
+            TORCHSERVE_REST | TORCHSERVE_GRPC => serde_json::to_value(&self.torchserve),
             #[cfg(feature = "tfserving")]
             TFSERVING_REST | TFSERVING_GRPC => serde_json::to_value(&self.tfserving),
             _ => return None,

@@ -155,3 +155,34 @@ fn two_labels_of_one_backend_carry_their_own_options() {
         }
     }
 }
+
+#[cfg(all(feature = "kserve", feature = "torchserve"))]
+#[test]
+fn torchserve_grpc_and_kserve_metrics_urls_parse_and_are_recorded() {
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        options: BackendOptions,
+    }
+    use clap::Parser;
+    let o = Cli::try_parse_from([
+        "x",
+        "--torchserve-grpc-url",
+        "http://127.0.0.1:7070/",
+        "--kserve-metrics-url",
+        "http://127.0.0.1:8082/metrics",
+    ])
+    .unwrap()
+    .options;
+    assert_eq!(
+        o.torchserve.grpc_url.as_deref(),
+        Some("http://127.0.0.1:7070")
+    );
+    assert_eq!(
+        o.kserve.metrics_url.as_deref(),
+        Some("http://127.0.0.1:8082/metrics")
+    );
+    let part = o.part("torchserve-grpc@a").unwrap();
+    assert_eq!(part["grpc_url"], "http://127.0.0.1:7070");
+    assert!(Cli::try_parse_from(["x", "--torchserve-grpc-url", "127.0.0.1:7070"]).is_err());
+}

@@ -1,10 +1,12 @@
 //! What the servers' own Prometheus counters say about each point: their growth over
 //! the measured windows (scraped before and after each window), for servers with a
-//! metrics endpoint (Triton's metrics port, TF Serving's monitoring endpoint). Per
-//! request: the queue and compute time the server counted; and how many inferences
-//! (samples) and executions (batches the model ran) it counted, which shows the dynamic
-//! batcher at work. TF Serving counts requests and the time its model ran
-//! (`runtime_latency`, µs), which is its compute; it has no queue without batching.
+//! metrics endpoint (Triton's metrics port, MLServer's, TF Serving's monitoring
+//! endpoint). Per request: the queue and compute time the server counted; and how many
+//! inferences (samples) and executions (batches the model ran) it counted, which shows
+//! the dynamic batcher at work. Each server names its counters its own way
+//! ([`Dialect`]); a counter a server does not have is `-`. TF Serving counts requests
+//! and the time its model ran (`runtime_latency`, µs), which is its compute; it has no
+//! queue without batching.
 
 use std::collections::BTreeMap;
 
@@ -13,42 +15,70 @@ use tabled::builder::Builder;
 use crate::report::table::{ms, titled};
 use crate::results::Results;
 
-/// One server's counter names.
-struct Names {
-    /// Requests (Triton: successful ones; TF Serving: every status).
+/// Which counters of a server fill the table's columns.
+struct Dialect {
+    /// Successful requests (a point's row shows when its metrics have this counter).
     requests: &'static str,
+    /// Inferences (samples) performed.
     inferences: Option<&'static str>,
+    /// Model executions (batches run).
     executions: Option<&'static str>,
-    /// Cumulative queue durations, µs.
-    queue_us: &'static [&'static str],
-    /// Cumulative compute durations, µs.
-    compute_us: &'static [&'static str],
+    /// Cumulative queueing time.
+    queue: &'static [&'static str],
+    /// Cumulative compute time (summed).
+    compute: &'static [&'static str],
+    /// The count the duration counters are divided by (the requests they timed).
+    timed: &'static str,
+    /// Microseconds in one unit of the duration counters.
+    us_per_unit: f64,
 }
 
-/// Triton's counters.
-const TRITON: Names = Names {
-    requests: REQUESTS,
+/// Triton: durations in microseconds, compute = input + infer + output.
+const TRITON: Dialect = Dialect {
+    requests: "nv_inference_request_success",
     inferences: Some("nv_inference_count"),
     executions: Some("nv_inference_exec_count"),
-    queue_us: &[QUEUE_US],
-    compute_us: &COMPUTE_US,
+    queue: &["nv_inference_queue_duration_us"],
+    compute: &[
+        "nv_inference_compute_input_duration_us",
+        "nv_inference_compute_infer_duration_us",
+        "nv_inference_compute_output_duration_us",
+    ],
+    timed: "nv_inference_request_success",
+    us_per_unit: 1.0,
 };
-const REQUESTS: &str = "nv_inference_request_success";
-const QUEUE_US: &str = "nv_inference_queue_duration_us";
-const COMPUTE_US: [&str; 3] = [
-    "nv_inference_compute_input_duration_us",
-    "nv_inference_compute_infer_duration_us",
-    "nv_inference_compute_output_duration_us",
-];
 
-/// TF Serving's counters, as `support::metrics` spells its colon names.
-const TF_SERVING: Names = Names {
+/// MLServer 1.7: successful requests, and the summary of time in its data plane (the
+/// dispatch to a parallel worker and the model's run; failed requests included, so
+/// divided by its own count) in seconds, shown as compute.
+const MLSERVER: Dialect = Dialect {
+    requests: "model_infer_request_success_total",
+    inferences: None,
+    executions: None,
+    queue: &[],
+    compute: &["model_infer_request_duration_sum"],
+    timed: "model_infer_request_duration_count",
+    us_per_unit: 1e6,
+};
+
+/// TF Serving, as `support::metrics` spells its colon names: every request, and the
+/// time its model ran, in microseconds.
+const TF_SERVING: Dialect = Dialect {
     requests: "tensorflow_serving_request_count",
     inferences: None,
     executions: None,
-    queue_us: &[],
-    compute_us: &["tensorflow_serving_runtime_latency_sum"],
+    queue: &[],
+    compute: &["tensorflow_serving_runtime_latency_sum"],
+    timed: "tensorflow_serving_request_count",
+    us_per_unit: 1.0,
 };
+
+const DIALECTS: [&Dialect; 3] = [&TRITON, &MLSERVER, &TF_SERVING];
+
+/// The dialect of a point's metrics: the first whose request counter they have.
+fn dialect(m: &BTreeMap<String, f64>) -> Option<&'static Dialect> {
+    DIALECTS.into_iter().find(|d| m.contains_key(d.requests))
+}
 
 /// The server metrics table under a title line, or an empty string when no server
 /// reported metrics.
@@ -56,7 +86,7 @@ pub fn server_metrics_table(results: &Results, markdown: bool) -> String {
     let rows: Vec<_> = results
         .results
         .iter()
-        .filter_map(|r| Some((r, figures(&r.server_metrics)?)))
+        .filter_map(|r| Some((r, dialect(&r.server_metrics)?)))
         .collect();
     if rows.is_empty() {
         return String::new();
@@ -73,55 +103,42 @@ pub fn server_metrics_table(results: &Results, markdown: bool) -> String {
         "queue ms/req",
         "compute ms/req",
     ]);
-    for (r, figures) in rows {
-        let mut row = vec![
+    for (r, d) in rows {
+        let m = &r.server_metrics;
+        let (requests, per) = per_request(m, d);
+        let count = |k: Option<&str>| {
+            k.and_then(|k| m.get(k))
+                .map_or("-".to_string(), |v| format!("{v:.0}"))
+        };
+        builder.push_record([
             r.model.clone(),
             r.batch_size.to_string(),
             r.load.clone(),
             r.backend.clone(),
-        ];
-        row.extend(figures);
-        builder.push_record(row);
+            format!("{requests:.0}"),
+            count(d.inferences),
+            count(d.executions),
+            per(d.queue),
+            per(d.compute),
+        ]);
     }
     let title =
         "Server metrics (the server's Prometheus counters, growth over the measured windows)";
     titled(builder, markdown, "Server metrics", title)
 }
 
-/// Requests, inferences, executions, queue and compute ms per request of a row's
-/// counters, from whichever server's names they hold; `None` for neither.
-fn figures(m: &BTreeMap<String, f64>) -> Option<[String; 5]> {
-    let names = [TRITON, TF_SERVING]
-        .into_iter()
-        .find(|n| m.contains_key(n.requests))?;
-    let (requests, per) = per_request(m, names.requests);
-    let count = |k: Option<&str>| {
-        k.and_then(|k| m.get(k))
-            .map_or("-".to_string(), |v| format!("{v:.0}"))
-    };
-    Some([
-        format!("{requests:.0}"),
-        count(names.inferences),
-        count(names.executions),
-        per(names.queue_us),
-        per(names.compute_us),
-    ])
-}
-
-/// The requests counted (under `requests`), and a reader of summed microsecond
-/// counters as ms per request (`-` for none).
+/// The requests counted, and a reader of summed duration counters as ms per timed
+/// request.
 fn per_request<'a>(
     m: &'a BTreeMap<String, f64>,
-    requests: &str,
+    d: &'a Dialect,
 ) -> (f64, impl Fn(&[&str]) -> String + 'a) {
-    let requests = m.get(requests).copied().unwrap_or(0.0);
+    let requests = m.get(d.requests).copied().unwrap_or(0.0);
+    let timed = m.get(d.timed).copied().unwrap_or(0.0);
     let per = move |keys: &[&str]| {
-        let us: Option<f64> = match keys {
-            [] => None,
-            keys => keys.iter().map(|k| m.get(*k)).sum(),
-        };
-        match us {
-            Some(us) if requests > 0.0 => ms(us / requests / 1000.0),
+        let total: Option<f64> = keys.iter().map(|k| m.get(*k)).sum();
+        match total {
+            Some(t) if timed > 0.0 && !keys.is_empty() => ms(t * d.us_per_unit / timed / 1000.0),
             _ => "-".to_string(),
         }
     };
@@ -132,43 +149,65 @@ fn per_request<'a>(
 mod tests {
     use super::*;
 
+    fn metrics(pairs: &[(&str, f64)]) -> BTreeMap<String, f64> {
+        pairs.iter().map(|&(k, v)| (k.to_string(), v)).collect()
+    }
+
     #[test]
     fn durations_are_per_request_in_ms() {
-        let m: BTreeMap<String, f64> = [
-            (REQUESTS, 10.0),
-            (QUEUE_US, 5000.0),
-            (COMPUTE_US[0], 1000.0),
-            (COMPUTE_US[1], 18000.0),
-            (COMPUTE_US[2], 1000.0),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
-        let (n, per) = per_request(&m, REQUESTS);
+        let m = metrics(&[
+            (TRITON.requests, 10.0),
+            (TRITON.queue[0], 5000.0),
+            (TRITON.compute[0], 1000.0),
+            (TRITON.compute[1], 18000.0),
+            (TRITON.compute[2], 1000.0),
+        ]);
+        let d = dialect(&m).unwrap();
+        assert_eq!(d.requests, TRITON.requests);
+        let (n, per) = per_request(&m, d);
         assert_eq!(n, 10.0);
-        assert_eq!(per(&[QUEUE_US]), "0.500");
-        assert_eq!(per(&COMPUTE_US), "2.00");
+        assert_eq!(per(d.queue), "0.500");
+        assert_eq!(per(d.compute), "2.00");
         assert_eq!(per(&["missing"]), "-");
-        assert_eq!(per(&[]), "-");
+    }
+
+    /// MLServer's counters as `support::metrics` reads them from its exposition text
+    /// (a summary's `_sum` and `_count` lines count as untyped).
+    #[test]
+    fn mlservers_counters_fill_requests_and_compute_in_seconds() {
+        let text = "# TYPE model_infer_request_success_total counter\n\
+            model_infer_request_success_total{model=\"text-cnn\",version=\"None\"} 4.0\n\
+            # TYPE model_infer_request_failure_total counter\n\
+            model_infer_request_failure_total{model=\"text-cnn\",version=\"None\"} 1.0\n\
+            # TYPE model_infer_request_duration summary\n\
+            model_infer_request_duration_count{model=\"text-cnn\",version=\"None\"} 5.0\n\
+            model_infer_request_duration_sum{model=\"text-cnn\",version=\"None\"} 0.03\n\
+            # TYPE parallel_request_queue histogram\n\
+            parallel_request_queue_sum 5.0\n";
+        let m = support::metrics::counters(text, "text-cnn").unwrap();
+        assert_eq!(m["model_infer_request_duration_count"], 5.0);
+        let d = dialect(&m).unwrap();
+        assert_eq!(d.requests, MLSERVER.requests);
+        let (n, per) = per_request(&m, d);
+        assert_eq!(n, 4.0);
+        // 30 ms over the 5 requests timed (one failed).
+        assert_eq!(per(d.compute), "6.00");
+        assert_eq!(per(d.queue), "-");
+        assert!(dialect(&metrics(&[("other_total", 1.0)])).is_none());
     }
 
     #[test]
     fn tf_serving_rows_show_its_requests_and_runtime() {
-        let counters = |pairs: &[(&str, f64)]| -> BTreeMap<String, f64> {
-            pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect()
-        };
-        let tf = counters(&[
+        let m = metrics(&[
             ("tensorflow_serving_request_count", 4.0),
             ("tensorflow_serving_runtime_latency_sum", 6000.0),
             ("tensorflow_serving_request_latency_sum", 8000.0),
         ]);
-        assert_eq!(figures(&tf).unwrap(), ["4", "-", "-", "-", "1.50"]);
-        let triton = counters(&[
-            (REQUESTS, 2.0),
-            ("nv_inference_count", 8.0),
-            (QUEUE_US, 400.0),
-        ]);
-        assert_eq!(figures(&triton).unwrap(), ["2", "8", "-", "0.200", "-"]);
-        assert!(figures(&counters(&[("other_total", 1.0)])).is_none());
+        let d = dialect(&m).unwrap();
+        assert_eq!(d.requests, TF_SERVING.requests);
+        let (n, per) = per_request(&m, d);
+        assert_eq!(n, 4.0);
+        assert_eq!(per(d.compute), "1.50");
+        assert_eq!(per(d.queue), "-");
     }
 }
