@@ -20,6 +20,17 @@ pub struct Agreement {
     pub top1_agreement: f64,
     /// Within tolerance: `max_abs_diff <= atol + rtol * max|reference|`.
     pub passed: bool,
+    /// Precision the backend ran at (the reference runs fp32).
+    #[serde(default = "fp32")]
+    pub precision: String,
+    /// The tolerance that decided `passed`, such as `atol 0.1 + rtol 0.1`: the run's
+    /// `--atol`/`--rtol` at fp32, wider at reduced precisions.
+    #[serde(default)]
+    pub tolerance: String,
+}
+
+fn fp32() -> String {
+    "fp32".into()
 }
 
 /// Compares `got` with `want`, both `[batch, classes]` row-major.

@@ -249,6 +249,7 @@ mod tests {
         let row = PointResult {
             model: "text-cnn".into(),
             backend: "sleeper".into(),
+            precision: "fp32".into(),
             batch_size: 1,
             load: "c=1".into(),
             concurrency: Some(1),

@@ -31,6 +31,7 @@ mod error;
 mod layers;
 pub mod load;
 pub mod output;
+pub mod precision;
 mod progress;
 pub mod registry;
 pub mod report;
@@ -270,6 +271,7 @@ fn list_backends() {
         intra_threads: 1,
         device: contract::Device::Cpu,
         model_files: Default::default(),
+        precision: Default::default(),
     };
     for entry in registry::entries() {
         match (entry.open)(&opts, &registry::BackendOptions::default()) {

@@ -23,7 +23,7 @@ fn main() -> anyhow::Result<()> {
             0,
             &dir,
             &ModelId::ALL,
-            candle_core::Device::Cpu,
+            (candle_core::Device::Cpu, candle_core::DType::F32),
             threads,
         )?;
         for model in ModelId::ALL {

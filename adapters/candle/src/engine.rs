@@ -21,16 +21,18 @@ pub struct CandleEngine {
     /// `None` on CUDA, where threads do not matter.
     pool: Option<rayon::ThreadPool>,
     device: Device,
+    /// Element type of the fixture models' weights and activations (`--precision`).
+    dtype: candle_core::DType,
 }
 
 impl CandleEngine {
     /// Builds executor `index`: an intra-op pool of `intra_threads` threads (CPU only)
-    /// and its own copy of each model in `models`.
+    /// and its own copy of each model in `models`, its weights as `dtype`.
     pub fn new(
         index: usize,
         fixtures_dir: &Path,
         models: &[ModelId],
-        device: Device,
+        (device, dtype): (Device, candle_core::DType),
         intra_threads: usize,
     ) -> Result<Self, BackendError> {
         let pool = match device {
@@ -41,7 +43,7 @@ impl CandleEngine {
         for &id in models {
             loaded.insert(
                 id.name().to_string(),
-                Model::load(fixtures_dir, id, &device)?,
+                Model::load(fixtures_dir, id, &device, dtype)?,
             );
         }
         Ok(CandleEngine {
@@ -49,6 +51,7 @@ impl CandleEngine {
             onnx: HashMap::new(),
             pool,
             device,
+            dtype,
         })
     }
 
@@ -81,6 +84,12 @@ impl CandleEngine {
         let x =
             candle_core::Tensor::from_raw_buffer(&input.data, dtype, &input.shape, &self.device)
                 .map_err(engine)?;
+        // Images go in at the weights' precision; token ids stay integers.
+        let x = if x.dtype().is_float() && x.dtype() != self.dtype {
+            x.to_dtype(self.dtype).map_err(engine)?
+        } else {
+            x
+        };
         let y = model.forward(&x).map_err(engine)?;
         let want = [input.batch(), model.id().classes()];
         if y.dims() != want {
@@ -92,6 +101,7 @@ impl CandleEngine {
         }
         // Copying to a host vector waits for the device, so outputs are really ready.
         y.flatten_all()
+            .and_then(|y| y.to_dtype(candle_core::DType::F32))
             .and_then(|y| y.to_vec1::<f32>())
             .map_err(engine)
     }

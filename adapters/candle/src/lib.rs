@@ -69,11 +69,24 @@ pub fn open(opts: &OpenOptions) -> Result<Arc<dyn Backend>, BackendError> {
                 .map_err(|_| BackendError::UnknownModel(name.clone()))
         })
         .collect::<Result<_, _>>()?;
+    let dtype = match opts.precision {
+        contract::Precision::Fp32 => candle_core::DType::F32,
+        contract::Precision::Fp16 => candle_core::DType::F16,
+        contract::Precision::Bf16 => candle_core::DType::BF16,
+        contract::Precision::Int8 => {
+            return Err(BackendError::Unavailable {
+                backend: NAME.into(),
+                reason: "candle has no int8 kernels for these models".into(),
+                fix: "compare int8 on onnxruntime or openvino".into(),
+            })
+        }
+    };
     let threads = opts.intra_threads.max(1);
     let elementwise_helpers = threads::quiet_barrier_pool();
     let (dir, device) = (opts.fixtures_dir.clone(), opts.device);
     let pool = BlockingPool::start(NAME, opts.workers, move |i| {
-        CandleEngine::new(i, &dir, &models, device::open(device)?, threads)?.with_user_models(&user)
+        CandleEngine::new(i, &dir, &models, (device::open(device)?, dtype), threads)?
+            .with_user_models(&user)
     })?;
     let cpu = opts.device == contract::Device::Cpu;
     let mut details = std::collections::BTreeMap::new();

@@ -12,6 +12,8 @@ pub struct Weights {
     model: String,
     path: PathBuf,
     vb: VarBuilder<'static>,
+    /// Element type tensors come out as: f32, or f16/bf16 (`--precision`).
+    dtype: DType,
 }
 
 impl Weights {
@@ -42,7 +44,14 @@ impl Weights {
             model: model.into(),
             path: path.into(),
             vb,
+            dtype: DType::F32,
         })
+    }
+
+    /// Tensors come out as `dtype` (rounded once from the file's f32).
+    pub fn with_dtype(mut self, dtype: DType) -> Self {
+        self.dtype = dtype;
+        self
     }
 
     /// The tensor `name`, which must have exactly `shape`.
@@ -64,7 +73,15 @@ impl Weights {
                 t.dims()
             )));
         }
-        Ok(t)
+        if self.dtype == DType::F32 {
+            return Ok(t);
+        }
+        t.to_dtype(self.dtype).map_err(|e| {
+            self.fail(format!(
+                "candle cannot convert tensor {name}: {}",
+                one_line(&e)
+            ))
+        })
     }
 
     /// The device tensors are loaded on.

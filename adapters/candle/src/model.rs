@@ -20,14 +20,20 @@ pub enum Model {
 }
 
 impl Model {
-    /// Loads `id` from `<fixtures_dir>/<model>/model.safetensors` onto `device`.
+    /// Loads `id` from `<fixtures_dir>/<model>/model.safetensors` onto `device`, its
+    /// weights as `dtype` (f32, or f16/bf16 for `--precision`).
     ///
     /// Also calls [`crate::threads::quiet_barrier_pool`], so that the model's element-wise
     /// ops run on whatever thread runs the forward pass.
-    pub fn load(fixtures_dir: &Path, id: ModelId, device: &Device) -> Result<Self, BackendError> {
+    pub fn load(
+        fixtures_dir: &Path,
+        id: ModelId,
+        device: &Device,
+        dtype: candle_core::DType,
+    ) -> Result<Self, BackendError> {
         crate::threads::quiet_barrier_pool();
         let files = ModelFiles::new(fixtures_dir, id);
-        let w = Weights::open(id.name(), &files.safetensors, device)?;
+        let w = Weights::open(id.name(), &files.safetensors, device)?.with_dtype(dtype);
         Ok(match id.resnet() {
             None => Model::TextCnn(TextCnn::load(&w, &TEXT_CNN)?),
             Some(depth) => Model::Resnet(Resnet::load(&w, depth)?),

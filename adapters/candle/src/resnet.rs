@@ -174,7 +174,8 @@ fn conv_bn(
 
 /// Folds an eval-mode batch norm into the convolution before it: returns the weight
 /// `[O, C, kh, kw]` scaled by `gamma / sqrt(var + eps)` per output channel and the bias
-/// `beta - mean * gamma / sqrt(var + eps)`, computed in f64 and rounded to f32 once.
+/// `beta - mean * gamma / sqrt(var + eps)`, computed in f64 and rounded once to the
+/// weight's element type (f32, or f16/bf16 with `--precision`).
 pub fn fold_batch_norm(
     weight: &Tensor,
     gamma: &Tensor,
@@ -188,7 +189,8 @@ pub fn fold_batch_norm(
     let out_c = scale.dims1()?;
     let folded = f64(weight)?.broadcast_mul(&scale.reshape((out_c, 1, 1, 1))?)?;
     let bias = (f64(beta)? - f64(mean)?.mul(&scale)?)?;
-    Ok((folded.to_dtype(DType::F32)?, bias.to_dtype(DType::F32)?))
+    let dtype = weight.dtype();
+    Ok((folded.to_dtype(dtype)?, bias.to_dtype(dtype)?))
 }
 
 #[cfg(test)]

@@ -101,6 +101,10 @@ pub struct OpenOptions {
     /// Models the user brought (`--model-file`), by name: a name of `models` found
     /// here is loaded from this ONNX file instead of the fixtures.
     pub model_files: BTreeMap<String, PathBuf>,
+    /// Precision to run the models at (`--precision`): fp32 unless the harness opens
+    /// a backend once more for a reduced precision. A backend that cannot run it is
+    /// never opened at it: the harness lists it as not measured.
+    pub precision: crate::Precision,
 }
 
 /// What a backend says about itself. Goes verbatim into the results file.

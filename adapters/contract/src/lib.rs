@@ -37,6 +37,7 @@
 mod backend;
 mod blocking;
 mod error;
+mod precision;
 mod tensor;
 
 pub use backend::{
@@ -44,6 +45,7 @@ pub use backend::{
 };
 pub use blocking::{BlockingPool, Engine, EngineBackend};
 pub use error::BackendError;
+pub use precision::Precision;
 pub use tensor::{byte_size, DType, Tensor, MAX_TENSOR_BYTES};
 
 /// Threads per executor for an in-process engine when the user did not choose: the

@@ -13,6 +13,9 @@
 //! - **The shared input check.** A request is checked by [`fixtures::check_input`]
 //!   (name, dtype, shape, token ids inside the vocabulary) before ONNX Runtime sees it,
 //!   so it is rejected with the same `bad_input` message as by every in-process engine.
+//! - **Precision.** fp16 and int8 run the conversions of the same `model.onnx` that
+//!   `fixtures/precision/convert.py` writes beside it (float32 inputs and outputs kept),
+//!   chosen by [`fixtures::onnx_models`]; bf16 is not offered on the CPU provider.
 //! - **Zero-copy inputs.** Input bytes are viewed in place as `f32`/`i64` when aligned
 //!   (they practically always are); outputs are copied once into host tensors.
 #![deny(missing_docs)]
@@ -26,7 +29,8 @@ pub use library::{find_library, load as load_library, Library};
 use std::sync::Arc;
 
 use contract::{
-    Backend, BackendError, BlockingPool, Description, Device, EngineBackend, OpenOptions, Protocol,
+    Backend, BackendError, BlockingPool, Description, Device, EngineBackend, OpenOptions,
+    Precision, Protocol,
 };
 
 /// Backend name in flags and results.
@@ -39,6 +43,14 @@ pub fn open(opts: &OpenOptions) -> Result<Arc<dyn Backend>, BackendError> {
             backend: NAME.into(),
             reason: "this build runs ONNX Runtime on the CPU execution provider only".into(),
             fix: "use --device cpu; on a GPU host, compare ONNX Runtime on CUDA through Triton's onnxruntime backend".into(),
+        });
+    }
+    if opts.precision == Precision::Bf16 {
+        return Err(BackendError::Unavailable {
+            backend: NAME.into(),
+            reason: "ONNX Runtime's CPU execution provider has no bf16 kernels for these models"
+                .into(),
+            fix: "compare bf16 on openvino (or candle), fp16 and int8 on onnxruntime".into(),
         });
     }
     let lib = library::load()?;
@@ -61,6 +73,7 @@ pub fn open(opts: &OpenOptions) -> Result<Arc<dyn Backend>, BackendError> {
             ("library".to_string(), lib.path.display().to_string()),
             ("execution_provider".to_string(), "CPU".to_string()),
             ("inter_op_threads".to_string(), "1".to_string()),
+            ("precision".to_string(), opts.precision.to_string()),
         ]
         .into_iter()
         .collect(),

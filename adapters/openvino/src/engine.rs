@@ -22,18 +22,19 @@ pub(crate) struct OvEngine {
 }
 
 impl OvEngine {
-    /// Compiles every model's ONNX file on a core of its own: CPU, f32 inference
-    /// precision, one stream of `threads` inference threads.
+    /// Compiles every model's ONNX file on a core of its own: CPU, the inference
+    /// precision `hint` (`f32`, or `bf16`), one stream of `threads` inference threads.
     pub(crate) fn load(
         models: &[(ModelId, ModelFiles)],
         threads: usize,
+        hint: &str,
     ) -> Result<Self, BackendError> {
         let mut core =
             Core::new().map_err(|e| BackendError::Engine(format!("cannot create a core: {e}")))?;
         let cpu = DeviceType::CPU;
         let threads = threads.to_string();
         for (key, value) in [
-            (RwPropertyKey::HintInferencePrecision, "f32"),
+            (RwPropertyKey::HintInferencePrecision, hint),
             (RwPropertyKey::InferenceNumThreads, threads.as_str()),
             (RwPropertyKey::NumStreams, "1"),
         ] {

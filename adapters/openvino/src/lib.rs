@@ -9,7 +9,8 @@
 //! - **Same model, same arithmetic.** Every executor compiles the fixture's `model.onnx`
 //!   (the file ONNX Runtime runs) for the CPU with `INFERENCE_PRECISION_HINT=f32`: on CPUs
 //!   with bf16 support OpenVINO would otherwise compute in bf16 (max abs diff 0.022 against
-//!   candle), which fails agreement and compares a different computation.
+//!   candle), which fails agreement and compares a different computation. With
+//!   `--precision bf16` the hint is `bf16`; with `int8` the quantised `model.int8.onnx`.
 //! - **One infer request per executor.** Each of the N executor threads of
 //!   [`contract::BlockingPool`] owns its own core, compiled models and one infer request
 //!   per model, with one stream and the configured number of inference threads.
@@ -26,7 +27,8 @@ pub use library::{find_library, load as load_library, Library, LIBS_ENV};
 use std::sync::Arc;
 
 use contract::{
-    Backend, BackendError, BlockingPool, Description, Device, EngineBackend, OpenOptions, Protocol,
+    Backend, BackendError, BlockingPool, Description, Device, EngineBackend, OpenOptions,
+    Precision, Protocol,
 };
 
 /// Backend name in flags and results.
@@ -41,11 +43,24 @@ pub fn open(opts: &OpenOptions) -> Result<Arc<dyn Backend>, BackendError> {
             fix: "use --device cpu".into(),
         });
     }
+    // bf16 is OpenVINO's own inference precision on model.onnx; int8 is the quantised
+    // model.int8.onnx (its QDQ/integer operators run as int8), computed at f32 between.
+    let hint = match opts.precision {
+        Precision::Fp32 | Precision::Int8 => "f32",
+        Precision::Bf16 => "bf16",
+        Precision::Fp16 => {
+            return Err(BackendError::Unavailable {
+                backend: NAME.into(),
+                reason: "OpenVINO on the CPU computes in f32 or bf16, not fp16".into(),
+                fix: "compare fp16 on onnxruntime, bf16 on openvino".into(),
+            })
+        }
+    };
     let lib = library::load()?;
-    let models = fixtures::onnx_models(&opts.fixtures_dir, &opts.models)?;
+    let models = fixtures::onnx_models(&opts.fixtures_dir, &opts.models, opts.precision)?;
     let threads = opts.intra_threads.max(1);
     let pool = BlockingPool::start(NAME, opts.workers, move |_| {
-        engine::OvEngine::load(&models, threads)
+        engine::OvEngine::load(&models, threads, hint)
     })?;
     let description = Description {
         name: NAME.into(),
@@ -59,7 +74,8 @@ pub fn open(opts: &OpenOptions) -> Result<Arc<dyn Backend>, BackendError> {
         details: [
             ("library".to_string(), lib.path.display().to_string()),
             ("device".to_string(), "CPU".to_string()),
-            ("inference_precision".to_string(), "f32".to_string()),
+            ("inference_precision".to_string(), hint.to_string()),
+            ("precision".to_string(), opts.precision.to_string()),
             ("streams".to_string(), "1".to_string()),
         ]
         .into_iter()

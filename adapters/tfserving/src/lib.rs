@@ -275,6 +275,7 @@ mod tests {
             intra_threads: 1,
             device: contract::Device::Cpu,
             model_files: Default::default(),
+            precision: Default::default(),
         };
         let options = Options {
             url: Some(format!("http://127.0.0.1:{port}")),

@@ -56,6 +56,20 @@ pub struct Selection {
           value_parser = fixtures::user::parse_shape, requires = "model_files")]
     pub shapes: Vec<(String, Vec<usize>)>,
 
+    /// Precisions to run every model at, comma separated: fp32, fp16, bf16, int8. Each
+    /// backend runs those it supports natively (onnxruntime fp32/fp16/int8, openvino
+    /// fp32/bf16/int8; the others fp32) from the same fp32 weights; every other pairing
+    /// is listed as not measured. Reduced precisions are checked against the fp32
+    /// reference with a tolerance of their own [default: fp32].
+    #[arg(long, value_delimiter = ',', value_name = "LIST", action = ArgAction::Set,
+          value_parser = precision_name)]
+    pub precision: Option<Vec<contract::Precision>>,
+
+    /// Batch size of the throughput-by-precision table; added to the small batches when
+    /// --precision names more than fp32 [default: 8].
+    #[arg(long, value_name = "N", value_parser = batch_size())]
+    pub precision_batch: Option<usize>,
+
     /// Small-batch sizes, for every model [default: 1,2,4,8; with --quick: 1,4].
     #[arg(long, value_delimiter = ',', value_name = "SIZES", action = ArgAction::Set,
           value_parser = batch_size())]
@@ -417,6 +431,10 @@ fn backend_label(entry: &str) -> Result<String, String> {
         ));
     }
     Ok(entry.to_string())
+}
+
+fn precision_name(s: &str) -> Result<contract::Precision, String> {
+    s.parse()
 }
 
 fn device(s: &str) -> Result<Device, String> {

@@ -24,6 +24,8 @@
 //! with what was measured, flagged `interrupted`.
 
 mod budget;
+mod by_precision;
+mod check;
 mod failures;
 mod fixtures_check;
 mod grid;
@@ -41,15 +43,13 @@ use std::time::{Instant, SystemTime};
 
 use contract::{Backend, BackendError, OpenOptions};
 
-use crate::agreement::{self, Agreement};
+use crate::agreement::Agreement;
 use crate::error::{stopped, Stop};
 use crate::load::deadline::Deadline;
 use crate::progress::Progress;
 use crate::registry;
 use crate::resources;
-use crate::results::{
-    BackendInfo, Failed, Results, System, Unavailable, AGREEMENT_BATCH, SCHEMA_VERSION,
-};
+use crate::results::{BackendInfo, Failed, Results, System, Unavailable, SCHEMA_VERSION};
 use crate::HarnessError;
 
 pub use grid::grid;
@@ -66,6 +66,8 @@ pub struct Opened {
     pub info: BackendInfo,
     /// Its server's Prometheus metrics endpoint, if it has one.
     pub metrics_url: Option<String>,
+    /// The precision it runs the models at.
+    pub precision: contract::Precision,
 }
 
 /// Runs the whole plan and returns its results (not yet written anywhere). A signal on
@@ -95,6 +97,7 @@ pub async fn compare(plan: Plan, mut stop: Stop) -> Result<Results, HarnessError
                 agreement: vec![],
                 results: vec![],
                 ratios: vec![],
+                precision_ratios: vec![],
                 failed,
                 interrupted: Some(s.to_string()),
             });
@@ -119,6 +122,7 @@ pub async fn compare(plan: Plan, mut stop: Stop) -> Result<Results, HarnessError
             Some(s.to_string())
         }
     };
+    let precision_ratios = by_precision::ratios(&results, &opened, &plan);
     let ratios = ratios(
         &results,
         &baseline,
@@ -143,6 +147,7 @@ pub async fn compare(plan: Plan, mut stop: Stop) -> Result<Results, HarnessError
         agreement,
         results,
         ratios,
+        precision_ratios,
         failed,
         interrupted,
     })
@@ -236,7 +241,7 @@ async fn open_and_check(
         }
     };
     let (agreement, broken, firsts) =
-        check_agreement(plan, &check, &reference, &opened, progress).await?;
+        check::check_agreement(plan, &check, &reference, &opened, progress).await?;
     let mut opened = opened;
     for o in &mut opened {
         o.info.first_request_ms = firsts.iter().find(|(n, _)| *n == o.name).map(|f| f.1);
@@ -290,14 +295,31 @@ async fn open_all(
     let mut opened = Vec::new();
     let mut unavailable = Vec::new();
     let mut first_error = None;
-    for name in &plan.backends {
-        match open_one(name, opts, plan.request_timeout, progress).await {
-            Ok(o) => opened.push(o),
+    let instances = plan
+        .backends
+        .iter()
+        .flat_map(|name| plan.precisions.iter().map(move |&p| (name, p)));
+    for (name, precision) in instances {
+        let open = OpenOptions {
+            precision,
+            ..opts.0.clone()
+        };
+        let instance = crate::precision::instance(name, precision);
+        match open_one(&instance, (&open, opts.1), plan.request_timeout, progress).await {
+            Ok(mut o) => {
+                o.precision = precision;
+                o.info.precision = precision.to_string();
+                opened.push(o)
+            }
             Err(HarnessError::Backend {
                 backend,
                 source: source @ BackendError::Unavailable { .. },
-            }) if !plan.backends_explicit || !plan.open.model_files.is_empty() => {
-                // A backend that cannot run a user's model is listed, never fatal.
+            }) if !plan.backends_explicit
+                || !plan.open.model_files.is_empty()
+                || precision != contract::Precision::Fp32 =>
+            {
+                // A backend that cannot run a user's model, or a precision, is listed,
+                // never fatal.
                 progress.note(&format!("skipping {backend}: {source}"));
                 unavailable.push(Unavailable {
                     backend,
@@ -313,7 +335,7 @@ async fn open_all(
             ) => return Err(e),
             Err(e @ HarnessError::Backend { .. }) => {
                 let copy = HarnessError::Config(e.to_string());
-                fail_backend(plan, progress, failed, name, "open", e)?;
+                fail_backend(plan, progress, failed, &instance, "open", e)?;
                 first_error.get_or_insert(copy);
             }
             Err(e) => return Err(e),
@@ -366,6 +388,7 @@ impl Opened {
         let d = backend.describe();
         Opened {
             metrics_url: backend.metrics_url(),
+            precision: contract::Precision::Fp32,
             name: name.to_string(),
             info: BackendInfo {
                 name: name.to_string(),
@@ -379,104 +402,9 @@ impl Opened {
                 cold_start_ms,
                 first_request_ms: None,
                 loaded_memory_mb: None,
+                precision: "fp32".into(),
             },
             backend,
         }
     }
-}
-
-/// A backend whose agreement request failed: its name, where, and the error.
-type Broken = (String, String, BackendError);
-
-/// The latency of each backend's first request after ready (its first agreement
-/// request), ms.
-type Firsts = Vec<(String, f64)>;
-
-async fn check_agreement(
-    plan: &Plan,
-    cfg: &Check,
-    reference: &Arc<dyn Backend>,
-    opened: &[Opened],
-    progress: &Progress,
-) -> Result<(Vec<Agreement>, Vec<Broken>, Firsts), HarnessError> {
-    let mut rows = Vec::new();
-    let mut broken: Vec<Broken> = Vec::new();
-    let mut firsts: Firsts = Vec::new();
-    let mut first = |name: &str, t0: Instant| {
-        if !firsts.iter().any(|(n, _)| n == name) {
-            firsts.push((name.to_string(), t0.elapsed().as_secs_f64() * 1000.0));
-        }
-    };
-    for model in &plan.models {
-        // A seed of its own, so agreement inputs are not the timed inputs.
-        let input = model.inputs(AGREEMENT_BATCH, plan.seed.wrapping_add(1));
-        let t0 = Instant::now();
-        let want = outputs(reference, &cfg.reference, model, input.clone()).await?;
-        first(&cfg.reference, t0);
-        for o in opened.iter().filter(|o| o.name != cfg.reference) {
-            if broken.iter().any(|(name, _, _)| *name == o.name) {
-                continue;
-            }
-            progress.note(&format!("agreement: {} on {model}", o.name));
-            let t0 = Instant::now();
-            let got = outputs(&o.backend, &o.name, model, input.clone()).await;
-            if got.is_ok() {
-                first(&o.name, t0);
-            }
-            let got = match got {
-                Ok(got) => got,
-                Err(HarnessError::Backend { backend, source }) => {
-                    broken.push((backend, format!("agreement on {model}"), source));
-                    continue;
-                }
-                Err(e) => return Err(e),
-            };
-            let (max_abs_diff, max_rel_diff, top1_agreement, passed) =
-                agreement::compare_outputs(&got, &want, cfg.atol, cfg.rtol).map_err(|e| {
-                    HarnessError::Disagreement(format!("{} on {model}: {e}", o.name))
-                })?;
-            let row = Agreement {
-                model: model.name().into(),
-                backend: o.name.clone(),
-                reference: cfg.reference.clone(),
-                max_abs_diff,
-                max_rel_diff,
-                top1_agreement,
-                passed,
-            };
-            if !passed {
-                let msg = format!(
-                    "{} disagrees with {} on {model}: max abs diff {:.3e} exceeds the tolerance (atol {} + rtol {} x largest output)",
-                    o.name, cfg.reference, max_abs_diff, cfg.atol, cfg.rtol
-                );
-                if cfg.strict {
-                    return Err(HarnessError::Disagreement(msg));
-                }
-                progress.note(&format!("{msg}; excluded from {model} timings"));
-            }
-            rows.push(row);
-        }
-    }
-    Ok((rows, broken, firsts))
-}
-
-/// Every output of `model` on `input`, in the order the model declares them.
-async fn outputs(
-    backend: &Arc<dyn Backend>,
-    name: &str,
-    model: &Model,
-    input: Vec<contract::Tensor>,
-) -> Result<Vec<contract::Tensor>, HarnessError> {
-    let fail = |source| HarnessError::Backend {
-        backend: name.to_string(),
-        source,
-    };
-    let request = backend.prepare(model.name(), input).map_err(fail)?;
-    let outputs = backend.infer(&request).await.map_err(fail)?;
-    if outputs.is_empty() {
-        return Err(fail(BackendError::Protocol(format!(
-            "{model} returned no output tensor"
-        ))));
-    }
-    Ok(outputs)
 }

@@ -123,6 +123,10 @@ pub struct Plan {
     pub backends: Vec<String>,
     /// The user named the backends: one that cannot run is an error, not a skip.
     pub backends_explicit: bool,
+    /// Precisions each backend is opened at (fp32 first when given): a backend at a
+    /// reduced precision is one more backend of the run, named
+    /// [`crate::precision::instance`].
+    pub precisions: Vec<contract::Precision>,
     /// Baseline of the ratios (`None`: the first backend opened).
     pub baseline: Option<String>,
     /// Models to load and check.

@@ -123,6 +123,7 @@ mod tests {
         PointResult {
             model: "text-cnn".into(),
             backend: backend.into(),
+            precision: "fp32".into(),
             batch_size: batch,
             load: "c=1".into(),
             concurrency: Some(1),

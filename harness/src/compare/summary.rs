@@ -99,6 +99,7 @@ pub(super) fn summarise(
     PointResult {
         model: point.model.name().into(),
         backend: o.name.clone(),
+        precision: o.precision.to_string(),
         batch_size: point.batch,
         load: point.load.label(),
         concurrency: point.load.concurrency(),

@@ -19,7 +19,7 @@ use user_models::user_models;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use contract::Device;
+use contract::{Device, Precision};
 use fixtures::ModelId;
 
 use crate::cli::{spelled, Common, CompareArgs, RunArgs};
@@ -70,6 +70,8 @@ pub struct RunConfig {
     pub models: Vec<crate::compare::Model>,
     /// The user named the agreement reference (`--reference`).
     pub reference_explicit: bool,
+    /// Precisions every backend is opened at (`--precision`).
+    pub precisions: Vec<Precision>,
     /// Device for in-process engines.
     pub device: Device,
     /// Each point's share of the time budget, split up front.
@@ -149,6 +151,17 @@ impl RunConfig {
         r.input_data =
             (!s.model_files.is_empty()).then(|| s.input_data.unwrap_or_default().to_string());
         r.shapes = s.shapes.into_iter().collect();
+        let precisions = dedup(s.precision.unwrap_or_else(|| vec![Precision::Fp32]));
+        r.precisions = precisions.iter().map(|p| p.to_string()).collect();
+        r.precision_batch = s.precision_batch.unwrap_or(8);
+        if precisions.iter().any(|&p| p != Precision::Fp32)
+            && !r.small_batches.contains(&r.precision_batch)
+        {
+            // The throughput-by-precision table reads this batch size.
+            r.small_batches.push(r.precision_batch);
+            r.small_batches.sort_unstable();
+        }
+        cfg.precisions = precisions;
         cfg.models = models;
         cfg.check_user_batches()?;
         cfg.split_budget();
@@ -225,7 +238,9 @@ impl RunConfig {
         let point = self.record.time_budget_s / points;
         self.point_budget = Duration::from_secs_f64(point);
         self.record.point_budget_s = point;
-        self.record.backend_budget_s = point / self.record.backends.len().max(1) as f64;
+        // A backend at a reduced precision is one more backend of each point.
+        let instances = self.record.backends.len().max(1) * self.precisions.len().max(1);
+        self.record.backend_budget_s = point / instances as f64;
     }
 
     /// Every setting `compare` and `run` share; the selection is left empty.
@@ -267,6 +282,8 @@ impl RunConfig {
             model_files: Default::default(),
             input_data: None,
             shapes: Default::default(),
+            precisions: vec!["fp32".into()],
+            precision_batch: 8,
             workers,
             worker_counts: worker_counts.clone(),
             intra_threads: w
@@ -330,6 +347,7 @@ impl RunConfig {
             backend_options,
             models: vec![],
             reference_explicit: c.agreement.reference.is_some(),
+            precisions: vec![Precision::Fp32],
             device,
             point_budget: Duration::ZERO,
             quiet: o.quiet,

@@ -65,6 +65,7 @@ fn six_backends_at(workers: &str) -> Results {
                             results.push(PointResult {
                                 model: model.clone(),
                                 backend: b.to_string(),
+                                precision: "fp32".into(),
                                 batch_size: batch,
                                 load: load.clone(),
                                 concurrency: None,
@@ -158,6 +159,7 @@ fn six_backends_at(workers: &str) -> Results {
                 cold_start_ms: 1234.0,
                 first_request_ms: Some(12_345.6),
                 loaded_memory_mb: Some(123_456.7),
+                precision: "fp32".into(),
             })
             .collect(),
         baseline: SIX[0].to_string(),
@@ -175,10 +177,13 @@ fn six_backends_at(workers: &str) -> Results {
                 max_rel_diff: 1.23e-4,
                 top1_agreement: 1.0,
                 passed: false,
+                precision: "fp32".into(),
+                tolerance: String::new(),
             })
             .collect(),
         results,
         ratios,
+        precision_ratios: vec![],
         config: record,
         failed: vec![],
         interrupted: None,

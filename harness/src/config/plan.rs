@@ -82,7 +82,9 @@ impl RunConfig {
                         crate::compare::Model::Fixture(_) => None,
                     })
                     .collect(),
+                precision: contract::Precision::Fp32,
             },
+            precisions: self.precisions.clone(),
             backend_options: self.backend_options.clone(),
             seed: self.seed,
             check: Check {

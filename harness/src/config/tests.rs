@@ -477,3 +477,24 @@ fn run_is_one_target() {
     };
     assert!(e.to_string().contains("--backends"), "{e}");
 }
+
+#[test]
+fn precisions_add_their_batch_and_split_the_budget() {
+    let c = ok(&[
+        "--quick",
+        "--precision",
+        "fp32,int8,int8",
+        "--backends",
+        "candle",
+    ]);
+    assert_eq!(c.precisions, [Precision::Fp32, Precision::Int8]);
+    assert_eq!(c.record.precisions, ["fp32", "int8"]);
+    assert_eq!(c.small_batches, [1, 4, 8]);
+    assert!((c.backend_budget_s - c.point_budget_s / 2.0).abs() < 1e-9);
+    assert_eq!(ok(&["--quick"]).small_batches, [1, 4]);
+    let e = err(&["--precision", "fp32,int4"]);
+    assert!(
+        e.contains("\"int4\"") && e.contains("give fp32, fp16, bf16 or int8"),
+        "{e}"
+    );
+}

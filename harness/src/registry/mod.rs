@@ -44,6 +44,19 @@ pub fn open(name: &str, common: &OpenOptions, options: &BackendOptions) -> Opene
             fix: format!("compare the model on {}", RUNS_ONNX_FILES.join(", ")),
         });
     }
+    if let Some(e) = crate::precision::unsupported(name, entry.name, common.precision) {
+        return Err(e);
+    }
+    if !common.model_files.is_empty() && common.precision != contract::Precision::Fp32 {
+        return Err(BackendError::Unavailable {
+            backend: name.into(),
+            reason: format!(
+                "{} not measured: reduced precisions are made for the fixture models only",
+                common.precision
+            ),
+            fix: "convert your model yourself and give it as another --model-file".into(),
+        });
+    }
     (entry.open)(common, options)
 }
 

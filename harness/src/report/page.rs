@@ -5,8 +5,8 @@ use std::fmt::Write;
 
 use crate::report::narrow::{ratio_rows, tails_rows, wrap};
 use crate::report::{
-    agreement_table, breakdown_table, cold_start_table, grid_table, legend, ratio_tables,
-    resources_table, server_metrics_table, tails_tables,
+    agreement_table, breakdown_table, cold_start_table, grid_table, legend, precision_table,
+    ratio_tables, resources_table, server_metrics_table, tails_tables,
 };
 use crate::results::Results;
 
@@ -96,10 +96,15 @@ fn intro(results: &Results, layout: Layout) -> String {
         let _ = writeln!(out, "{}\n", agreement_table(results, true));
         let _ = writeln!(out, "## Latency\n");
     } else if !results.agreement.is_empty() {
+        let table = agreement_table(results, false);
+        let table = if layout == Layout::Narrow {
+            wrap(&table)
+        } else {
+            table
+        };
         let _ = writeln!(
             out,
-            "Agreement with {reference} (same inputs, before timing):\n{}\n",
-            agreement_table(results, false)
+            "Agreement with {reference} (same inputs, before timing):\n{table}\n"
         );
     }
     out
@@ -120,6 +125,11 @@ fn latency(results: &Results, layout: Layout) -> String {
         }
         out.push_str(&tails_tables(results, markdown));
     }
+    out.push_str(&precision_table(
+        results,
+        markdown,
+        layout == Layout::Narrow,
+    ));
     out.push_str(&breakdown_table(
         results,
         markdown,

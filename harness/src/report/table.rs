@@ -215,30 +215,55 @@ pub fn titled(builder: Builder, markdown: bool, heading: &str, title: &str) -> S
     }
 }
 
-/// The agreement rows as a table.
+/// The agreement rows as a table; with `--precision` beyond fp32, a precision column
+/// and, under the table, the tolerance of each precision.
 pub fn agreement_table(results: &Results, markdown: bool) -> String {
+    let by_precision = results.config.precisions.iter().any(|p| p != "fp32");
     let mut builder = Builder::default();
-    builder.push_record([
-        "model",
-        "backend",
+    let mut head = vec!["model", "backend"];
+    if by_precision {
+        head.push("precision");
+    }
+    head.extend([
         "reference",
         "max abs diff",
         "max rel diff",
         "top-1 agreement",
         "verdict",
     ]);
+    builder.push_record(head);
     for a in &results.agreement {
-        builder.push_record([
-            a.model.clone(),
-            a.backend.clone(),
+        let mut row = vec![a.model.clone(), a.backend.clone()];
+        if by_precision {
+            row.push(a.precision.clone());
+        }
+        row.extend([
             a.reference.clone(),
             format!("{:.2e}", a.max_abs_diff),
             format!("{:.2e}", a.max_rel_diff),
             format!("{:.0}%", a.top1_agreement * 100.0),
             if a.passed { "agrees" } else { "EXCLUDED" }.to_string(),
         ]);
+        builder.push_record(row);
     }
-    render(builder, markdown)
+    let mut out = render(builder, markdown);
+    if by_precision {
+        let mut seen: Vec<(&str, &str)> = Vec::new();
+        for a in &results.agreement {
+            if !seen.iter().any(|(p, _)| *p == a.precision) && !a.tolerance.is_empty() {
+                seen.push((&a.precision, &a.tolerance));
+            }
+        }
+        let list: Vec<String> = seen.iter().map(|(p, t)| format!("{p} {t}")).collect();
+        let sep = if markdown { "\n\n" } else { "\n" };
+        let _ = write!(
+            out,
+            "{sep}Tolerance by precision (max abs diff at most atol + rtol x the largest \
+             reference output): {}.",
+            list.join("; ")
+        );
+    }
+    out
 }
 
 #[cfg(test)]

@@ -63,6 +63,11 @@ pub struct Results {
     pub results: Vec<PointResult>,
     /// Each backend against the baseline, one per point.
     pub ratios: Vec<Ratio>,
+    /// Each backend at a reduced precision (`--precision`) against the same backend at
+    /// fp32, point by point (`baseline` is the fp32 backend); latency ratios, so the
+    /// throughput ratio is `1 / mean_ratio`.
+    #[serde(default)]
+    pub precision_ratios: Vec<Ratio>,
     /// Backends that failed during the run (could not be opened, or stopped answering):
     /// measured up to that point, not after.
     #[serde(default)]
@@ -127,6 +132,14 @@ pub struct BackendInfo {
     /// visible.
     #[serde(default)]
     pub loaded_memory_mb: Option<f64>,
+    /// Precision it runs the models at (`--precision`).
+    #[serde(default = "fp32")]
+    pub precision: String,
+}
+
+/// The precision of files written before `--precision` existed.
+pub(crate) fn fp32() -> String {
+    "fp32".into()
 }
 
 /// A backend that could not run.

@@ -38,6 +38,9 @@ pub struct PointResult {
     pub model: String,
     /// Backend name.
     pub backend: String,
+    /// Precision the backend ran the model at (`--precision`).
+    #[serde(default = "super::fp32")]
+    pub precision: String,
     /// Samples per request.
     pub batch_size: usize,
     /// Load level, as the tables label it (`c=2`, `50/s poisson`).

@@ -66,6 +66,12 @@ pub struct RunRecord {
     /// Sample shapes given for the user's models' inputs (`--shape`).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub shapes: std::collections::BTreeMap<String, Vec<usize>>,
+    /// Precisions every model runs at (`--precision`), fp32 unless given.
+    #[serde(default = "fp32_only")]
+    pub precisions: Vec<String>,
+    /// Batch size of the throughput-by-precision table (`--precision-batch`).
+    #[serde(default = "default_precision_batch")]
+    pub precision_batch: usize,
     /// Matched worker count (in a worker grid, the first count).
     pub workers: usize,
     /// Every worker count measured (`--workers 1,2,4`), in order: a grid measures every
@@ -140,6 +146,14 @@ pub struct RunRecord {
     /// Whether the first failing backend stopped the run.
     #[serde(default)]
     pub fail_fast: bool,
+}
+
+fn fp32_only() -> Vec<String> {
+    vec!["fp32".into()]
+}
+
+fn default_precision_batch() -> usize {
+    8
 }
 
 impl RunRecord {

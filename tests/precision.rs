@@ -1,0 +1,223 @@
+//! `compare --precision`: the text-CNN at fp32, fp16, bf16 and int8 on ONNX Runtime and
+//! OpenVINO, end to end, with agreement per precision against the fp32 reference and
+//! the throughput-by-precision table; bad precision values.
+//!
+//! The test writes its own fixtures directory (the text-CNN's files and their fp16 and
+//! int8 conversions by fixtures/precision/convert.py, about 2 s), so it does not depend
+//! on what scripts/setup left in fixtures/generated.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::{fixtures_dir, harness, result_files, schema_errors, text, unwrapped, widest_line};
+
+/// A fixtures directory holding the text-CNN and its conversions.
+fn text_cnn_fixtures(dir: &Path) {
+    let src = fixtures_dir();
+    // Generates the shared fixtures if a fresh clone has none yet.
+    fixtures::ensure(&src, &[fixtures::ModelId::TextCnn], fixtures::DEFAULT_SEED).unwrap();
+    std::fs::create_dir_all(dir.join("text-cnn")).unwrap();
+    std::fs::copy(src.join("manifest.json"), dir.join("manifest.json")).unwrap();
+    for f in ["model.onnx", "model.safetensors"] {
+        std::fs::copy(src.join("text-cnn").join(f), dir.join("text-cnn").join(f)).unwrap();
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let venv = std::env::var_os("SERVEBENCH_VENV").map_or(root.join(".venv"), Into::into);
+    let python = venv.join("bin/python3");
+    let script = root.join("fixtures/precision/convert.py");
+    let out = Command::new(python)
+        .arg(script)
+        .args([
+            "--fixtures-dir",
+            dir.to_str().unwrap(),
+            "--models",
+            "text-cnn",
+        ])
+        .output()
+        .expect("the project's Python runs");
+    let (stdout, stderr) = text(&out);
+    assert!(
+        out.status.success(),
+        "convert.py failed: {stdout}\n{stderr}"
+    );
+}
+
+#[test]
+fn every_precision_runs_where_it_is_native_and_agrees_with_fp32() {
+    let dir = tempfile::tempdir().unwrap();
+    let fx = dir.path().join("fixtures");
+    text_cnn_fixtures(&fx);
+    let results = dir.path().join("results");
+    let out = harness(&[
+        "compare",
+        "--quiet",
+        "--models",
+        "text-cnn",
+        "--backends",
+        "onnxruntime,openvino",
+        "--reference",
+        "onnxruntime",
+        "--precision",
+        "fp32,fp16,bf16,int8",
+        "--small-batches",
+        "8",
+        "--large-batches",
+        "8",
+        "--duration",
+        "20ms",
+        "--trials",
+        "2",
+        "--time-budget",
+        "6s",
+        "--fixtures-dir",
+        fx.to_str().unwrap(),
+        "--results-dir",
+        results.to_str().unwrap(),
+    ]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let doc: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(result_files(&results).pop().unwrap()).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(schema_errors(&doc), Vec::<String>::new());
+    assert_eq!(
+        doc["config"]["precisions"],
+        serde_json::json!(["fp32", "fp16", "bf16", "int8"])
+    );
+
+    // Measured: what each engine runs natively, each row with its precision.
+    let mut rows: Vec<(String, String)> = doc["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["backend"].as_str().unwrap().into(),
+                r["precision"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    rows.sort();
+    rows.dedup();
+    let want = [
+        ("onnxruntime", "fp32"),
+        ("onnxruntime@fp16", "fp16"),
+        ("onnxruntime@int8", "int8"),
+        ("openvino", "fp32"),
+        ("openvino@bf16", "bf16"),
+        ("openvino@int8", "int8"),
+    ];
+    let want: Vec<(String, String)> = want
+        .iter()
+        .map(|(b, p)| (b.to_string(), p.to_string()))
+        .collect();
+    assert_eq!(rows, want, "{stdout}");
+
+    // Not measured, with the reason: bf16 on ONNX Runtime, fp16 on OpenVINO.
+    let not: Vec<String> = doc["unavailable"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| {
+            format!(
+                "{}: {}",
+                u["backend"].as_str().unwrap(),
+                u["reason"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert!(
+        not.iter()
+            .any(|u| u.starts_with("onnxruntime@bf16: ") && u.contains("bf16")),
+        "{not:?}"
+    );
+    assert!(
+        not.iter()
+            .any(|u| u.starts_with("openvino@fp16: ") && u.contains("fp16")),
+        "{not:?}"
+    );
+
+    // Agreement per precision, against the fp32 reference, each with its tolerance.
+    for (backend, precision) in &want[1..] {
+        let a = doc["agreement"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["backend"] == backend.as_str())
+            .unwrap_or_else(|| panic!("no agreement row for {backend}: {}", doc["agreement"]));
+        assert_eq!(a["precision"], precision.as_str());
+        assert_eq!(a["reference"], "onnxruntime");
+        assert!(a["passed"].as_bool().unwrap(), "{a}");
+        assert!(a["top1_agreement"].as_f64().unwrap() >= 0.5, "{a}");
+        assert!(a["tolerance"].as_str().unwrap().starts_with("atol "), "{a}");
+    }
+
+    // The reduced precisions against fp32 of the same backend, with intervals.
+    let ratios = doc["precision_ratios"].as_array().unwrap();
+    for (backend, _) in want.iter().filter(|(b, _)| b.contains('@')) {
+        let r = ratios
+            .iter()
+            .find(|r| r["backend"] == backend.as_str())
+            .unwrap();
+        let base = backend.split('@').next().unwrap();
+        assert_eq!(r["baseline"], base);
+        assert!(r["mean_ci_low"].as_f64().unwrap() <= r["mean_ratio"].as_f64().unwrap());
+    }
+
+    let page = unwrapped(&stdout);
+    assert!(
+        page.contains("Throughput by precision: samples/s at batch 8"),
+        "{stdout}"
+    );
+    assert!(
+        page.contains("onnxruntime(int8)") && page.contains("openvino(bf16)"),
+        "{stdout}"
+    );
+    assert!(page.contains("Tolerance by precision"), "{stdout}");
+    let page: Vec<&str> = stdout
+        .lines()
+        .filter(|l| !l.starts_with("Results: "))
+        .collect();
+    assert!(widest_line(&page.join("\n")) <= 120, "{stdout}");
+    let report =
+        std::fs::read_to_string(result_files(&results)[0].with_file_name("report.md")).unwrap();
+    assert!(report.contains("## Throughput by precision"), "{report}");
+}
+
+#[test]
+fn a_bad_precision_is_one_sentence_and_a_failure() {
+    for bad in ["int4", "fp32,", "FP64"] {
+        let out = harness(&["compare", "--precision", bad, "--backends", "candle"]);
+        let (stdout, stderr) = text(&out);
+        assert!(!out.status.success(), "{bad}: {stdout}\n{stderr}");
+        let first = stderr.lines().next().unwrap_or_default();
+        assert!(
+            first.starts_with("error: ") && first.contains("--precision"),
+            "{bad}: {stderr}"
+        );
+        assert!(
+            stderr.contains("give fp32, fp16, bf16 or int8"),
+            "{bad}: {stderr}"
+        );
+    }
+    // The config file's key is read the same way.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("servebench.toml");
+    std::fs::write(&file, "precision = [\"fp32\", \"int3\"]\n").unwrap();
+    let out = harness(&[
+        "compare",
+        "--config",
+        file.to_str().unwrap(),
+        "--backends",
+        "candle",
+    ]);
+    let (stdout, stderr) = text(&out);
+    assert!(!out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("int3") && stderr.contains("give fp32, fp16, bf16 or int8"),
+        "{stderr}"
+    );
+}
