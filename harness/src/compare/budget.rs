@@ -28,7 +28,8 @@ pub struct Cost {
     pub ratios: usize,
 }
 
-/// The cost of the rounds a point's ratios still need, from each backend's last window
+/// The cost of the rounds a point's ratios still need, from each backend's last window,
+/// and of warming up again the backends that run them (a request each)
 /// (`active`: the backends still measured; `rounds`: rounds run so far). `None` when
 /// nothing is left to do: no baseline, every ratio has its rounds, or the point ran
 /// `--max-windows` rounds.
@@ -64,8 +65,15 @@ pub fn remaining(
         return None;
     }
     let b = parts[base].last_cost;
+    // A second visit warms every backend it runs up again: about one request each.
+    let warm: Duration = parts
+        .iter()
+        .enumerate()
+        .filter(|&(i, p)| active[i] && (i == base || !p.done))
+        .map(|(_, p)| p.request_time)
+        .sum();
     Some(Cost {
-        total: total + b * most as u32,
+        total: total + b * most as u32 + warm,
         round: round + b,
         ratios,
     })
@@ -134,6 +142,22 @@ mod tests {
         // The round cap bounds what is left: 8 of 10 rounds run, 2 more at most.
         let c = remaining(&parts, Some(0), &[true; 4], 8, &cfg()).unwrap();
         assert_eq!(c.total, Duration::from_millis(2 * 50 + 200 + 2 * 100));
+    }
+
+    #[test]
+    fn a_second_visit_pays_for_warming_up_the_backends_it_runs() {
+        let mut parts = vec![
+            part(3, 100, None, false),
+            part(3, 50, Some(4), false),
+            part(3, 10, Some(3), true),
+        ];
+        for (p, ms) in parts.iter_mut().zip([30, 20, 1000]) {
+            p.request_time = Duration::from_millis(ms);
+        }
+        // One round of the unfinished ratio and the baseline, and a warm-up request of
+        // each (not of the finished one).
+        let c = remaining(&parts, Some(0), &[true; 3], 3, &cfg()).unwrap();
+        assert_eq!(c.total, Duration::from_millis(50 + 100 + 30 + 20));
     }
 
     #[test]

@@ -36,9 +36,12 @@ pub(super) fn window_for(cfg: &Measure) -> Window {
     }
 }
 
-/// Least requests in a window however short the budget, so that no row's figures rest
-/// on a request or two a round.
-pub const FLOOR_REQUESTS: u64 = 2;
+/// Least requests in a window however short the budget. One: where a single request
+/// takes seconds (candle's ResNet-50 at batch 32 took 8 s), a window of two cost a
+/// backend 32 s over the 2 rounds of a first visit, and the two largest points of the
+/// default `compare` took 120 of its 200 s; a request that long averages its own noise,
+/// and the rounds (not the requests within one) carry the interval.
+pub const FLOOR_REQUESTS: u64 = 1;
 
 /// `window` for a backend whose requests take `request_time`: where its share of the
 /// point cannot pay for [`MIN_ROUNDS`] windows of `--min-requests` requests, fewer
