@@ -394,6 +394,6 @@ fn dedup<T: PartialEq>(list: Vec<T>) -> Vec<T> {
 #[cfg(test)]
 mod grid_tests;
 #[cfg(test)]
-mod page_width;
+pub(crate) mod page_width;
 #[cfg(test)]
 mod tests;

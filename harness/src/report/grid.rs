@@ -97,6 +97,31 @@ const LATENCY_HEAD: [&str; 8] = [
 ];
 
 /// The columns of what a row cost.
+/// The whole grid as a header and rows of cells (`None` for a run of one worker count):
+/// for report.html, which draws its own tables.
+pub fn grid_cells(results: &Results) -> Option<(Vec<&'static str>, Vec<Vec<String>>)> {
+    if results.config.grid().len() < 2 || results.results.is_empty() {
+        return None;
+    }
+    let gpu = results
+        .results
+        .iter()
+        .any(|r| r.resources.gpu_util_pct.is_some());
+    let cores = results.system.cores.max(1);
+    let mut head = vec!["model", "workers", "batch", "load", "backend"];
+    head.extend(cost_head(gpu, true));
+    head.extend(LATENCY_HEAD);
+    let rows = rows(results, None)
+        .map(|r| {
+            let mut row = lead(r, true);
+            row.extend(cost(r, gpu, true, cores));
+            row.extend(latency(r));
+            row
+        })
+        .collect();
+    Some((head, rows))
+}
+
 fn cost_head(gpu: bool, per_watt: bool) -> Vec<&'static str> {
     let mut head = vec!["CPU %", "MiB"];
     if gpu {

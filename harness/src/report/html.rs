@@ -43,6 +43,7 @@ pub fn html(results: &Results) -> String {
             }
         }
     }
+    body.push_str(&grid(results));
     body.push_str(&cold_start(results));
     if !results.unavailable.is_empty() {
         let _ = writeln!(body, "<h2>Not measured</h2>\n<ul>");
@@ -55,6 +56,29 @@ pub fn html(results: &Results) -> String {
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>servebench {}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n{body}</body>\n</html>\n",
         esc(&results.started_at)
     )
+}
+
+/// The worker grid (`--workers 1,2,4`): every count's cost and latency side by side, or
+/// nothing for one count.
+fn grid(results: &Results) -> String {
+    let Some((head, rows)) = super::grid::grid_cells(results) else {
+        return String::new();
+    };
+    let mut t = String::from("<h2>Worker grid</h2>\n<table class=\"grid\">\n<tr>");
+    for h in head {
+        let _ = write!(t, "<th>{}</th>", esc(h));
+    }
+    t.push_str("</tr>\n");
+    for row in rows {
+        t.push_str("<tr>");
+        for (k, cell) in row.iter().enumerate() {
+            let class = if k < 5 { " class=\"l\"" } else { "" };
+            let _ = write!(t, "<td{class}>{}</td>", esc(cell));
+        }
+        t.push_str("</tr>\n");
+    }
+    t.push_str("</table>\n");
+    t
 }
 
 /// Per model: its plots and its table (one worker count's).
@@ -433,6 +457,22 @@ fn esc(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_worker_grid_has_its_table_and_one_run_none() {
+        let grid = crate::config::page_width::six_backends_at("1,2");
+        let page = html(&grid);
+        assert!(page.contains("<h2>Worker grid</h2>"), "no grid table");
+        let table = &page[page.find("<table class=\"grid\">").unwrap()..];
+        let table = &table[..table.find("</table>").unwrap()];
+        // A row per point, backend and count: the header, then every result row.
+        assert_eq!(table.matches("<tr>").count(), 1 + grid.results.len());
+        assert!(
+            table.contains("<td class=\"l\">1</td>") && table.contains("<td class=\"l\">2</td>")
+        );
+        let one = crate::config::page_width::six_backends_at("2");
+        assert!(!html(&one).contains("Worker grid"));
+    }
 
     #[test]
     fn text_is_escaped() {
