@@ -94,25 +94,10 @@ pub fn second_pass_order(costs: &[(usize, Cost)]) -> Vec<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::load::{Measurement, Window};
+    use crate::load::Measurement;
 
     fn cfg() -> Measure {
-        Measure {
-            trials: 3,
-            window: Window::Duration {
-                seconds: 0.1,
-                min_requests: 5,
-            },
-            max_windows: 10,
-            target_precision: 0.05,
-            time_budget: Duration::from_secs(30),
-            backend_budget: Duration::from_secs(2),
-            stability: 0.1,
-            percentile: 50.0,
-            warmup: None,
-            max_in_flight: 1024,
-            request_timeout: Duration::from_secs(30),
-        }
+        Measure::for_tests(3, 10)
     }
 
     fn part(windows: usize, cost_ms: u64, needed: Option<usize>, done: bool) -> Part {

@@ -161,20 +161,14 @@ pub async fn measure_all(
             requests.push(Some(Arc::new(prepared)));
         }
         let mut state = PointState::new(requests);
-        let at = site(p, Instant::now() + share);
-        let warm_failures = warm_all(&at, opened, &mut state).await;
-        for (i, failure) in warm_failures {
-            record_failure(
-                plan,
-                progress,
-                failed,
-                &opened[i].name,
-                &point_label(point),
-                failure,
-            )?;
-        }
-        run_rounds(&at, opened, &mut state).await;
-        report(&at, opened, &mut state, rows, failed)?;
+        visit(
+            &site(p, Instant::now() + share),
+            opened,
+            &mut state,
+            rows,
+            failed,
+        )
+        .await?;
         states.push(state);
     }
     // Second pass: what is left of the budget goes to the points whose ratios still need
@@ -205,25 +199,34 @@ pub async fn measure_all(
             continue;
         }
         progress.step(&format!("{} (again)", point_label(&points[p])));
-        let at = site(
-            p,
-            Instant::now() + cost.total.mul_f64(budget::SLACK).min(left),
-        );
-        let warm_failures = warm_all(&at, opened, state).await;
-        for (i, failure) in warm_failures {
-            record_failure(
-                plan,
-                progress,
-                failed,
-                &opened[i].name,
-                &point_label(&points[p]),
-                failure,
-            )?;
-        }
-        run_rounds(&at, opened, state).await;
-        report(&at, opened, state, rows, failed)?;
+        let deadline = Instant::now() + cost.total.mul_f64(budget::SLACK).min(left);
+        visit(&site(p, deadline), opened, state, rows, failed).await?;
     }
     Ok(())
+}
+
+/// One visit to a point: warm-ups (failures recorded), rounds until its deadline or
+/// its ratios are precise, then its rows written (or rewritten).
+async fn visit(
+    at: &Site<'_>,
+    opened: &[Opened],
+    state: &mut PointState,
+    rows: &mut Vec<PointResult>,
+    failed: &mut Vec<Failed>,
+) -> Result<(), HarnessError> {
+    for (i, failure) in warm_all(at, opened, state).await {
+        let place = point_label(at.point);
+        record_failure(
+            at.plan,
+            at.progress,
+            failed,
+            &opened[i].name,
+            &place,
+            failure,
+        )?;
+    }
+    run_rounds(at, opened, state).await;
+    report(at, opened, state, rows, failed)
 }
 
 /// "text-cnn batch 1 c=1".

@@ -109,6 +109,28 @@ pub struct Measure {
 }
 
 impl Measure {
+    /// Settings for unit tests: 3 trials, 0.1 s windows of at least 5 requests, at most
+    /// `max_windows` rounds, a 30 s budget of 2 s a backend.
+    #[cfg(test)]
+    pub(super) fn for_tests(trials: usize, max_windows: usize) -> Measure {
+        Measure {
+            trials,
+            window: Window::Duration {
+                seconds: 0.1,
+                min_requests: 5,
+            },
+            max_windows,
+            target_precision: 0.05,
+            time_budget: Duration::from_secs(30),
+            backend_budget: Duration::from_secs(2),
+            stability: 0.1,
+            percentile: 50.0,
+            warmup: None,
+            max_in_flight: 1024,
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+
     /// Rounds of the first stage: every backend runs in them, and their spread fixes how
     /// many rounds each ratio gets ([`crate::stats::paired`]).
     pub fn first_stage(&self) -> usize {

@@ -119,22 +119,7 @@ mod tests {
 
     #[test]
     fn slow_requests_get_fewer_per_window_when_the_budget_is_short() {
-        let cfg = Measure {
-            trials: 5,
-            window: Window::Duration {
-                seconds: 0.1,
-                min_requests: 5,
-            },
-            max_windows: 100,
-            target_precision: 0.05,
-            time_budget: Duration::from_secs(30),
-            backend_budget: Duration::from_secs(2),
-            stability: 0.1,
-            percentile: 50.0,
-            warmup: None,
-            max_in_flight: 1024,
-            request_timeout: Duration::from_secs(30),
-        };
+        let cfg = Measure::for_tests(5, 100);
         let closed = Load::Closed { concurrency: 1 };
         let min =
             |t_ms: u64| match affordable(cfg.window, Duration::from_millis(t_ms), closed, &cfg) {
@@ -143,7 +128,7 @@ mod tests {
             };
         // 1 s a round for this backend: 5 requests of 10 ms fit, 250 ms ones only 4.
         assert_eq!((min(10), min(250), min(0)), (5, 4, 5));
-        // However slow, 2 a window.
+        // However slow, 1 a window.
         assert_eq!(min(5000), FLOOR_REQUESTS);
     }
 }
