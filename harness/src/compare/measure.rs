@@ -42,7 +42,7 @@ use super::budget;
 use super::failures::record_failure;
 use super::summary::{breakdown, report, server_stats};
 use super::warmup::warm_all;
-use super::window::{affordable, one_window, window_for};
+use super::window::{affordable, lead_in, one_window, window_for};
 use crate::stats::bootstrap::Statistic;
 use crate::stats::paired;
 use crate::HarnessError;
@@ -377,7 +377,8 @@ async fn run_rounds(at: &Site<'_>, opened: &[Opened], state: &mut PointState) {
                 .loaded_memory_mb
                 .map_or(0, |mb| (mb * 1024.0 * 1024.0) as u64);
             let sampler = resources::watch(&o.backend.served_by(), loaded, at.gpus);
-            let limits = (parts[i].request_timeout, parts[i].max_in_flight);
+            let lead = lead_in(windows[i], parts[i].request_time, point.load);
+            let limits = (parts[i].request_timeout, parts[i].max_in_flight, lead);
             let (m, lead_in) = one_window(o, point.load, request, windows[i], seed, limits).await;
             let usage = sampler.map(|s| s.stop().1);
             let after = server_stats(o, point.model.name()).await;
