@@ -75,3 +75,18 @@ fn bad_worker_lists_are_one_sentence() {
     let e = err(&["--workers", "1,0"]);
     assert!(e.contains("give a whole number of at least 1"), "{e}");
 }
+
+/// report.html (a layer below) is checked here, where the six-backend fixture lives.
+#[test]
+fn a_worker_grid_has_its_table_and_one_run_none() {
+    let grid = super::page_width::six_backends_at("1,2");
+    let page = crate::report::html(&grid);
+    assert!(page.contains("<h2>Worker grid</h2>"), "no grid table");
+    let table = &page[page.find("<table class=\"grid\">").unwrap()..];
+    let table = &table[..table.find("</table>").unwrap()];
+    // A row per point, backend and count: the header, then every result row.
+    assert_eq!(table.matches("<tr>").count(), 1 + grid.results.len());
+    assert!(table.contains("<td class=\"l\">1</td>") && table.contains("<td class=\"l\">2</td>"));
+    let one = super::page_width::six_backends_at("2");
+    assert!(!crate::report::html(&one).contains("Worker grid"));
+}

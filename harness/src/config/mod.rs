@@ -394,6 +394,6 @@ fn dedup<T: PartialEq>(list: Vec<T>) -> Vec<T> {
 #[cfg(test)]
 mod grid_tests;
 #[cfg(test)]
-pub(crate) mod page_width;
+mod page_width;
 #[cfg(test)]
 mod tests;

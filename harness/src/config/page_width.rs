@@ -27,7 +27,7 @@ fn six_backends() -> Results {
 }
 
 /// [`six_backends`] at each count of the worker list `workers` (such as `1,2`).
-pub(crate) fn six_backends_at(workers: &str) -> Results {
+pub(super) fn six_backends_at(workers: &str) -> Results {
     let argv = [
         "harness",
         "compare",

@@ -459,22 +459,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_worker_grid_has_its_table_and_one_run_none() {
-        let grid = crate::config::page_width::six_backends_at("1,2");
-        let page = html(&grid);
-        assert!(page.contains("<h2>Worker grid</h2>"), "no grid table");
-        let table = &page[page.find("<table class=\"grid\">").unwrap()..];
-        let table = &table[..table.find("</table>").unwrap()];
-        // A row per point, backend and count: the header, then every result row.
-        assert_eq!(table.matches("<tr>").count(), 1 + grid.results.len());
-        assert!(
-            table.contains("<td class=\"l\">1</td>") && table.contains("<td class=\"l\">2</td>")
-        );
-        let one = crate::config::page_width::six_backends_at("2");
-        assert!(!html(&one).contains("Worker grid"));
-    }
-
-    #[test]
     fn text_is_escaped() {
         assert_eq!(esc("<a & \"b\">"), "&lt;a &amp; &quot;b&quot;&gt;");
     }
