@@ -42,7 +42,7 @@ use super::budget;
 use super::failures::record_failure;
 use super::summary::{breakdown, report, server_stats};
 use super::warmup::warm_all;
-use super::window::{affordable, lead_in, one_window, window_for};
+use super::window::{affordable, lead_in, one_window, run_lead_in, window_for};
 use crate::stats::bootstrap::Statistic;
 use crate::stats::paired;
 use crate::HarnessError;
@@ -370,6 +370,11 @@ async fn run_rounds(at: &Site<'_>, opened: &[Opened], state: &mut PointState) {
             let seed = plan.seed ^ ((at.p as u64) << 32) ^ ((round as u64) << 16) ^ i as u64;
             at.announce(&o.name);
             let t0 = Instant::now();
+            let timeout = parts[i].request_timeout;
+            let lead = lead_in(windows[i], parts[i].request_time, point.load);
+            if let Some(warm) = run_lead_in(o, point.load, request, lead, timeout).await {
+                parts[i].untimed.merge_errors(&warm);
+            }
             let before = server_stats(o, point.model.name()).await;
             let counted = at.counters(o).await;
             let loaded = o
@@ -377,8 +382,7 @@ async fn run_rounds(at: &Site<'_>, opened: &[Opened], state: &mut PointState) {
                 .loaded_memory_mb
                 .map_or(0, |mb| (mb * 1024.0 * 1024.0) as u64);
             let sampler = resources::watch(&o.backend.served_by(), loaded, at.gpus);
-            let lead = lead_in(windows[i], parts[i].request_time, point.load);
-            let limits = (parts[i].request_timeout, parts[i].max_in_flight, lead);
+            let limits = (timeout, parts[i].max_in_flight);
             let (m, lead_in) = one_window(o, point.load, request, windows[i], seed, limits).await;
             let usage = sampler.map(|s| s.stop().1);
             let after = server_stats(o, point.model.name()).await;

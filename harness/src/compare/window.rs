@@ -93,9 +93,26 @@ pub(super) fn lead_in(window: Window, request_time: Duration, load: Load) -> u64
     }
 }
 
+/// The closed-loop lead-in of [`lead_in`]: `lead` requests, uncounted (returned for
+/// their failures), run before the window's server counters and resources are read, so
+/// that neither counts them. `None` for no lead-in.
+pub(super) async fn run_lead_in(
+    o: &Opened,
+    load: Load,
+    request: &Arc<Prepared>,
+    lead: u64,
+    timeout: Duration,
+) -> Option<Measurement> {
+    let (Load::Closed { concurrency }, true) = (load, lead > 0) else {
+        return None;
+    };
+    let backend: Arc<dyn Backend> = Deadline::wrap(o.backend.clone(), timeout);
+    let w = Window::Requests(lead);
+    Some(closed_loop(backend, request.clone(), concurrency, w).await)
+}
+
 /// One backend's window of one round, each request cut at `timeout` and, in an open
-/// loop, at most `max_in_flight` in flight. A closed loop runs `lead` requests uncounted
-/// ([`lead_in`]; returned second, for their failures), then the window; an open
+/// loop, at most `max_in_flight` in flight. A closed loop runs it on its own; an open
 /// loop starts an arrival process, lets one window of it pass uncounted (so the
 /// backend's queue reaches its steady state: returned second, for its failures), counts
 /// the next, and drains.
@@ -105,22 +122,16 @@ pub(super) async fn one_window(
     request: &Arc<Prepared>,
     window: Window,
     seed: u64,
-    (timeout, max_in_flight, lead): (Duration, Option<usize>, u64),
+    (timeout, max_in_flight): (Duration, Option<usize>),
 ) -> (Measurement, Option<Measurement>) {
     // The backend is already wrapped in `--request-timeout`; a shorter limit wraps it
     // again for this window.
     let backend: Arc<dyn Backend> = Deadline::wrap(o.backend.clone(), timeout);
     match load {
-        Load::Closed { concurrency } => {
-            let lead_in = if lead > 0 {
-                let w = Window::Requests(lead);
-                Some(closed_loop(backend.clone(), request.clone(), concurrency, w).await)
-            } else {
-                None
-            };
-            let m = closed_loop(backend, request.clone(), concurrency, window).await;
-            (m, lead_in)
-        }
+        Load::Closed { concurrency } => (
+            closed_loop(backend, request.clone(), concurrency, window).await,
+            None,
+        ),
         Load::Open {
             request_rate,
             arrival,
