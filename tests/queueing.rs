@@ -6,7 +6,11 @@
 //! comes from the queue model, fed with the service each request really got from the
 //! double (the nominal time plus what a loaded machine added), so the tolerances hold
 //! on a busy machine and what is checked is the sender: when requests left, and what
-//! the queue held when they arrived.
+//! the queue held when they arrived. What the machine adds outside the queue (handing a
+//! request to the double's thread and the answer back) is measured in the same test
+//! with a closed loop of one and added to the model, and each check passes on the first
+//! of up to three tries: load only ever adds time, and the faulty senders below are
+//! late on every try.
 //!
 //! The checks must also fail for the two ways an open loop goes wrong: a sender that
 //! drains its queue at every window (windows restart empty, so the queue never builds:
@@ -123,23 +127,65 @@ fn model(server: &FifoServer, rate: f64, arrival: Arrival, seed: u64, n: usize) 
     queue::summary(&queue::simulate_each(&arrivals, &services))
 }
 
+/// What the machine adds to a request outside the double's queue, in seconds: handing
+/// it to the worker thread and the answer back to the sender's task. It is the p50 of a
+/// closed loop of one on a fresh double minus the median service that double logged:
+/// nobody queues in a closed loop of one, so the rest is hand-off. On an idle machine it
+/// is tens of microseconds; CI's loaded machine once added 1.5 ms, which the model alone
+/// took for a late sender.
+fn handoff() -> f64 {
+    let server = Arc::new(FifoServer::new(D));
+    let backend: Arc<dyn Backend> = server.clone();
+    let request = Arc::new(Prepared::new("m", vec![]));
+    let m = queue::runtime(Some(2)).block_on(load::closed_loop(
+        backend,
+        request,
+        1,
+        Window::Requests(100),
+    ));
+    let mut services = server.services();
+    services.sort_by(f64::total_cmp);
+    let p50 = m.histogram.value_at_quantile(0.5) as f64 / 1e6;
+    (p50 - services[services.len() / 2]).max(0.0)
+}
+
+/// Runs `check` up to three times and passes on the first pass. A busy machine only
+/// ever adds time, so a sound sender passes at least once in three; the faulty senders
+/// are late on every try, by construction, and fail all three.
+fn best_of_three(check: impl Fn() -> Result<(), String>) -> Result<(), String> {
+    let mut last = String::new();
+    for _ in 0..3 {
+        match check() {
+            Ok(()) => return Ok(()),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
+
 /// D/D/1 below capacity (utilisation 0.5): nobody waits, so the p50 is one service
-/// time; within -15 % / +20 % of the model.
+/// time plus the hand-off ([`handoff`], measured just before); the measured p50 must be
+/// within 0.45 ms (15 % of the service time) below and 0.5 ms above it: half the lag
+/// of the late sender, which must fail.
 fn deterministic(how: Sender) -> Result<(), String> {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let handoff = handoff();
     let server = Arc::new(FifoServer::new(D));
     let rate = 0.5 / D.as_secs_f64();
     let h = open(how, &server, rate, Arrival::Constant, 0, 50, 6);
-    let [_, expected, _] = model(&server, rate, Arrival::Constant, 0, 300);
+    let [_, model_p50, _] = model(&server, rate, Arrival::Constant, 0, 300);
+    let expected = model_p50 + handoff;
     let p50 = h.value_at_quantile(0.5) as f64 / 1e6;
-    let r = p50 / expected;
+    let late = p50 - expected;
     let verdict = format!(
-        "D/D/1 ({how:?}): p50 {:.3} ms against {:.3} ms in the model ({r:.2}x)",
+        "D/D/1 ({how:?}): p50 {:.3} ms against {:.3} ms in the model plus {:.3} ms of hand-off ({:+.3} ms)",
         p50 * 1e3,
-        expected * 1e3
+        model_p50 * 1e3,
+        handoff * 1e3,
+        late * 1e3
     );
     eprintln!("{verdict}");
-    if (0.85..=1.2).contains(&r) {
+    if (-0.15 * D.as_secs_f64()..=0.5e-3).contains(&late) {
         Ok(())
     } else {
         Err(verdict)
@@ -147,9 +193,10 @@ fn deterministic(how: Sender) -> Result<(), String> {
 }
 
 /// M/D/1 at utilisation 0.8 in short windows (10 sends): the mean and p90 are those the
-/// same queue gives for the same arrivals, within ±20 %.
+/// same queue gives for the same arrivals, plus the hand-off ([`handoff`]), within ±20 %.
 fn poisson(how: Sender) -> Result<(), String> {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let handoff = handoff();
     let server = Arc::new(FifoServer::new(D));
     let rate = 0.8 / D.as_secs_f64();
     let (per_window, windows) = (10, 150);
@@ -163,10 +210,11 @@ fn poisson(how: Sender) -> Result<(), String> {
         windows,
     );
     let [sim_mean, _, sim_p90] = model(&server, rate, Arrival::Poisson, 11, 1500);
+    let (sim_mean, sim_p90) = (sim_mean + handoff, sim_p90 + handoff);
     let [mean, _, p90] = queue::measured(&h);
     let (r_mean, r_p90) = (mean / sim_mean, p90 / sim_p90);
     let verdict = format!(
-        "M/D/1 at 0.8 ({how:?}): mean {:.2} ms against {:.2} ms in the model ({r_mean:.2}x), p90 {:.2} against {:.2} ({r_p90:.2}x)",
+        "M/D/1 at 0.8 ({how:?}): mean {:.2} ms against {:.2} ms in the model with hand-off ({r_mean:.2}x), p90 {:.2} against {:.2} ({r_p90:.2}x)",
         mean * 1e3,
         sim_mean * 1e3,
         p90 * 1e3,
@@ -182,20 +230,24 @@ fn poisson(how: Sender) -> Result<(), String> {
 
 #[test]
 fn constant_arrivals_below_capacity_give_the_service_time() {
-    deterministic(Sender::Real).unwrap();
-    let e = deterministic(Sender::LagsOneMs).expect_err("a sender 1 ms late must fail");
+    best_of_three(|| deterministic(Sender::Real)).unwrap();
+    let e = best_of_three(|| deterministic(Sender::LagsOneMs))
+        .expect_err("a sender 1 ms late must fail");
     assert!(e.contains("D/D/1"), "{e}");
 }
 
 #[test]
 fn poisson_arrivals_give_the_simulated_m_d_1_queue() {
-    poisson(Sender::Real).unwrap();
-    let e = poisson(Sender::DrainsPerWindow).expect_err("a sender that drains must fail");
+    best_of_three(|| poisson(Sender::Real)).unwrap();
+    let e = best_of_three(|| poisson(Sender::DrainsPerWindow))
+        .expect_err("a sender that drains must fail");
     assert!(e.contains("M/D/1"), "{e}");
 }
 
-#[test]
-fn a_closed_loop_of_c_waits_c_service_times() {
+/// A closed loop of 3 on one worker: the server never idles, so each request waits for
+/// the other two and the p50 is three service times (the hand-off overlaps the others'
+/// service), within -10 % / +20 %.
+fn closed_of_three() -> Result<(), String> {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let server = Arc::new(FifoServer::new(D));
     let backend: Arc<dyn Backend> = server.clone();
@@ -208,10 +260,18 @@ fn a_closed_loop_of_c_waits_c_service_times() {
     ));
     let expected = 3.0 * server.mean_service().as_secs_f64();
     let r = m.histogram.value_at_quantile(0.5) as f64 / 1e6 / expected;
-    assert!(
-        (0.9..=1.2).contains(&r),
-        "closed loop of 3: {r:.2}x three service times"
-    );
+    let verdict = format!("closed loop of 3: {r:.2}x three service times");
+    eprintln!("{verdict}");
+    if (0.9..=1.2).contains(&r) {
+        Ok(())
+    } else {
+        Err(verdict)
+    }
+}
+
+#[test]
+fn a_closed_loop_of_c_waits_c_service_times() {
+    best_of_three(closed_of_three).unwrap();
 }
 
 #[test]
