@@ -280,6 +280,44 @@ fn libtorch_without_its_feature_is_not_compiled_in() {
     assert!(line.contains("not compiled in"), "{stdout}");
 }
 
+/// The CPU wheel of ONNX Runtime has no GPU execution provider: choosing one is one
+/// sentence naming it and what the library offers, never a silent run on the CPU.
+#[test]
+fn an_execution_provider_the_library_lacks_is_refused() {
+    for provider in ["cuda", "tensorrt"] {
+        let e = fails(&[
+            "--backends",
+            "onnxruntime",
+            "--models",
+            "text-cnn",
+            "--ort-provider",
+            provider,
+        ]);
+        assert!(
+            e.contains(&format!(
+                "--ort-provider {provider} is not available in the ONNX Runtime library"
+            )) && e.contains("which offers: cpu;")
+                && e.contains("use --ort-provider cpu")
+                && e.contains("ORT_DYLIB_PATH"),
+            "{e}"
+        );
+    }
+    let e = fails(&[
+        "--backends",
+        "onnxruntime",
+        "--models",
+        "text-cnn",
+        "--device",
+        "cuda:0",
+    ]);
+    assert!(
+        e.contains("--device cuda:0 needs a GPU execution provider, and --ort-provider is cpu"),
+        "{e}"
+    );
+    let e = rejected(&["--ort-provider", "rocm"]);
+    assert!(e.contains("[possible values: cpu, cuda, tensorrt]"), "{e}");
+}
+
 #[test]
 fn bad_tfserving_format_url_and_stack() {
     let e = rejected(&["--tfserving-format", "csv"]);

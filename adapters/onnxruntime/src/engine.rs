@@ -6,6 +6,7 @@ use contract::{BackendError, DType, Engine, Tensor};
 use fixtures::user::UserModel;
 use fixtures::{check_input, ModelFiles, ModelId};
 use ort::environment::Environment;
+use ort::ep::ExecutionProviderDispatch;
 use ort::session::builder::GraphOptimizationLevel;
 use ort::session::Session;
 use ort::value::TensorRef;
@@ -29,6 +30,7 @@ impl OrtEngine {
         models: &[(ModelId, ModelFiles)],
         user: &[UserModel],
         intra_threads: usize,
+        providers: &[ExecutionProviderDispatch],
     ) -> Result<Self, BackendError> {
         let mut sessions = HashMap::new();
         for (id, files) in models {
@@ -36,11 +38,11 @@ impl OrtEngine {
                 model: id.name().into(),
                 reason,
             };
-            let session = build_session(env, &files.onnx, intra_threads).map_err(fail)?;
+            let session = session_on(env, &files.onnx, intra_threads, providers).map_err(fail)?;
             sessions.insert(id.name().to_string(), (Kind::Fixture(*id), session));
         }
         for m in user {
-            let session = build_session(env, &m.path, intra_threads).map_err(|reason| {
+            let session = session_on(env, &m.path, intra_threads, providers).map_err(|reason| {
                 BackendError::ModelLoad {
                     model: m.name.clone(),
                     reason,
@@ -60,7 +62,19 @@ pub fn build_session(
     onnx: &std::path::Path,
     intra_threads: usize,
 ) -> Result<Session, String> {
+    session_on(env, onnx, intra_threads, &[])
+}
+
+/// [`build_session`] on `providers` (none: the CPU provider), each of which fails the
+/// session if it cannot be registered.
+fn session_on(
+    env: &Environment,
+    onnx: &std::path::Path,
+    intra_threads: usize,
+    providers: &[ExecutionProviderDispatch],
+) -> Result<Session, String> {
     Session::builder(env)
+        .and_then(|b| Ok(b.with_execution_providers(providers)?))
         .and_then(|b| Ok(b.with_optimization_level(GraphOptimizationLevel::All)?))
         .and_then(|b| Ok(b.with_intra_threads(intra_threads)?))
         .and_then(|b| Ok(b.with_inter_threads(1)?))

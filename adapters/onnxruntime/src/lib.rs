@@ -16,35 +16,41 @@
 //! - **Precision.** fp16 and int8 run the conversions of the same `model.onnx` that
 //!   `fixtures/precision/convert.py` writes beside it (float32 inputs and outputs kept),
 //!   chosen by [`fixtures::onnx_models`]; bf16 is not offered on the CPU provider.
+//! - **Execution provider.** CPU by default; CUDA or TensorRT with [`Options::provider`]
+//!   (`--ort-provider`) when the loaded library is a GPU build ([`provider`]). A provider
+//!   the library lacks makes the backend unavailable with one sentence; one that fails
+//!   to start fails the model load. Never a silent fall-back to the CPU.
 //! - **Zero-copy inputs.** Input bytes are viewed in place as `f32`/`i64` when aligned
 //!   (they practically always are); outputs are copied once into host tensors.
 #![deny(missing_docs)]
 
 mod engine;
 mod library;
+pub mod provider;
 
 pub use engine::build_session;
 pub use library::{find_library, load as load_library, Library};
+pub use provider::{Options, Provider};
 
 use std::sync::Arc;
 
 use contract::{
-    Backend, BackendError, BlockingPool, Description, Device, EngineBackend, OpenOptions,
-    Precision, Protocol,
+    Backend, BackendError, BlockingPool, Description, EngineBackend, OpenOptions, Precision,
+    Protocol,
 };
 
 /// Backend name in flags and results.
 pub const NAME: &str = "onnxruntime";
 
-/// Opens ONNX Runtime with `opts.workers` executors, each loading every requested model.
+/// Opens ONNX Runtime on its CPU execution provider with `opts.workers` executors, each
+/// loading every requested model.
 pub fn open(opts: &OpenOptions) -> Result<Arc<dyn Backend>, BackendError> {
-    if let Device::Cuda(_) = opts.device {
-        return Err(BackendError::Unavailable {
-            backend: NAME.into(),
-            reason: "this build runs ONNX Runtime on the CPU execution provider only".into(),
-            fix: "use --device cpu; on a GPU host, compare ONNX Runtime on CUDA through Triton's onnxruntime backend".into(),
-        });
-    }
+    open_with(opts, &Options::default())
+}
+
+/// Opens ONNX Runtime on the execution provider of `options`, with `opts.workers`
+/// executors, each loading every requested model.
+pub fn open_with(opts: &OpenOptions, options: &Options) -> Result<Arc<dyn Backend>, BackendError> {
     if opts.precision == Precision::Bf16 {
         return Err(BackendError::Unavailable {
             backend: NAME.into(),
@@ -54,11 +60,13 @@ pub fn open(opts: &OpenOptions) -> Result<Arc<dyn Backend>, BackendError> {
         });
     }
     let lib = library::load()?;
+    let device = provider::check(options.provider, opts.device, &lib.path)?;
     let (models, user) = fixtures::onnx_models_and_user(opts)?;
     let threads = opts.intra_threads.max(1);
     let env = lib.environment.clone();
+    let eps = options.provider.dispatch(device);
     let pool = BlockingPool::start(NAME, opts.workers, move |_| {
-        engine::OrtEngine::load(&env, &models, &user, threads)
+        engine::OrtEngine::load(&env, &models, &user, threads, &eps)
     })?;
     let description = Description {
         name: NAME.into(),
@@ -71,7 +79,10 @@ pub fn open(opts: &OpenOptions) -> Result<Arc<dyn Backend>, BackendError> {
         served_by_test_peer: false,
         details: [
             ("library".to_string(), lib.path.display().to_string()),
-            ("execution_provider".to_string(), "CPU".to_string()),
+            (
+                "execution_provider".to_string(),
+                options.provider.ort_name().to_string(),
+            ),
             ("inter_op_threads".to_string(), "1".to_string()),
             ("precision".to_string(), opts.precision.to_string()),
         ]

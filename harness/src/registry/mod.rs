@@ -83,7 +83,7 @@ pub fn entries() -> Vec<Entry> {
         },
         Entry {
             name: adapter_onnxruntime::NAME,
-            open: |common, _| adapter_onnxruntime::open(common),
+            open: |common, o| adapter_onnxruntime::open_with(common, &o.onnxruntime),
         },
         Entry {
             name: OPENVINO,

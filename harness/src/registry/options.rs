@@ -17,6 +17,9 @@ use super::{
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, clap::Args)]
 #[serde(default, deny_unknown_fields)]
 pub struct BackendOptions {
+    /// `onnxruntime` (in process, always built).
+    #[command(flatten)]
+    pub onnxruntime: adapter_onnxruntime::Options,
     /// `flask`.
     #[cfg(feature = "flask")]
     #[command(flatten)]
@@ -42,9 +45,10 @@ pub struct BackendOptions {
 impl BackendOptions {
     /// The part of these options that backend `name` (`NAME` or `NAME@LABEL`) reads, as
     /// it is recorded in `results.json`; `None` for a backend that reads none (the
-    /// in-process engines).
+    /// other in-process engines).
     pub fn part(&self, name: &str) -> Option<serde_json::Value> {
         let part = match backend_kind(name) {
+            adapter_onnxruntime::NAME => serde_json::to_value(&self.onnxruntime),
             #[cfg(feature = "flask")]
             FLASK => serde_json::to_value(&self.flask),
             #[cfg(feature = "triton")]
