@@ -56,7 +56,14 @@ fn the_worker_count_reaches_every_server() {
                 && tfs.contains(&format!("--tensorflow_session_parallelism={workers}")),
             "tfserving:\n{tfs}"
         );
-        for name in ["triton", "flask", "mlserver", "torchserve"] {
+        for name in [
+            "triton",
+            "triton-tensorrt-fp32",
+            "triton-tensorrt-fp16",
+            "flask",
+            "mlserver",
+            "torchserve",
+        ] {
             let s = service(&config, name).join("\n");
             assert!(
                 s.contains(&format!("SERVEBENCH_WORKERS: '{workers}'")),
@@ -78,6 +85,36 @@ fn the_worker_count_reaches_every_server() {
     // Unset, it is 1.
     let (_, config, _) = compose(&["config"], None);
     assert!(config.contains("--rest_api_num_threads=1"), "{config}");
+}
+
+/// The TensorRT Tritons serve the fixtures' TensorRT repositories (profile `tensorrt`,
+/// not started by default), each with its own GPU instance count and engine cache.
+#[test]
+fn the_tensorrt_tritons_serve_the_generated_tensorrt_repositories() {
+    let (ok, config, se) = compose(&["config"], Some("2"));
+    assert!(ok, "{se}");
+    for (name, variant) in [
+        (
+            "triton-tensorrt-fp32",
+            fixtures::triton::Variant::TensorRtFp32,
+        ),
+        (
+            "triton-tensorrt-fp16",
+            fixtures::triton::Variant::TensorRtFp16,
+        ),
+    ] {
+        // Long command lines wrap in the output: compare words.
+        let lines = service(&config, name).join(" ");
+        let s = lines.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(
+            s.contains(&format!("SERVEBENCH_REPOSITORY: {}", variant.name()))
+                && s.contains("/fixtures/triton/$${SERVEBENCH_REPOSITORY}")
+                && s.contains("count: $${SERVEBENCH_WORKERS} kind: KIND_GPU")
+                && s.contains("- tensorrt")
+                && s.contains(&format!("{}:rw", fixtures::triton::TENSORRT_ENGINE_CACHE)),
+            "{name}:\n{s}"
+        );
+    }
 }
 
 #[test]
@@ -106,7 +143,12 @@ fn tf_serving_exposes_the_metrics_the_harness_scrapes() {
 fn gpu_servers_reserve_a_gpu_and_every_port_is_on_loopback() {
     let (ok, config, se) = compose(&["config"], None);
     assert!(ok, "{se}");
-    for name in ["tfserving", "triton"] {
+    for name in [
+        "tfserving",
+        "triton",
+        "triton-tensorrt-fp32",
+        "triton-tensorrt-fp16",
+    ] {
         let s = service(&config, name).join("\n");
         assert!(
             s.contains("driver: nvidia") && s.contains("- gpu"),
@@ -125,7 +167,7 @@ fn gpu_servers_reserve_a_gpu_and_every_port_is_on_loopback() {
             in_ports = false;
         }
     }
-    assert_eq!(ports, 11, "{config}");
+    assert_eq!(ports, 17, "{config}");
 }
 
 /// The compose service that serves a backend of `--stack compose`.
@@ -148,10 +190,18 @@ fn every_url_of_the_compose_stack_is_a_port_its_service_publishes() {
         ("triton", harness::config::COMPOSE_TRITON_METRICS),
         ("mlserver", harness::config::COMPOSE_MLSERVER_METRICS),
     ];
+    let tensorrt = harness::config::COMPOSE_TRITON_LABELS.iter().flat_map(|t| {
+        [
+            (t.service, t.http),
+            (t.service, t.grpc),
+            (t.service, t.metrics),
+        ]
+    });
     let urls = harness::config::COMPOSE_URLS
         .iter()
         .map(|&(backend, url)| (service_of(backend), url))
-        .chain(metrics);
+        .chain(metrics)
+        .chain(tensorrt);
     for (name, url) in urls {
         let port = url
             .strip_prefix("http://127.0.0.1:")
