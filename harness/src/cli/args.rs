@@ -301,7 +301,8 @@ pub struct OutputArgs {
 pub struct ServerArgs {
     /// Where the server backends run: local (the harness starts Flask and Triton itself)
     /// or compose (the services of docker-compose.yml, on their published ports:
-    /// flask 8080, triton 8000/8001, tfserving 8501/8500; URL flags still win).
+    /// flask 8080, triton 8000/8001, tfserving 8501/8500, and triton-http@tensorrt-fp32 /
+    /// @tensorrt-fp16 on 8010 / 8020, the TensorRT Tritons; URL flags still win).
     #[arg(long, value_enum, default_value_t = Stack::Local)]
     pub stack: Stack,
 

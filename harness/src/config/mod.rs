@@ -10,9 +10,9 @@ mod compose;
 mod plan;
 mod user_models;
 
-use compose::compose_urls;
 pub use compose::{
-    COMPOSE_MLSERVER_METRICS, COMPOSE_TFSERVING_METRICS, COMPOSE_TRITON_METRICS, COMPOSE_URLS,
+    compose_triton, ComposeTriton, COMPOSE_MLSERVER_METRICS, COMPOSE_TFSERVING_METRICS,
+    COMPOSE_TRITON_LABELS, COMPOSE_TRITON_METRICS, COMPOSE_URLS,
 };
 use user_models::user_models;
 
@@ -264,14 +264,7 @@ impl RunConfig {
         } else {
             DEFAULT_BUDGET
         });
-        let backend_options = LabelledOptions {
-            common: compose_urls(srv.options, srv.stack),
-            own: srv
-                .own
-                .into_iter()
-                .map(|(name, o)| (name, compose_urls(o, srv.stack)))
-                .collect(),
-        };
+        let backend_options = compose::labelled(srv.options, srv.own, srv.stack, &backends);
         let device = w.device.unwrap_or_default();
         let record = RunRecord {
             backends: backends.clone(),
@@ -397,3 +390,5 @@ mod grid_tests;
 mod page_width;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod variant_tests;
