@@ -28,6 +28,7 @@ fn triton_reads(repo: &Path) -> String {
             "--allow-http=false",
             "--allow-grpc=false",
             "--allow-metrics=false",
+            "--exit-timeout-secs=5",
         ])
         .output()
         .expect("tritonserver runs");
