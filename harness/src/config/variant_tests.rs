@@ -2,7 +2,6 @@
 //! recorded), and the compose stack's TensorRT Tritons reached by label.
 
 use super::tests::{err, ok};
-use super::*;
 
 #[test]
 fn the_execution_provider_is_a_flag_a_file_key_and_recorded() {
@@ -46,6 +45,7 @@ fn the_execution_provider_is_a_flag_a_file_key_and_recorded() {
 #[cfg(feature = "triton")]
 #[test]
 fn tensorrt_labels_reach_the_tensorrt_tritons_of_the_compose_stack() {
+    use super::compose_triton;
     let backends = "triton-http,triton-http@tensorrt-fp16,triton-grpc@tensorrt-fp32,triton-http@x";
     let c = ok(&["--stack", "compose", "--backends", backends]);
     let o = &c.backend_options;
