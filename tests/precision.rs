@@ -9,7 +9,7 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Output};
 
 use common::{fixtures_dir, harness, result_files, schema_errors, text, unwrapped, widest_line};
 
@@ -44,23 +44,21 @@ fn text_cnn_fixtures(dir: &Path) {
     );
 }
 
-#[test]
-fn every_precision_runs_where_it_is_native_and_agrees_with_fp32() {
-    let dir = tempfile::tempdir().unwrap();
-    let fx = dir.path().join("fixtures");
-    text_cnn_fixtures(&fx);
-    let results = dir.path().join("results");
-    let out = harness(&[
+/// `compare` of the text-CNN on `backends` at `precisions`, short windows, against
+/// the fixtures in `fx`, results under `results`.
+fn compare(fx: &Path, results: &Path, backends: &str, precisions: &str) -> Output {
+    let reference = backends.split(',').next().unwrap();
+    harness(&[
         "compare",
         "--quiet",
         "--models",
         "text-cnn",
         "--backends",
-        "onnxruntime,openvino",
+        backends,
         "--reference",
-        "onnxruntime",
+        reference,
         "--precision",
-        "fp32,fp16,bf16,int8",
+        precisions,
         "--small-batches",
         "8",
         "--large-batches",
@@ -75,7 +73,32 @@ fn every_precision_runs_where_it_is_native_and_agrees_with_fp32() {
         fx.to_str().unwrap(),
         "--results-dir",
         results.to_str().unwrap(),
-    ]);
+    ])
+}
+
+/// The agreement row of `backend` in `doc`: at `precision`, against `reference`, passed,
+/// with its tolerance printed.
+fn agreed(doc: &serde_json::Value, backend: &str, precision: &str, reference: &str) {
+    let a = doc["agreement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["backend"] == backend)
+        .unwrap_or_else(|| panic!("no agreement row for {backend}: {}", doc["agreement"]));
+    assert_eq!(a["precision"], precision);
+    assert_eq!(a["reference"], reference);
+    assert!(a["passed"].as_bool().unwrap(), "{a}");
+    assert!(a["top1_agreement"].as_f64().unwrap() >= 0.5, "{a}");
+    assert!(a["tolerance"].as_str().unwrap().starts_with("atol "), "{a}");
+}
+
+#[test]
+fn every_precision_runs_where_it_is_native_and_agrees_with_fp32() {
+    let dir = tempfile::tempdir().unwrap();
+    let fx = dir.path().join("fixtures");
+    text_cnn_fixtures(&fx);
+    let results = dir.path().join("results");
+    let out = compare(&fx, &results, "onnxruntime,openvino", "fp32,fp16,bf16,int8");
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stdout}\n{stderr}");
     let doc: serde_json::Value = serde_json::from_str(
@@ -142,17 +165,7 @@ fn every_precision_runs_where_it_is_native_and_agrees_with_fp32() {
 
     // Agreement per precision, against the fp32 reference, each with its tolerance.
     for (backend, precision) in &want[1..] {
-        let a = doc["agreement"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|a| a["backend"] == backend.as_str())
-            .unwrap_or_else(|| panic!("no agreement row for {backend}: {}", doc["agreement"]));
-        assert_eq!(a["precision"], precision.as_str());
-        assert_eq!(a["reference"], "onnxruntime");
-        assert!(a["passed"].as_bool().unwrap(), "{a}");
-        assert!(a["top1_agreement"].as_f64().unwrap() >= 0.5, "{a}");
-        assert!(a["tolerance"].as_str().unwrap().starts_with("atol "), "{a}");
+        agreed(&doc, backend, precision, "onnxruntime");
     }
 
     // The reduced precisions against fp32 of the same backend, with intervals.
@@ -185,6 +198,56 @@ fn every_precision_runs_where_it_is_native_and_agrees_with_fp32() {
     let report =
         std::fs::read_to_string(result_files(&results)[0].with_file_name("report.md")).unwrap();
     assert!(report.contains("## Throughput by precision"), "{report}");
+}
+
+/// The managed servers at int8: the Flask app and Triton's Python backend load
+/// model.int8.onnx (a server each per precision), agreeing with the Flask app at fp32.
+#[test]
+fn managed_servers_serve_the_conversions() {
+    let _turn = common::serial();
+    let dir = tempfile::tempdir().unwrap();
+    let fx = dir.path().join("fixtures");
+    text_cnn_fixtures(&fx);
+    let results = dir.path().join("results");
+    let out = compare(&fx, &results, "flask,triton-http", "fp32,int8");
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let doc: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(result_files(&results).pop().unwrap()).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(schema_errors(&doc), Vec::<String>::new());
+    for backend in ["flask@int8", "triton-http@int8"] {
+        agreed(&doc, backend, "int8", "flask");
+        let b = doc["backends"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["name"] == backend)
+            .unwrap_or_else(|| panic!("{backend} not opened: {}", doc["unavailable"]));
+        assert_eq!(b["details"]["precision"], "int8", "{b}");
+    }
+    let triton = &doc["backends"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["name"] == "triton-http@int8")
+        .unwrap()["details"]["variant"];
+    assert!(
+        triton.as_str().unwrap().contains("model.int8.onnx"),
+        "{triton}"
+    );
+    // Both fp32 and int8 rows were measured on both servers.
+    let rows: std::collections::BTreeSet<&str> = doc["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["backend"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        rows.into_iter().collect::<Vec<_>>(),
+        ["flask", "flask@int8", "triton-http", "triton-http@int8"]
+    );
 }
 
 #[test]

@@ -169,6 +169,7 @@ fn main() {
         instances: 1,
         intra_threads: contract::default_intra_threads(1),
         dynamic_batching: false,
+        precision: Default::default(),
         ready_timeout: READY_TIMEOUT,
     })
     .unwrap();

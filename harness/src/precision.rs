@@ -18,6 +18,11 @@ pub fn supported(kind: &str) -> &'static [Precision] {
         "openvino" => &[Precision::Fp32, Precision::Bf16, Precision::Int8],
         // The safetensors weights rounded to f16/bf16 at load, activations likewise.
         "candle" => &[Precision::Fp32, Precision::Fp16, Precision::Bf16],
+        // Managed servers loading model.fp16.onnx / model.int8.onnx with onnxruntime
+        // (the Flask app; Triton's Python backend).
+        "flask" | "triton-http" | "triton-grpc" => {
+            &[Precision::Fp32, Precision::Fp16, Precision::Int8]
+        }
         _ => &[Precision::Fp32],
     }
 }
@@ -31,8 +36,8 @@ pub fn unsupported(name: &str, kind: &str, precision: Precision) -> Option<Backe
             "{precision} not measured: {kind} runs {} here",
             ok.iter().map(|p| p.name()).collect::<Vec<_>>().join("/")
         ),
-        fix: "compare fp16 and int8 on onnxruntime, bf16 and int8 on openvino, fp16 and bf16 \
-              on candle"
+        fix: "compare fp16 and int8 on onnxruntime, flask and triton, bf16 and int8 on \
+              openvino, fp16 and bf16 on candle"
             .into(),
     })
 }
@@ -105,9 +110,13 @@ mod tests {
         assert_eq!(label("onnxruntime@int8", "int8"), "onnxruntime(int8)");
         assert_eq!(label("candle", "fp32"), "candle(fp32)");
         assert!(unsupported("onnxruntime", "onnxruntime", Precision::Int8).is_none());
-        let e = unsupported("flask", "flask", Precision::Int8)
+        assert!(unsupported("flask", "flask", Precision::Int8).is_none());
+        let e = unsupported("flask", "flask", Precision::Bf16)
             .unwrap()
             .to_string();
-        assert!(e.contains("int8 not measured: flask runs fp32 here"), "{e}");
+        assert!(
+            e.contains("bf16 not measured: flask runs fp32/fp16/int8 here"),
+            "{e}"
+        );
     }
 }

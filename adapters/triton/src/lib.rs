@@ -194,6 +194,18 @@ fn connect(
     let mut details = BTreeMap::new();
     details.insert("api".to_string(), "KServe v2".to_string());
     if let Some(url) = given_url {
+        if opts.precision != contract::Precision::Fp32 {
+            return Err(BackendError::Unavailable {
+                backend: name.into(),
+                reason: format!(
+                    "{} not measured: a Triton given by URL is asked for the models by their \
+                     own names, which serve model.onnx (the compose repository serves the \
+                     conversions as <model>_fp16 / <model>_int8, not addressed yet)",
+                    opts.precision
+                ),
+                fix: "leave out the URL: the managed Triton serves the conversions".into(),
+            });
+        }
         details.insert("url".into(), url.to_string());
         details.insert("server".into(), "existing".into());
         if let Some(m) = &options.metrics_url {
@@ -228,6 +240,7 @@ fn connect(
         instances: opts.workers.max(1),
         intra_threads: opts.intra_threads.max(1),
         dynamic_batching: options.dynamic_batching,
+        precision: opts.precision,
         ready_timeout: server::READY_TIMEOUT,
     };
     let triton = ManagedTriton::start(&cfg).map_err(|e| adapter_kserve::rename(e, name))?;
@@ -238,10 +251,12 @@ fn connect(
     details.insert("url".into(), url.clone());
     details.insert("server".into(), "managed".into());
     details.insert("metrics_url".into(), triton.metrics_url());
+    let file = opts.precision.onnx_file().unwrap_or("model.onnx");
     details.insert(
         "variant".into(),
-        "python backend (model.py running onnxruntime on model.onnx)".into(),
+        format!("python backend (model.py running onnxruntime on {file})"),
     );
+    details.insert("precision".into(), opts.precision.to_string());
     details.insert("instance_group".into(), cfg.instances.to_string());
     details.insert(
         "dynamic_batching".into(),

@@ -152,6 +152,9 @@ pub struct ServerConfig {
     pub intra_threads: usize,
     /// Triton's dynamic batcher on or off.
     pub dynamic_batching: bool,
+    /// Precision of the fixtures' ONNX files served (their conversions beside
+    /// `model.onnx` at fp16 and int8), under the models' own names.
+    pub precision: contract::Precision,
     /// Deadline for readiness.
     pub ready_timeout: Duration,
 }
@@ -195,6 +198,7 @@ impl ManagedTriton {
                     instances: cfg.instances,
                     intra_threads: cfg.intra_threads,
                     dynamic_batching: cfg.dynamic_batching,
+                    precision: cfg.precision,
                 };
                 if let Err(e) = std::fs::create_dir_all(&repo)
                     .map_err(|e| e.to_string())
