@@ -1,6 +1,7 @@
-//! `compare --precision`: the text-CNN at fp32, fp16, bf16 and int8 on ONNX Runtime and
-//! OpenVINO, end to end, with agreement per precision against the fp32 reference and
-//! the throughput-by-precision table; bad precision values.
+//! `compare --precision`: the text-CNN at fp32, fp16, bf16 and int8 on ONNX Runtime,
+//! OpenVINO and libtorch, and on the managed Flask app and Triton, end to end, with
+//! agreement per precision against the fp32 reference and the throughput-by-precision
+//! table; bad precision values.
 //!
 //! The test writes its own fixtures directory (the text-CNN's files and their fp16 and
 //! int8 conversions by fixtures/precision/convert.py, about 2 s), so it does not depend
@@ -98,7 +99,12 @@ fn every_precision_runs_where_it_is_native_and_agrees_with_fp32() {
     let fx = dir.path().join("fixtures");
     text_cnn_fixtures(&fx);
     let results = dir.path().join("results");
-    let out = compare(&fx, &results, "onnxruntime,openvino", "fp32,fp16,bf16,int8");
+    let out = compare(
+        &fx,
+        &results,
+        "onnxruntime,openvino,libtorch",
+        "fp32,fp16,bf16,int8",
+    );
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stdout}\n{stderr}");
     let doc: serde_json::Value = serde_json::from_str(
@@ -126,6 +132,8 @@ fn every_precision_runs_where_it_is_native_and_agrees_with_fp32() {
     rows.sort();
     rows.dedup();
     let want = [
+        ("libtorch", "fp32"),
+        ("libtorch@bf16", "bf16"),
         ("onnxruntime", "fp32"),
         ("onnxruntime@fp16", "fp16"),
         ("onnxruntime@int8", "int8"),
@@ -139,7 +147,7 @@ fn every_precision_runs_where_it_is_native_and_agrees_with_fp32() {
         .collect();
     assert_eq!(rows, want, "{stdout}");
 
-    // Not measured, with the reason: bf16 on ONNX Runtime, fp16 on OpenVINO.
+    // Not measured, with the reason: bf16 on ONNX Runtime, fp16 on OpenVINO and libtorch.
     let not: Vec<String> = doc["unavailable"]
         .as_array()
         .unwrap()
@@ -162,9 +170,14 @@ fn every_precision_runs_where_it_is_native_and_agrees_with_fp32() {
             .any(|u| u.starts_with("openvino@fp16: ") && u.contains("fp16")),
         "{not:?}"
     );
+    assert!(
+        not.iter()
+            .any(|u| u.starts_with("libtorch@int8: ") && u.contains("fp32/bf16")),
+        "{not:?}"
+    );
 
     // Agreement per precision, against the fp32 reference, each with its tolerance.
-    for (backend, precision) in &want[1..] {
+    for (backend, precision) in want.iter().filter(|(b, _)| b != "onnxruntime") {
         agreed(&doc, backend, precision, "onnxruntime");
     }
 

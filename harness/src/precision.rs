@@ -18,6 +18,8 @@ pub fn supported(kind: &str) -> &'static [Precision] {
         "openvino" => &[Precision::Fp32, Precision::Bf16, Precision::Int8],
         // The safetensors weights rounded to f16/bf16 at load, activations likewise.
         "candle" => &[Precision::Fp32, Precision::Fp16, Precision::Bf16],
+        // The f32 weights rounded to bfloat16 at load (VarStore::bfloat16).
+        "libtorch" => &[Precision::Fp32, Precision::Bf16],
         // Managed servers loading model.fp16.onnx / model.int8.onnx with onnxruntime
         // (the Flask app; Triton's Python backend).
         "flask" | "triton-http" | "triton-grpc" => {
@@ -37,7 +39,7 @@ pub fn unsupported(name: &str, kind: &str, precision: Precision) -> Option<Backe
             ok.iter().map(|p| p.name()).collect::<Vec<_>>().join("/")
         ),
         fix: "compare fp16 and int8 on onnxruntime, flask and triton, bf16 and int8 on \
-              openvino, fp16 and bf16 on candle"
+              openvino, fp16 and bf16 on candle, bf16 on libtorch"
             .into(),
     })
 }

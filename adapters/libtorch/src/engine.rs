@@ -19,20 +19,22 @@ pub struct TorchEngine {
 }
 
 impl TorchEngine {
-    /// Builds an executor's own copy of each model in `models` on `device`, after
+    /// Builds an executor's own copy of each model in `models` on `device` at
+    /// `precision` (fp32 or bf16), after
     /// setting libtorch's threads for this thread ([`crate::threads::configure`]).
     pub fn new(
         fixtures_dir: &Path,
         models: &[ModelId],
         device: tch::Device,
         intra_threads: usize,
+        precision: contract::Precision,
     ) -> Result<Self, BackendError> {
         crate::threads::configure(intra_threads);
         let mut loaded = HashMap::new();
         for &id in models {
             loaded.insert(
                 id.name().to_string(),
-                Model::load(fixtures_dir, id, device)?,
+                Model::load(fixtures_dir, id, device, precision)?,
             );
         }
         Ok(TorchEngine {
