@@ -74,12 +74,14 @@ pub fn label(name: &str, precision: &str) -> String {
 /// `(atol, rtol)` of the agreement check at `precision` against the fp32 reference:
 /// the run's `--atol`/`--rtol` at fp32; for the reduced precisions, at least what their
 /// arithmetic keeps (fp16 about three decimal digits, bf16 about two, int8 weights and
-/// activations about 1 % of their range each, compounded over the layers).
+/// activations about 1 % of their range each, compounded over the layers). bf16 gets
+/// int8's bound: compounded over ResNet-50's layers its error reached 0.96 of logits up
+/// to 12.4 on libtorch and 0.75 on OpenVINO (top-1 unchanged), past 0.05 + 0.05 x 12.4.
 pub fn tolerance(precision: Precision, atol: f64, rtol: f64) -> (f64, f64) {
     let least = match precision {
         Precision::Fp32 => 0.0,
         Precision::Fp16 => 1e-2,
-        Precision::Bf16 => 5e-2,
+        Precision::Bf16 => 1e-1,
         Precision::Int8 => 1e-1,
     };
     (atol.max(least), rtol.max(least))

@@ -57,8 +57,9 @@ pub struct Selection {
     pub shapes: Vec<(String, Vec<usize>)>,
 
     /// Precisions to run every model at, comma separated: fp32, fp16, bf16, int8. Each
-    /// backend runs those it supports natively (onnxruntime fp32/fp16/int8, openvino
-    /// fp32/bf16/int8; the others fp32) from the same fp32 weights; every other pairing
+    /// backend runs those it supports natively (onnxruntime, the managed Flask app and
+    /// Triton fp32/fp16/int8, openvino fp32/bf16/int8, candle fp32/fp16/bf16, libtorch
+    /// fp32/bf16; the others fp32) from the same fp32 weights; every other pairing
     /// is listed as not measured. Reduced precisions are checked against the fp32
     /// reference with a tolerance of their own [default: fp32].
     #[arg(long, value_delimiter = ',', value_name = "LIST", action = ArgAction::Set,
