@@ -15,6 +15,7 @@ use crate::model::Model;
 /// The engine of one executor thread: every requested model, on one device.
 pub struct TorchEngine {
     models: HashMap<String, Model>,
+    user: HashMap<String, crate::user::UserNet>,
     device: tch::Device,
 }
 
@@ -39,8 +40,21 @@ impl TorchEngine {
         }
         Ok(TorchEngine {
             models: loaded,
+            user: HashMap::new(),
             device,
         })
+    }
+
+    /// Adds the user's models (`--torchscript`): each declaration with its TorchScript file.
+    pub fn with_user(
+        mut self,
+        user: &[(fixtures::user::UserModel, std::path::PathBuf)],
+    ) -> Result<Self, BackendError> {
+        for (spec, path) in user {
+            let net = crate::user::UserNet::load(spec.clone(), path, self.device)?;
+            self.user.insert(spec.name.clone(), net);
+        }
+        Ok(self)
     }
 
     /// Runs `model` on a checked `input`; returns the logits in host memory.
@@ -75,6 +89,11 @@ impl TorchEngine {
 
 impl Engine for TorchEngine {
     fn infer(&mut self, model: &str, inputs: &[Tensor]) -> Result<Vec<Tensor>, BackendError> {
+        if let Some(net) = self.user.get(model) {
+            let device = self.device;
+            return catch_unwind(AssertUnwindSafe(|| net.run(inputs, device)))
+                .map_err(|_| BackendError::Engine("libtorch failed".into()))?;
+        }
         let m = self
             .models
             .get(model)

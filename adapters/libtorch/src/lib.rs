@@ -18,6 +18,10 @@
 //! - **Precision.** fp32, or bf16 (`--precision bf16`): the same f32 weights rounded to
 //!   bfloat16 once loaded (`VarStore::bfloat16`), images cast to bf16 on the way in and
 //!   the logits back to f32 on the way out, so a request is the same bytes at both.
+//! - **A user's model as TorchScript.** A `--model-file` model runs here from its
+//!   `--torchscript` file (`tch::CModule`, eval mode): positional inputs in the order
+//!   its ONNX file declares, checked against that declaration, and its outputs (a
+//!   tensor, or a tuple or list of them) taken as the declared outputs in order.
 //! - **Honest clock.** Inference runs under `no_grad`; on CUDA the engine synchronises
 //!   the device, and outputs are always copied to host memory before `infer` returns.
 //! - **Errors are data.** Missing or malformed model files are
@@ -33,6 +37,7 @@ mod model;
 mod resnet;
 mod text_cnn;
 pub mod threads;
+mod user;
 
 pub use engine::TorchEngine;
 pub use load::load as load_weights;
@@ -70,8 +75,26 @@ pub fn open(opts: &OpenOptions) -> Result<Arc<dyn Backend>, BackendError> {
     }
     let lib = library::check()?;
     let device = device::resolve(opts.device)?;
-    let models: Vec<ModelId> = opts
-        .models
+    let (fixed, user) = fixtures::user_models(opts)?;
+    let user = user
+        .into_iter()
+        .map(|m| match opts.torchscript_files.get(&m.name) {
+            Some(path) => Ok((m, path.clone())),
+            None => Err(BackendError::Unavailable {
+                backend: NAME.into(),
+                reason: format!(
+                    "libtorch runs a user's model from its TorchScript, and model {} has none",
+                    m.name
+                ),
+                fix: format!(
+                    "give --torchscript {}.pt (torch.jit.save of the same model) beside \
+                     --model-file",
+                    m.name
+                ),
+            }),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let models: Vec<ModelId> = fixed
         .iter()
         .map(|name| {
             name.parse()
@@ -85,7 +108,7 @@ pub fn open(opts: &OpenOptions) -> Result<Arc<dyn Backend>, BackendError> {
     let dir = opts.fixtures_dir.clone();
     let precision = opts.precision;
     let pool = BlockingPool::start(NAME, opts.workers, move |_| {
-        TorchEngine::new(&dir, &models, device, threads, precision)
+        TorchEngine::new(&dir, &models, device, threads, precision)?.with_user(&user)
     })?;
     let details = [
         ("library", lib.dir.display().to_string()),

@@ -44,6 +44,13 @@ pub struct Selection {
           value_delimiter = ',')]
     pub model_files: Vec<PathBuf>,
 
+    /// The same model as a --model-file, as TorchScript (`torch.jit.save`), for libtorch:
+    /// matched by file name (net.pt goes with net.onnx). Repeatable; a --model-file
+    /// model without one is not measured on libtorch.
+    #[arg(long = "torchscript", value_name = "PATH.pt", action = ArgAction::Append,
+          value_delimiter = ',', requires = "model_files")]
+    pub torchscript: Vec<PathBuf>,
+
     /// Inputs of the --model-file models: random (seeded by --seed), zero, or a file:
     /// .npy (one input), .npz (one array per input name) or perf_analyzer-style .json;
     /// sample i of a batch is row i of the file, cycling [default: random].

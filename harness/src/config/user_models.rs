@@ -54,3 +54,49 @@ pub(super) fn user_models(
     }
     Ok(out)
 }
+
+/// The TorchScript files of the user's models (`--torchscript`), by model name: each a
+/// file of TorchScript's format (a zip archive, as `torch.jit.save` writes) named like
+/// a `--model-file` model (`model_files`, name to ONNX file); anything else is one
+/// sentence.
+pub(super) fn torchscript(
+    files: &[PathBuf],
+    model_files: &std::collections::BTreeMap<String, String>,
+) -> Result<std::collections::BTreeMap<String, String>, HarnessError> {
+    let mut out = std::collections::BTreeMap::new();
+    for path in files {
+        let bad =
+            |why: String| HarnessError::Config(format!("--torchscript {}: {why}", path.display()));
+        let mut magic = [0u8; 4];
+        let read = std::fs::File::open(path)
+            .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic));
+        match read {
+            Err(e) if !path.exists() => return Err(bad(format!("no such file ({e})"))),
+            Err(_) if !path.is_file() => return Err(bad("not a file".into())),
+            Err(e) => return Err(bad(format!("cannot be read as TorchScript ({e})"))),
+            Ok(()) if &magic != b"PK\x03\x04" => {
+                return Err(bad(
+                    "not TorchScript (torch.jit.save writes a zip archive; this file is not one)"
+                        .into(),
+                ))
+            }
+            Ok(()) => {}
+        }
+        let name = fixtures::user::name_of(path);
+        if !model_files.contains_key(&name) {
+            let known: Vec<&str> = model_files.keys().map(String::as_str).collect();
+            return Err(bad(format!(
+                "it names model {name:?}, which no --model-file gives (models: {}); name the \
+                 .pt file like its ONNX file",
+                known.join(", ")
+            )));
+        }
+        if out
+            .insert(name.clone(), path.display().to_string())
+            .is_some()
+        {
+            return Err(bad(format!("model {name:?} has two TorchScript files")));
+        }
+    }
+    Ok(out)
+}
