@@ -168,3 +168,54 @@ fn torchscript_runs_on_libtorch_beside_the_onnx_file() {
         "{u}"
     );
 }
+
+/// `--savedmodel DIR` beside `--model-file`: the run writes TF Serving's models.config
+/// for it, which TF Serving's own configuration message (tensorflow-serving-api in
+/// .venv-tf) parses; TF Serving cannot run here, and its clients say why they do not
+/// measure a user's model.
+#[test]
+fn savedmodel_gets_a_models_config_tf_serving_parses() {
+    let dir = tempfile::tempdir().unwrap();
+    let saved = dir.path().join("saved").join("multi_input");
+    std::fs::create_dir_all(saved.join("1")).unwrap();
+    std::fs::write(saved.join("1/saved_model.pb"), b"").unwrap();
+    let (doc, stdout) = compare(
+        dir.path(),
+        &[Toy::MultiInput],
+        &[
+            "--savedmodel",
+            saved.to_str().unwrap(),
+            "--backends",
+            "onnxruntime,tfserving-rest",
+        ],
+    );
+    assert_eq!(measured(&doc, "multi_input"), ["onnxruntime"], "{stdout}");
+    let u = &doc["unavailable"][0];
+    assert!(
+        u["backend"] == "tfserving-rest"
+            && u["reason"]
+                .as_str()
+                .unwrap()
+                .contains("tfserving.models.config"),
+        "{u}"
+    );
+    let run = result_files(&dir.path().join("results")).pop().unwrap();
+    let config = run.with_file_name("tfserving.models.config");
+    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv-tf/bin/python3");
+    let parse = "import sys\n\
+                 from google.protobuf import text_format\n\
+                 from tensorflow_serving.config import model_server_config_pb2 as m\n\
+                 c = text_format.Parse(open(sys.argv[1]).read(), m.ModelServerConfig())\n\
+                 for x in c.model_config_list.config:\n    \
+                 print(x.name, x.base_path, x.model_platform)\n";
+    let out = std::process::Command::new(python)
+        .args(["-c", parse, config.to_str().unwrap()])
+        .output()
+        .expect(".venv-tf's Python runs (scripts/setup installs it)");
+    let (got, err) = text(&out);
+    assert!(out.status.success(), "{err}");
+    assert_eq!(
+        got.trim(),
+        format!("multi_input {} tensorflow", saved.display())
+    );
+}

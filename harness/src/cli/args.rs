@@ -51,6 +51,14 @@ pub struct Selection {
           value_delimiter = ',', requires = "model_files")]
     pub torchscript: Vec<PathBuf>,
 
+    /// The same model as a --model-file, as a TensorFlow SavedModel base path (numbered
+    /// version directories), for TF Serving: matched by directory name (net/ goes with
+    /// net.onnx). The run writes TF Serving's models.config for it into its results
+    /// directory (tfserving.models.config). Repeatable.
+    #[arg(long = "savedmodel", value_name = "DIR", action = ArgAction::Append,
+          value_delimiter = ',', requires = "model_files")]
+    pub savedmodel: Vec<PathBuf>,
+
     /// Inputs of the --model-file models: random (seeded by --seed), zero, or a file:
     /// .npy (one input), .npz (one array per input name) or perf_analyzer-style .json;
     /// sample i of a batch is row i of the file, cycling [default: random].

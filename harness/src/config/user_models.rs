@@ -100,3 +100,38 @@ pub(super) fn torchscript(
     }
     Ok(out)
 }
+
+/// The SavedModel base paths of the user's models (`--savedmodel`), by model name
+/// (absolute): each a directory of numbered SavedModel versions named like a
+/// `--model-file` model; anything else is one sentence.
+pub(super) fn savedmodel(
+    dirs: &[PathBuf],
+    model_files: &std::collections::BTreeMap<String, String>,
+) -> Result<std::collections::BTreeMap<String, String>, HarnessError> {
+    let mut out = std::collections::BTreeMap::new();
+    for dir in dirs {
+        let bad =
+            |why: String| HarnessError::Config(format!("--savedmodel {}: {why}", dir.display()));
+        fixtures::tfserving::savedmodel_versions(dir).map_err(bad)?;
+        let name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if !model_files.contains_key(&name) {
+            let known: Vec<&str> = model_files.keys().map(String::as_str).collect();
+            return Err(bad(format!(
+                "it names model {name:?}, which no --model-file gives (models: {}); name the \
+                 directory like its ONNX file",
+                known.join(", ")
+            )));
+        }
+        let abs = std::path::absolute(dir).map_err(|e| bad(e.to_string()))?;
+        if out
+            .insert(name.clone(), abs.display().to_string())
+            .is_some()
+        {
+            return Err(bad(format!("model {name:?} has two SavedModels")));
+        }
+    }
+    Ok(out)
+}

@@ -50,6 +50,18 @@ pub fn open(name: &str, common: &OpenOptions, options: &BackendOptions) -> Opene
             fix: "compare the TorchScript on libtorch".into(),
         });
     }
+    if !common.model_files.is_empty() && [TFSERVING_REST, TFSERVING_GRPC].contains(&entry.name) {
+        return Err(BackendError::Unavailable {
+            backend: name.into(),
+            reason: "the TF Serving clients send the fixtures' one input `input` and read \
+                     `logits`, not a user's signature (--savedmodel only writes \
+                     tfserving.models.config into the run's directory)"
+                .into(),
+            fix: "start TF Serving with that models.config and query it with your own \
+                  client; compare the model's ONNX file on the ONNX backends"
+                .into(),
+        });
+    }
     if !common.model_files.is_empty() && !RUNS_ONNX_FILES.contains(&entry.name) && !torchscript {
         return Err(BackendError::Unavailable {
             backend: name.into(),

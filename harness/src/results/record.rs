@@ -63,6 +63,10 @@ pub struct RunRecord {
     /// `.pt` file.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub torchscript_files: std::collections::BTreeMap<String, String>,
+    /// The same models as SavedModel base paths (`--savedmodel`), which the run's
+    /// `tfserving.models.config` lists for TF Serving: name to directory.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub savedmodel_dirs: std::collections::BTreeMap<String, String>,
     /// Where the user's models' inputs came from (`--input-data`): random, zero or a
     /// file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
