@@ -77,6 +77,25 @@ fn compare(fx: &Path, results: &Path, backends: &str, precisions: &str) -> Outpu
     ])
 }
 
+/// [`compare`], which must succeed: its results document (valid against the schema)
+/// and stdout.
+fn compare_ok(
+    fx: &Path,
+    results: &Path,
+    backends: &str,
+    precisions: &str,
+) -> (serde_json::Value, String) {
+    let out = compare(fx, results, backends, precisions);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let doc: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(result_files(results).pop().unwrap()).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(schema_errors(&doc), Vec::<String>::new());
+    (doc, stdout)
+}
+
 /// The agreement row of `backend` in `doc`: at `precision`, against `reference`, passed,
 /// with its tolerance printed.
 fn agreed(doc: &serde_json::Value, backend: &str, precision: &str, reference: &str) {
@@ -99,19 +118,12 @@ fn every_precision_runs_where_it_is_native_and_agrees_with_fp32() {
     let fx = dir.path().join("fixtures");
     text_cnn_fixtures(&fx);
     let results = dir.path().join("results");
-    let out = compare(
+    let (doc, stdout) = compare_ok(
         &fx,
         &results,
         "onnxruntime,openvino,libtorch",
         "fp32,fp16,bf16,int8",
     );
-    let (stdout, stderr) = text(&out);
-    assert!(out.status.success(), "{stdout}\n{stderr}");
-    let doc: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(result_files(&results).pop().unwrap()).unwrap(),
-    )
-    .unwrap();
-    assert_eq!(schema_errors(&doc), Vec::<String>::new());
     assert_eq!(
         doc["config"]["precisions"],
         serde_json::json!(["fp32", "fp16", "bf16", "int8"])
@@ -222,14 +234,7 @@ fn managed_servers_serve_the_conversions() {
     let fx = dir.path().join("fixtures");
     text_cnn_fixtures(&fx);
     let results = dir.path().join("results");
-    let out = compare(&fx, &results, "flask,triton-http", "fp32,int8");
-    let (stdout, stderr) = text(&out);
-    assert!(out.status.success(), "{stdout}\n{stderr}");
-    let doc: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(result_files(&results).pop().unwrap()).unwrap(),
-    )
-    .unwrap();
-    assert_eq!(schema_errors(&doc), Vec::<String>::new());
+    let (doc, _) = compare_ok(&fx, &results, "flask,triton-http", "fp32,int8");
     for backend in ["flask@int8", "triton-http@int8"] {
         agreed(&doc, backend, "int8", "flask");
         let b = doc["backends"]

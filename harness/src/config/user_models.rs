@@ -83,22 +83,30 @@ pub(super) fn torchscript(
             Ok(()) => {}
         }
         let name = fixtures::user::name_of(path);
-        if !model_files.contains_key(&name) {
-            let known: Vec<&str> = model_files.keys().map(String::as_str).collect();
-            return Err(bad(format!(
-                "it names model {name:?}, which no --model-file gives (models: {}); name the \
-                 .pt file like its ONNX file",
-                known.join(", ")
-            )));
-        }
-        if out
-            .insert(name.clone(), path.display().to_string())
-            .is_some()
-        {
-            return Err(bad(format!("model {name:?} has two TorchScript files")));
-        }
+        pair(&mut out, name, path, model_files).map_err(bad)?;
     }
     Ok(out)
+}
+
+/// Adds `name` (a `--model-file` model's, else an error) with `path` to `out`, once.
+fn pair(
+    out: &mut std::collections::BTreeMap<String, String>,
+    name: String,
+    path: &std::path::Path,
+    model_files: &std::collections::BTreeMap<String, String>,
+) -> Result<(), String> {
+    if !model_files.contains_key(&name) {
+        let known: Vec<&str> = model_files.keys().map(String::as_str).collect();
+        return Err(format!(
+            "it names model {name:?}, which no --model-file gives (models: {}); name it like \
+             the model's ONNX file",
+            known.join(", ")
+        ));
+    }
+    match out.insert(name.clone(), path.display().to_string()) {
+        Some(_) => Err(format!("model {name:?} is given twice in this format")),
+        None => Ok(()),
+    }
 }
 
 /// The SavedModel base paths of the user's models (`--savedmodel`), by model name
@@ -117,21 +125,8 @@ pub(super) fn savedmodel(
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        if !model_files.contains_key(&name) {
-            let known: Vec<&str> = model_files.keys().map(String::as_str).collect();
-            return Err(bad(format!(
-                "it names model {name:?}, which no --model-file gives (models: {}); name the \
-                 directory like its ONNX file",
-                known.join(", ")
-            )));
-        }
         let abs = std::path::absolute(dir).map_err(|e| bad(e.to_string()))?;
-        if out
-            .insert(name.clone(), abs.display().to_string())
-            .is_some()
-        {
-            return Err(bad(format!("model {name:?} has two SavedModels")));
-        }
+        pair(&mut out, name, &abs, model_files).map_err(bad)?;
     }
     Ok(out)
 }
