@@ -37,7 +37,8 @@ pub struct Selection {
     pub models: Option<Vec<ModelId>>,
 
     /// Your own ONNX model: measured on every backend that runs ONNX files
-    /// (onnxruntime, flask, triton; candle where candle-onnx has every operator).
+    /// (onnxruntime, flask, triton; candle where candle-onnx has every operator), and
+    /// on libtorch from its --torchscript.
     /// Repeatable; without --models, only these models are measured. Its inputs and
     /// outputs are read from the file; the first dimension is the batch.
     #[arg(long = "model-file", value_name = "PATH.onnx", action = ArgAction::Append,
