@@ -48,8 +48,19 @@ fn text_cnn_fixtures(dir: &Path) {
 /// `compare` of the text-CNN on `backends` at `precisions`, short windows, against
 /// the fixtures in `fx`, results under `results`.
 fn compare(fx: &Path, results: &Path, backends: &str, precisions: &str) -> Output {
+    compare_with(fx, results, backends, precisions, &[])
+}
+
+/// [`compare`] with `extra` flags.
+fn compare_with(
+    fx: &Path,
+    results: &Path,
+    backends: &str,
+    precisions: &str,
+    extra: &[&str],
+) -> Output {
     let reference = backends.split(',').next().unwrap();
-    harness(&[
+    let mut args = vec![
         "compare",
         "--quiet",
         "--models",
@@ -74,7 +85,9 @@ fn compare(fx: &Path, results: &Path, backends: &str, precisions: &str) -> Outpu
         fx.to_str().unwrap(),
         "--results-dir",
         results.to_str().unwrap(),
-    ])
+    ];
+    args.extend_from_slice(extra);
+    harness(&args)
 }
 
 /// [`compare`], which must succeed: its results document (valid against the schema)
@@ -266,6 +279,64 @@ fn managed_servers_serve_the_conversions() {
         rows.into_iter().collect::<Vec<_>>(),
         ["flask", "flask@int8", "triton-http", "triton-http@int8"]
     );
+}
+
+/// A Triton given by URL serving every precision at once (the compose stack's layout:
+/// `text-cnn_int8` beside `text-cnn`): `triton-http@int8` asks for `text-cnn_int8`,
+/// whose statistics time its requests, and agrees with fp32 within int8's tolerance.
+#[test]
+fn a_triton_given_by_url_is_asked_for_the_conversion_by_its_name() {
+    use adapter_triton::server::{Install, ManagedTriton, ServerConfig, READY_TIMEOUT};
+    let _turn = common::serial();
+    let dir = tempfile::tempdir().unwrap();
+    let fx = dir.path().join("fixtures");
+    text_cnn_fixtures(&fx);
+    let server = ManagedTriton::start(&ServerConfig {
+        install: Install::find().expect("nvidia-pytriton in .venv-triton: run scripts/setup"),
+        fixtures_dir: fx.clone(),
+        models: vec![fixtures::ModelId::TextCnn],
+        user_models: vec![],
+        instances: 1,
+        intra_threads: 1,
+        dynamic_batching: false,
+        precision: Default::default(),
+        conversions: true,
+        ready_timeout: READY_TIMEOUT,
+    })
+    .unwrap();
+    let results = dir.path().join("results");
+    let url = server.http_url();
+    let out = compare_with(
+        &fx,
+        &results,
+        "triton-http",
+        "fp32,int8",
+        &["--triton-url", &url],
+    );
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let doc: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(result_files(&results).pop().unwrap()).unwrap(),
+    )
+    .unwrap();
+    agreed(&doc, "triton-http@int8", "int8", "triton-http");
+    let a = doc["agreement"][0]["max_abs_diff"].as_f64().unwrap();
+    assert!(a > 0.0, "int8 answered exactly fp32's logits: {doc}");
+    // Triton's statistics of the model each backend asked for: text-cnn_int8's
+    // compute time for triton-http@int8's rows.
+    for backend in ["triton-http", "triton-http@int8"] {
+        let row = doc["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["backend"] == backend)
+            .unwrap_or_else(|| panic!("no row of {backend}: {stdout}"));
+        assert!(
+            row["server"]["compute_infer_ms"].as_f64().unwrap() > 0.0,
+            "{row}"
+        );
+    }
+    drop(server);
 }
 
 #[test]

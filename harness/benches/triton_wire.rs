@@ -171,6 +171,7 @@ fn main() {
         intra_threads: contract::default_intra_threads(1),
         dynamic_batching: false,
         precision: Default::default(),
+        conversions: false,
         ready_timeout: READY_TIMEOUT,
     })
     .unwrap();

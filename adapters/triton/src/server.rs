@@ -155,6 +155,9 @@ pub struct ServerConfig {
     /// Precision of the fixtures' ONNX files served (their conversions beside
     /// `model.onnx` at fp16 and int8), under the models' own names.
     pub precision: contract::Precision,
+    /// Also serve the fixtures' fp16/int8 conversions that exist as `<model>_fp16` /
+    /// `<model>_int8`, as one server for every precision (the compose stack's layout).
+    pub conversions: bool,
     /// Deadline for readiness.
     pub ready_timeout: Duration,
 }
@@ -213,6 +216,16 @@ impl ManagedTriton {
                             cfg.user_models.iter().try_for_each(|m| {
                                 fixtures::triton::write_user_model(&repo, m, &opts)
                             })
+                        })
+                        .and_then(|()| match cfg.conversions {
+                            true => fixtures::triton::write_conversions(
+                                &repo,
+                                &cfg.fixtures_dir,
+                                &cfg.models,
+                                &opts,
+                            )
+                            .map(drop),
+                            false => Ok(()),
                         })
                         .map_err(|e| e.to_string())
                     })
