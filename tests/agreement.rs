@@ -45,6 +45,7 @@ fn open(name: &str) -> Result<Arc<dyn Backend>, contract::BackendError> {
         intra_threads: contract::default_intra_threads(1),
         device: Device::Cpu,
         model_files: Default::default(),
+        torchscript_files: Default::default(),
         precision: Default::default(),
     };
     registry::open(name, &common, &registry::BackendOptions::default())

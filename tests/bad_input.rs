@@ -553,7 +553,9 @@ fn extreme_numbers_are_refused_with_the_accepted_range() {
 
 /// Every bad `--model-file` input is one sentence and exit status 1, before any
 /// backend opens: a corrupt file, a missing dynamic dimension, data of the wrong shape
-/// or element type, data for an input the model lacks.
+/// or element type, data for an input the model lacks, a `--torchscript` file or a
+/// `--savedmodel` directory that is missing, of the wrong format or named like no
+/// `--model-file`.
 #[test]
 fn bad_model_files_and_input_data() {
     use fixtures::onnx::toy::Toy;
@@ -576,6 +578,13 @@ fn bad_model_files_and_input_data() {
         npy(contract::Tensor::from_i64("x", vec![2, 4], &[0; 8])),
     )
     .unwrap();
+    let zip = d.join("other.pt");
+    std::fs::write(&zip, b"PK\x03\x04 a zip archive's first bytes").unwrap();
+    let unversioned = d.join("flat").join("multi_input");
+    std::fs::create_dir_all(&unversioned).unwrap();
+    std::fs::write(unversioned.join("saved_model.pb"), b"").unwrap();
+    std::fs::create_dir_all(d.join("other/1")).unwrap();
+    std::fs::write(d.join("other/1/saved_model.pb"), b"").unwrap();
     let json = d.join("extra.json");
     std::fs::write(&json, r#"{"data": [{"a": [1, 2, 3, 4], "z": [1]}]}"#).unwrap();
     let s = |p: &Path| p.to_str().unwrap().to_string();
@@ -608,6 +617,40 @@ fn bad_model_files_and_input_data() {
             vec![s(&softplus), "--shape".into(), "y:3".into()],
             "--shape names \"y\"",
         ),
+        // --torchscript: missing, not TorchScript, named like no --model-file.
+        (
+            vec![
+                s(&multi),
+                "--torchscript".into(),
+                s(&d.join("multi_input.pt")),
+            ],
+            "multi_input.pt: no such file",
+        ),
+        (
+            vec![s(&multi), "--torchscript".into(), s(&corrupt)],
+            "corrupt.onnx: not TorchScript (torch.jit.save writes a zip archive",
+        ),
+        (
+            vec![s(&multi), "--torchscript".into(), s(&zip)],
+            "other.pt: it names model \"other\", which no --model-file gives",
+        ),
+        // --savedmodel: missing, a file, no numbered version, named like no --model-file.
+        (
+            vec![s(&multi), "--savedmodel".into(), s(&d.join("multi_input"))],
+            "multi_input: no such directory",
+        ),
+        (
+            vec![s(&multi), "--savedmodel".into(), s(&zip)],
+            "other.pt: not a directory",
+        ),
+        (
+            vec![s(&multi), "--savedmodel".into(), s(&unversioned)],
+            "TF Serving loads numbered versions, so move its files into a directory 1/",
+        ),
+        (
+            vec![s(&multi), "--savedmodel".into(), s(&d.join("other"))],
+            "other: it names model \"other\", which no --model-file gives",
+        ),
     ];
     for (args, want) in cases {
         let mut all = vec!["--backends", "onnxruntime", "--model-file"];
@@ -616,5 +659,7 @@ fn bad_model_files_and_input_data() {
         assert!(e.contains(want), "{args:?}: {e}");
     }
     let e = rejected(&["--input-data", "zero"]);
+    assert!(e.contains("--model-file"), "{e}");
+    let e = rejected(&["--torchscript", "m.pt"]);
     assert!(e.contains("--model-file"), "{e}");
 }

@@ -1,7 +1,8 @@
 //! `compare --model-file`: a user's ONNX model, end to end. The models are the toy
 //! graphs of `fixtures::onnx::toy` (a few hundred bytes each), written by the test into
 //! a temporary directory: several inputs and outputs, int64 and float16 tensors, a
-//! dynamic second dimension, and an operator candle-onnx lacks.
+//! dynamic second dimension, and an operator candle-onnx lacks; and one of them as
+//! TorchScript (`--torchscript`), written by torch in the project's Python, for libtorch.
 
 mod common;
 
@@ -115,4 +116,106 @@ fn an_operator_candle_lacks_is_named_not_a_crash() {
         "{doc}"
     );
     assert_eq!(doc["agreement"][0]["reference"], "onnxruntime");
+}
+
+/// `--torchscript` beside `--model-file`: libtorch runs the TorchScript of the model
+/// whose ONNX file onnxruntime runs, and agrees with it output by output; TorchServe says
+/// what it lacks for a user's TorchScript.
+#[test]
+fn torchscript_runs_on_libtorch_beside_the_onnx_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let pt = dir.path().join("multi_input.pt");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let venv = std::env::var_os("SERVEBENCH_VENV").map_or(root.join(".venv"), Into::into);
+    // Toy::MultiInput in PyTorch: (a + b, a * b), traced (a script has no source file).
+    let script = "import sys, torch\n\
+                  class M(torch.nn.Module):\n    \
+                  def forward(self, a, b):\n        return a + b, a * b\n\
+                  x = torch.ones(2, 4)\n\
+                  torch.jit.trace(M(), (x, x)).save(sys.argv[1])\n";
+    let out = std::process::Command::new(venv.join("bin/python3"))
+        .args(["-c", script, pt.to_str().unwrap()])
+        .output()
+        .expect("the project's Python runs");
+    assert!(out.status.success(), "{:?}", text(&out));
+    let (doc, stdout) = compare(
+        dir.path(),
+        &[Toy::MultiInput],
+        &[
+            "--torchscript",
+            pt.to_str().unwrap(),
+            "--backends",
+            "onnxruntime,libtorch,torchserve-rest",
+        ],
+    );
+    assert_eq!(
+        measured(&doc, "multi_input"),
+        ["libtorch", "onnxruntime"],
+        "{stdout}"
+    );
+    let a = &doc["agreement"][0];
+    assert!(
+        a["backend"] == "libtorch" && a["reference"] == "onnxruntime" && a["passed"] == true,
+        "{a}"
+    );
+    assert_eq!(
+        doc["config"]["torchscript_files"]["multi_input"],
+        pt.to_str().unwrap()
+    );
+    let u = &doc["unavailable"][0];
+    assert!(
+        u["backend"] == "torchserve-rest" && u["reason"].as_str().unwrap().contains("TorchScript"),
+        "{u}"
+    );
+}
+
+/// `--savedmodel DIR` beside `--model-file`: the run writes TF Serving's models.config
+/// for it, which TF Serving's own configuration message (tensorflow-serving-api in
+/// .venv-tf) parses; TF Serving cannot run here, and its clients say why they do not
+/// measure a user's model.
+#[test]
+fn savedmodel_gets_a_models_config_tf_serving_parses() {
+    let dir = tempfile::tempdir().unwrap();
+    let saved = dir.path().join("saved").join("multi_input");
+    std::fs::create_dir_all(saved.join("1")).unwrap();
+    std::fs::write(saved.join("1/saved_model.pb"), b"").unwrap();
+    let (doc, stdout) = compare(
+        dir.path(),
+        &[Toy::MultiInput],
+        &[
+            "--savedmodel",
+            saved.to_str().unwrap(),
+            "--backends",
+            "onnxruntime,tfserving-rest",
+        ],
+    );
+    assert_eq!(measured(&doc, "multi_input"), ["onnxruntime"], "{stdout}");
+    let u = &doc["unavailable"][0];
+    assert!(
+        u["backend"] == "tfserving-rest"
+            && u["reason"]
+                .as_str()
+                .unwrap()
+                .contains("tfserving.models.config"),
+        "{u}"
+    );
+    let run = result_files(&dir.path().join("results")).pop().unwrap();
+    let config = run.with_file_name("tfserving.models.config");
+    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv-tf/bin/python3");
+    let parse = "import sys\n\
+                 from google.protobuf import text_format\n\
+                 from tensorflow_serving.config import model_server_config_pb2 as m\n\
+                 c = text_format.Parse(open(sys.argv[1]).read(), m.ModelServerConfig())\n\
+                 for x in c.model_config_list.config:\n    \
+                 print(x.name, x.base_path, x.model_platform)\n";
+    let out = std::process::Command::new(python)
+        .args(["-c", parse, config.to_str().unwrap()])
+        .output()
+        .expect(".venv-tf's Python runs (scripts/setup installs it)");
+    let (got, err) = text(&out);
+    assert!(out.status.success(), "{err}");
+    assert_eq!(
+        got.trim(),
+        format!("multi_input {} tensorflow", saved.display())
+    );
 }

@@ -38,6 +38,7 @@ fn open(name: &str, models: &[ModelId]) -> Arc<dyn Backend> {
         intra_threads: contract::default_intra_threads(1),
         device: Device::Cpu,
         model_files: Default::default(),
+        torchscript_files: Default::default(),
         precision: Default::default(),
     };
     registry::open(name, &common, &registry::BackendOptions::default())

@@ -131,6 +131,7 @@ fn opts(models: &[ModelId]) -> OpenOptions {
         intra_threads: 2,
         device: Device::Cpu,
         model_files: Default::default(),
+        torchscript_files: Default::default(),
         precision: Default::default(),
     }
 }

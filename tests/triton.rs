@@ -361,6 +361,8 @@ fn failures_are_counted_by_kind_with_tritons_message() {
             instances: 1,
             intra_threads: 1,
             dynamic_batching: false,
+            precision: Default::default(),
+            conversions: false,
             ready_timeout: READY_TIMEOUT,
         };
         let server = tokio::task::spawn_blocking(move || ManagedTriton::start(&cfg))

@@ -17,7 +17,8 @@ fn overhead(c: &mut Criterion) {
     let model = ModelId::TextCnn;
 
     adapter_libtorch::threads::configure(threads);
-    let net = adapter_libtorch::Model::load(&dir, model, tch::Device::Cpu).unwrap();
+    let net =
+        adapter_libtorch::Model::load(&dir, model, tch::Device::Cpu, Default::default()).unwrap();
     let shape: Vec<i64> = input.shape.iter().map(|&d| d as i64).collect();
     let classes = model.classes();
     let data = input.data.clone();

@@ -104,6 +104,7 @@ fn open(name: &str, url: String, body: HttpBody) -> Arc<dyn Backend> {
         intra_threads: contract::default_intra_threads(1),
         device: Device::Cpu,
         model_files: Default::default(),
+        torchscript_files: Default::default(),
         precision: Default::default(),
     };
     if name == adapter_triton::HTTP_NAME {
@@ -169,6 +170,8 @@ fn main() {
         instances: 1,
         intra_threads: contract::default_intra_threads(1),
         dynamic_batching: false,
+        precision: Default::default(),
+        conversions: false,
         ready_timeout: READY_TIMEOUT,
     })
     .unwrap();

@@ -271,6 +271,7 @@ fn list_backends() {
         intra_threads: 1,
         device: contract::Device::Cpu,
         model_files: Default::default(),
+        torchscript_files: Default::default(),
         precision: Default::default(),
     };
     for entry in registry::entries() {

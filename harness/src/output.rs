@@ -31,7 +31,9 @@ pub struct Written {
     pub html: PathBuf,
 }
 
-/// Writes `results.json`, `report.md`, `report.html` and `results.csv` into a new `<results_dir>/<timestamp>/`, and
+/// Writes `results.json`, `report.md`, `report.html` and `results.csv` (and, with
+/// `--savedmodel`, TF Serving's `tfserving.models.config`) into a new
+/// `<results_dir>/<timestamp>/`, and
 /// the JSON also to `--json` when given. Every file is written to a temporary name and
 /// renamed into place, so an interrupted run leaves no file that looks complete.
 pub fn write_outputs(results: &Results) -> Result<Written, HarnessError> {
@@ -58,6 +60,14 @@ pub fn write_outputs(results: &Results) -> Result<Written, HarnessError> {
     atomic_write(&csv_path, csv(results).as_bytes())?;
     let html_path = dir.join("report.html");
     atomic_write(&html_path, html(results).as_bytes())?;
+    let saved = &results.config.savedmodel_dirs;
+    if !saved.is_empty() {
+        // TF Serving's --model_config_file for the user's SavedModels (--savedmodel).
+        let models: Vec<(String, PathBuf)> =
+            saved.iter().map(|(k, v)| (k.clone(), v.into())).collect();
+        let config = fixtures::tfserving::models_config(&models);
+        atomic_write(&dir.join("tfserving.models.config"), config.as_bytes())?;
+    }
     Ok(Written {
         dir,
         json: json_paths,

@@ -18,6 +18,13 @@ pub fn supported(kind: &str) -> &'static [Precision] {
         "openvino" => &[Precision::Fp32, Precision::Bf16, Precision::Int8],
         // The safetensors weights rounded to f16/bf16 at load, activations likewise.
         "candle" => &[Precision::Fp32, Precision::Fp16, Precision::Bf16],
+        // The f32 weights rounded to bfloat16 at load (VarStore::bfloat16).
+        "libtorch" => &[Precision::Fp32, Precision::Bf16],
+        // Managed servers loading model.fp16.onnx / model.int8.onnx with onnxruntime
+        // (the Flask app; Triton's Python backend).
+        "flask" | "triton-http" | "triton-grpc" => {
+            &[Precision::Fp32, Precision::Fp16, Precision::Int8]
+        }
         _ => &[Precision::Fp32],
     }
 }
@@ -31,8 +38,8 @@ pub fn unsupported(name: &str, kind: &str, precision: Precision) -> Option<Backe
             "{precision} not measured: {kind} runs {} here",
             ok.iter().map(|p| p.name()).collect::<Vec<_>>().join("/")
         ),
-        fix: "compare fp16 and int8 on onnxruntime, bf16 and int8 on openvino, fp16 and bf16 \
-              on candle"
+        fix: "compare fp16 and int8 on onnxruntime, flask and triton, bf16 and int8 on \
+              openvino, fp16 and bf16 on candle, bf16 on libtorch"
             .into(),
     })
 }
@@ -67,12 +74,14 @@ pub fn label(name: &str, precision: &str) -> String {
 /// `(atol, rtol)` of the agreement check at `precision` against the fp32 reference:
 /// the run's `--atol`/`--rtol` at fp32; for the reduced precisions, at least what their
 /// arithmetic keeps (fp16 about three decimal digits, bf16 about two, int8 weights and
-/// activations about 1 % of their range each, compounded over the layers).
+/// activations about 1 % of their range each, compounded over the layers). bf16 gets
+/// int8's bound: compounded over ResNet-50's layers its error reached 0.96 of logits up
+/// to 12.4 on libtorch and 0.75 on OpenVINO (top-1 unchanged), past 0.05 + 0.05 x 12.4.
 pub fn tolerance(precision: Precision, atol: f64, rtol: f64) -> (f64, f64) {
     let least = match precision {
         Precision::Fp32 => 0.0,
         Precision::Fp16 => 1e-2,
-        Precision::Bf16 => 5e-2,
+        Precision::Bf16 => 1e-1,
         Precision::Int8 => 1e-1,
     };
     (atol.max(least), rtol.max(least))
@@ -105,9 +114,13 @@ mod tests {
         assert_eq!(label("onnxruntime@int8", "int8"), "onnxruntime(int8)");
         assert_eq!(label("candle", "fp32"), "candle(fp32)");
         assert!(unsupported("onnxruntime", "onnxruntime", Precision::Int8).is_none());
-        let e = unsupported("flask", "flask", Precision::Int8)
+        assert!(unsupported("flask", "flask", Precision::Int8).is_none());
+        let e = unsupported("flask", "flask", Precision::Bf16)
             .unwrap()
             .to_string();
-        assert!(e.contains("int8 not measured: flask runs fp32 here"), "{e}");
+        assert!(
+            e.contains("bf16 not measured: flask runs fp32/fp16/int8 here"),
+            "{e}"
+        );
     }
 }

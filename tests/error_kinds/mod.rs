@@ -115,6 +115,7 @@ pub fn text_cnn(fixtures_dir: std::path::PathBuf) -> OpenOptions {
         intra_threads: 1,
         device: Device::Cpu,
         model_files: Default::default(),
+        torchscript_files: Default::default(),
         precision: Default::default(),
     }
 }

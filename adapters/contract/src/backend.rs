@@ -101,6 +101,9 @@ pub struct OpenOptions {
     /// Models the user brought (`--model-file`), by name: a name of `models` found
     /// here is loaded from this ONNX file instead of the fixtures.
     pub model_files: BTreeMap<String, PathBuf>,
+    /// The same user's models as TorchScript (`--torchscript`), by name: what libtorch
+    /// runs of a model of `model_files` (it cannot run ONNX).
+    pub torchscript_files: BTreeMap<String, PathBuf>,
     /// Precision to run the models at (`--precision`): fp32 unless the harness opens
     /// a backend once more for a reduced precision. A backend that cannot run it is
     /// never opened at it: the harness lists it as not measured.

@@ -74,10 +74,22 @@ pub fn open(opts: &OpenOptions, options: &Options) -> Result<Arc<dyn Backend>, B
             fix: "use --device cpu".into(),
         });
     }
-    let (_, user) = fixtures::user_models(opts)?;
+    let (fixed, user) = fixtures::user_models(opts)?;
     let mut details = BTreeMap::new();
     details.insert("api".to_string(), "TF Serving REST JSON".to_string());
+    details.insert("precision".to_string(), opts.precision.to_string());
     if let Some(url) = &options.url {
+        if opts.precision != contract::Precision::Fp32 {
+            return Err(BackendError::Unavailable {
+                backend: NAME.into(),
+                reason: format!(
+                    "{} not measured: a Flask app given by URL serves the fixtures' model.onnx \
+                     under their names",
+                    opts.precision
+                ),
+                fix: "leave out --flask-url: the managed app loads the conversions".into(),
+            });
+        }
         details.insert("url".to_string(), url.clone());
         details.insert("server".to_string(), "existing".to_string());
         let description = Description {
@@ -96,6 +108,8 @@ pub fn open(opts: &OpenOptions, options: &Options) -> Result<Arc<dyn Backend>, B
         ));
     }
 
+    // The precision's ONNX files exist (else one sentence naming the missing file).
+    fixtures::onnx_models(&opts.fixtures_dir, &fixed, opts.precision)?;
     let gunicorn = server::gunicorn().ok_or_else(|| BackendError::Unavailable {
         backend: NAME.into(),
         reason: format!("gunicorn is not installed in {}", pyenv::venv().display()),
@@ -110,6 +124,7 @@ pub fn open(opts: &OpenOptions, options: &Options) -> Result<Arc<dyn Backend>, B
         fixtures_dir: opts.fixtures_dir.clone(),
         models: opts.models.clone(),
         model_files: opts.model_files.clone(),
+        precision: opts.precision,
         workers: opts.workers.max(1),
         intra_threads: opts.intra_threads.max(1),
         ready_timeout: server::READY_TIMEOUT,

@@ -42,6 +42,9 @@ pub struct ServerConfig {
     pub models: Vec<String>,
     /// The user's models among them (`--model-file`), by name: loaded from these files.
     pub model_files: std::collections::BTreeMap<String, PathBuf>,
+    /// Precision of the fixtures' ONNX files every worker loads: `model.onnx`, or its
+    /// fp16/int8 conversion beside it (under the model's own name).
+    pub precision: contract::Precision,
     /// Gunicorn workers (`-w`).
     pub workers: usize,
     /// onnxruntime intra-op threads per worker.
@@ -96,6 +99,10 @@ impl ManagedServer {
                     .env(
                         "SERVEBENCH_MODEL_FILES",
                         serde_json::to_string(&cfg.model_files).unwrap_or_default(),
+                    )
+                    .env(
+                        "SERVEBENCH_ONNX_FILE",
+                        cfg.precision.onnx_file().unwrap_or("model.onnx"),
                     )
                     .env("SERVEBENCH_INTRA_THREADS", cfg.intra_threads.to_string())
                     .env("SERVEBENCH_FLASK_STATE_DIR", state)

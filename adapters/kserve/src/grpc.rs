@@ -32,11 +32,24 @@ pub struct GrpcBackend {
     url: String,
     deadlines: Deadlines,
     description: Mutex<Description>,
+    /// Appended to a model's name on the wire ([`GrpcBackend::serving_as`]).
+    suffix: String,
     // Declared last: dropped after the client, it stops a managed server.
     server: Option<Box<dyn Managed>>,
 }
 
 impl GrpcBackend {
+    /// Asks the server for every model under its name plus `suffix`, as
+    /// [`crate::http::HttpBackend::serving_as`].
+    pub fn serving_as(mut self, suffix: &str) -> Self {
+        self.suffix = suffix.to_string();
+        self
+    }
+
+    fn wire(&self, model: &str) -> String {
+        format!("{model}{}", self.suffix)
+    }
+
     /// A backend talking to the `flavor` of server at `url` (such as
     /// `http://127.0.0.1:8001`). The connection is made on first use.
     pub fn new(
@@ -65,6 +78,7 @@ impl GrpcBackend {
             url: url.to_string(),
             deadlines,
             description: Mutex::new(description),
+            suffix: String::new(),
             server,
         })
     }
@@ -183,7 +197,7 @@ impl Backend for GrpcBackend {
         for m in &self.describe().models {
             let meta = c
                 .model_metadata(ModelMetadataRequest {
-                    name: m.to_string(),
+                    name: self.wire(m),
                     version: String::new(),
                 })
                 .await
@@ -197,14 +211,14 @@ impl Backend for GrpcBackend {
     /// Builds the `ModelInferRequest` once; every `infer` sends a cheap clone of it (the
     /// tensor bytes are shared).
     fn prepare(&self, model: &str, inputs: Vec<Tensor>) -> Result<Prepared, BackendError> {
-        let message = encode(model, &inputs);
+        let message = encode(&self.wire(model), &inputs);
         Ok(Prepared::new(model, inputs).with_payload(message))
     }
 
     /// One `ModelInfer` call.
     async fn infer(&self, request: &Prepared) -> Result<Vec<Tensor>, BackendError> {
         let message: ModelInferRequest = support::payload_or(request, |m, inputs| {
-            Ok::<_, BackendError>(encode(m, inputs))
+            Ok::<_, BackendError>(encode(&self.wire(m), inputs))
         })?;
         let resp = self
             .client
@@ -225,14 +239,15 @@ impl Backend for GrpcBackend {
             .client
             .clone()
             .model_statistics(ModelStatisticsRequest {
-                name: model.to_string(),
+                name: self.wire(model),
                 version: String::new(),
             })
             .await
             .map_err(|s| self.status(model, s))?
             .into_inner();
         let mut s = ServerStats::default();
-        for m in resp.model_stats.iter().filter(|m| m.name == model) {
+        let wire = self.wire(model);
+        for m in resp.model_stats.iter().filter(|m| m.name == wire) {
             let Some(i) = &m.inference_stats else {
                 continue;
             };

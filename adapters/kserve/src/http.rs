@@ -19,11 +19,25 @@ pub struct HttpBackend {
     body: HttpBody,
     deadlines: Deadlines,
     description: Mutex<Description>,
+    /// Appended to a model's name on the wire ([`HttpBackend::serving_as`]).
+    suffix: String,
     // Declared last: dropped after the client, it stops a managed server.
     server: Option<Box<dyn Managed>>,
 }
 
 impl HttpBackend {
+    /// Asks the server for every model under its name plus `suffix` (`resnet18_int8`
+    /// for `resnet18`: a repository serving several precisions under one name each);
+    /// results and errors keep the run's name.
+    pub fn serving_as(mut self, suffix: &str) -> Self {
+        self.suffix = suffix.to_string();
+        self
+    }
+
+    fn wire(&self, model: &str) -> String {
+        format!("{model}{}", self.suffix)
+    }
+
     /// A backend talking to the `flavor` of server at `base` (such as
     /// `http://127.0.0.1:8000`) with `body` encoding, owning `server` when the harness
     /// started it. The pool keeps up to `connections` idle keep-alive connections.
@@ -63,6 +77,7 @@ impl HttpBackend {
             body,
             deadlines,
             description: Mutex::new(description),
+            suffix: String::new(),
             server,
         })
     }
@@ -115,7 +130,9 @@ impl Backend for HttpBackend {
         self.send(self.client.get(&url), &url, "/v2/health/ready")
             .await?;
         for m in &self.describe().models {
-            let meta = self.get_json(&format!("/v2/models/{m}"), m).await?;
+            let meta = self
+                .get_json(&format!("/v2/models/{}", self.wire(m)), m)
+                .await?;
             let platform = meta.get("platform").and_then(Value::as_str).unwrap_or("");
             crate::note_platform(&self.flavor, &self.description, platform);
         }
@@ -132,7 +149,11 @@ impl Backend for HttpBackend {
     async fn infer(&self, request: &Prepared) -> Result<Vec<Tensor>, BackendError> {
         let encoded: Encoded =
             support::payload_or(request, |_, inputs| codec::encode(inputs, self.body))?;
-        let url = format!("{}/v2/models/{}/infer", self.base, request.model());
+        let url = format!(
+            "{}/v2/models/{}/infer",
+            self.base,
+            self.wire(request.model())
+        );
         let mut req = self.client.post(&url);
         req = match encoded.header_len {
             Some(n) => req
@@ -151,8 +172,8 @@ impl Backend for HttpBackend {
         if !self.flavor.statistics {
             return Ok(None);
         }
-        let url = format!("{}/v2/models/{model}/stats", self.base);
+        let url = format!("{}/v2/models/{}/stats", self.base, self.wire(model));
         let (body, _) = self.send(self.client.get(&url), &url, model).await?;
-        codec::decode_stats(&body, model).map(Some)
+        codec::decode_stats(&body, &self.wire(model)).map(Some)
     }
 }

@@ -15,30 +15,46 @@ use crate::model::Model;
 /// The engine of one executor thread: every requested model, on one device.
 pub struct TorchEngine {
     models: HashMap<String, Model>,
+    user: HashMap<String, crate::user::UserNet>,
     device: tch::Device,
 }
 
 impl TorchEngine {
-    /// Builds an executor's own copy of each model in `models` on `device`, after
+    /// Builds an executor's own copy of each model in `models` on `device` at
+    /// `precision` (fp32 or bf16), after
     /// setting libtorch's threads for this thread ([`crate::threads::configure`]).
     pub fn new(
         fixtures_dir: &Path,
         models: &[ModelId],
         device: tch::Device,
         intra_threads: usize,
+        precision: contract::Precision,
     ) -> Result<Self, BackendError> {
         crate::threads::configure(intra_threads);
         let mut loaded = HashMap::new();
         for &id in models {
             loaded.insert(
                 id.name().to_string(),
-                Model::load(fixtures_dir, id, device)?,
+                Model::load(fixtures_dir, id, device, precision)?,
             );
         }
         Ok(TorchEngine {
             models: loaded,
+            user: HashMap::new(),
             device,
         })
+    }
+
+    /// Adds the user's models (`--torchscript`): each declaration with its TorchScript file.
+    pub fn with_user(
+        mut self,
+        user: &[(fixtures::user::UserModel, std::path::PathBuf)],
+    ) -> Result<Self, BackendError> {
+        for (spec, path) in user {
+            let net = crate::user::UserNet::load(spec.clone(), path, self.device)?;
+            self.user.insert(spec.name.clone(), net);
+        }
+        Ok(self)
     }
 
     /// Runs `model` on a checked `input`; returns the logits in host memory.
@@ -73,6 +89,11 @@ impl TorchEngine {
 
 impl Engine for TorchEngine {
     fn infer(&mut self, model: &str, inputs: &[Tensor]) -> Result<Vec<Tensor>, BackendError> {
+        if let Some(net) = self.user.get(model) {
+            let device = self.device;
+            return catch_unwind(AssertUnwindSafe(|| net.run(inputs, device)))
+                .map_err(|_| BackendError::Engine("libtorch failed".into()))?;
+        }
         let m = self
             .models
             .get(model)

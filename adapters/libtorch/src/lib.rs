@@ -15,6 +15,13 @@
 //! - **One engine per executor.** [`open`] starts `workers` executor threads through
 //!   [`contract::BlockingPool`]; each sets libtorch's threads ([`threads`]) and builds
 //!   its own [`TorchEngine`] with its own copy of every model.
+//! - **Precision.** fp32, or bf16 (`--precision bf16`): the same f32 weights rounded to
+//!   bfloat16 once loaded (`VarStore::bfloat16`), images cast to bf16 on the way in and
+//!   the logits back to f32 on the way out, so a request is the same bytes at both.
+//! - **A user's model as TorchScript.** A `--model-file` model runs here from its
+//!   `--torchscript` file (`tch::CModule`, eval mode): positional inputs in the order
+//!   its ONNX file declares, checked against that declaration, and its outputs (a
+//!   tensor, or a tuple or list of them) taken as the declared outputs in order.
 //! - **Honest clock.** Inference runs under `no_grad`; on CUDA the engine synchronises
 //!   the device, and outputs are always copied to host memory before `infer` returns.
 //! - **Errors are data.** Missing or malformed model files are
@@ -30,6 +37,7 @@ mod model;
 mod resnet;
 mod text_cnn;
 pub mod threads;
+mod user;
 
 pub use engine::TorchEngine;
 pub use load::load as load_weights;
@@ -41,7 +49,8 @@ pub use text_cnn::TextCnn;
 use std::sync::Arc;
 
 use contract::{
-    Backend, BackendError, BlockingPool, Description, EngineBackend, OpenOptions, Protocol,
+    Backend, BackendError, BlockingPool, Description, EngineBackend, OpenOptions, Precision,
+    Protocol,
 };
 use fixtures::ModelId;
 
@@ -54,10 +63,38 @@ pub const TCH_VERSION: &str = env!("SERVEBENCH_TCH_VERSION");
 /// Opens libtorch with `opts.workers` executors, each holding every model in
 /// `opts.models` and running on `opts.intra_threads` intra-op threads.
 pub fn open(opts: &OpenOptions) -> Result<Arc<dyn Backend>, BackendError> {
+    if !matches!(opts.precision, Precision::Fp32 | Precision::Bf16) {
+        return Err(BackendError::Unavailable {
+            backend: NAME.into(),
+            reason: format!(
+                "{} not measured: this adapter runs the models at fp32 and bf16",
+                opts.precision
+            ),
+            fix: "compare bf16 on libtorch; fp16 and int8 on onnxruntime".into(),
+        });
+    }
     let lib = library::check()?;
     let device = device::resolve(opts.device)?;
-    let models: Vec<ModelId> = opts
-        .models
+    let (fixed, user) = fixtures::user_models(opts)?;
+    let user = user
+        .into_iter()
+        .map(|m| match opts.torchscript_files.get(&m.name) {
+            Some(path) => Ok((m, path.clone())),
+            None => Err(BackendError::Unavailable {
+                backend: NAME.into(),
+                reason: format!(
+                    "libtorch runs a user's model from its TorchScript, and model {} has none",
+                    m.name
+                ),
+                fix: format!(
+                    "give --torchscript {}.pt (torch.jit.save of the same model) beside \
+                     --model-file",
+                    m.name
+                ),
+            }),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let models: Vec<ModelId> = fixed
         .iter()
         .map(|name| {
             name.parse()
@@ -69,8 +106,9 @@ pub fn open(opts: &OpenOptions) -> Result<Arc<dyn Backend>, BackendError> {
     // reads back what libtorch reports.
     let (intra, inter) = threads::configure(threads);
     let dir = opts.fixtures_dir.clone();
+    let precision = opts.precision;
     let pool = BlockingPool::start(NAME, opts.workers, move |_| {
-        TorchEngine::new(&dir, &models, device, threads)
+        TorchEngine::new(&dir, &models, device, threads, precision)?.with_user(&user)
     })?;
     let details = [
         ("library", lib.dir.display().to_string()),
@@ -82,6 +120,7 @@ pub fn open(opts: &OpenOptions) -> Result<Arc<dyn Backend>, BackendError> {
         ("intra_op_threads_reported", intra.to_string()),
         ("inter_op_threads", inter.to_string()),
         ("cuda_devices", tch::Cuda::device_count().to_string()),
+        ("precision", opts.precision.to_string()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))

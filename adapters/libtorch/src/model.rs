@@ -3,9 +3,10 @@
 use std::path::Path;
 
 use contract::BackendError;
+use contract::Precision;
 use fixtures::{ModelFiles, ModelId, TEXT_CNN};
 use tch::nn::{Module, VarStore};
-use tch::Tensor;
+use tch::{Kind, Tensor};
 
 use crate::resnet::Resnet;
 use crate::text_cnn::TextCnn;
@@ -15,6 +16,7 @@ use crate::text_cnn::TextCnn;
 pub struct Model {
     id: ModelId,
     net: Net,
+    kind: Kind,
     _store: VarStore,
 }
 
@@ -25,11 +27,13 @@ enum Net {
 }
 
 impl Model {
-    /// Builds `id` on `device` and fills it from `<fixtures_dir>/<model>/model.safetensors`.
+    /// Builds `id` on `device` and fills it from `<fixtures_dir>/<model>/model.safetensors`;
+    /// at bf16 the weights are then rounded to bfloat16 and the model runs in it.
     pub fn load(
         fixtures_dir: &Path,
         id: ModelId,
         device: tch::Device,
+        precision: Precision,
     ) -> Result<Self, BackendError> {
         let mut store = VarStore::new(device);
         let net = {
@@ -44,10 +48,18 @@ impl Model {
             &ModelFiles::new(fixtures_dir, id).safetensors,
             &store,
         )?;
+        let kind = match precision {
+            Precision::Bf16 => {
+                store.bfloat16();
+                Kind::BFloat16
+            }
+            _ => Kind::Float,
+        };
         store.freeze();
         Ok(Model {
             id,
             net,
+            kind,
             _store: store,
         })
     }
@@ -57,12 +69,21 @@ impl Model {
         self.id
     }
 
-    /// Logits `[B, classes]` for an input on the model's device. Call under
+    /// Logits `[B, classes]` (f32) for an input on the model's device: a float input
+    /// is cast to the model's kind first (bf16 at that precision). Call under
     /// `tch::no_grad`.
     pub fn forward(&self, input: &Tensor) -> Tensor {
-        match &self.net {
+        let cast;
+        let input = if input.is_floating_point() && input.kind() != self.kind {
+            cast = input.to_kind(self.kind);
+            &cast
+        } else {
+            input
+        };
+        let y = match &self.net {
             Net::TextCnn(m) => m.forward(input),
             Net::Resnet(m) => m.forward(input),
-        }
+        };
+        y.to_kind(Kind::Float)
     }
 }

@@ -81,8 +81,9 @@ impl Module for Resnet {
         for block in &self.blocks {
             x = block.forward(&x);
         }
-        x.mean_dim(&[2i64, 3][..], false, tch::Kind::Float)
-            .apply(&self.fc)
+        // Global average pooling in the activations' own kind (f32, or bf16 at bf16).
+        let kind = x.kind();
+        x.mean_dim(&[2i64, 3][..], false, kind).apply(&self.fc)
     }
 }
 

@@ -13,6 +13,7 @@ fn options(models: &[ModelId], dir: std::path::PathBuf, workers: usize) -> OpenO
         intra_threads: 1,
         device: Device::Cpu,
         model_files: Default::default(),
+        torchscript_files: Default::default(),
         precision: Default::default(),
     }
 }

@@ -16,6 +16,7 @@ async fn bad_requests_get_the_shared_message() {
         intra_threads: 1,
         device: Device::Cpu,
         model_files: Default::default(),
+        torchscript_files: Default::default(),
         precision: Default::default(),
     })
     .expect("onnxruntime in .venv: run scripts/setup");

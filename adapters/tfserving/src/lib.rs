@@ -275,6 +275,7 @@ mod tests {
             intra_threads: 1,
             device: contract::Device::Cpu,
             model_files: Default::default(),
+            torchscript_files: Default::default(),
             precision: Default::default(),
         };
         let options = Options {

@@ -13,7 +13,9 @@
 //! - With a URL ([`Options::url`] / [`Options::grpc_url`], from `--triton-url` /
 //!   `--triton-grpc-url`) the backend uses that server and starts nothing. It serves
 //!   whatever variant that server was given (on a GPU host, the `onnxruntime_onnx`
-//!   repository); the platform its metadata reports is recorded.
+//!   repository); the platform its metadata reports is recorded. At a reduced
+//!   precision it is asked for `<model>_<precision>` (`resnet18_int8`), the entry
+//!   `fixtures triton` writes for a conversion in a repository serving every precision.
 //! - Without one, each backend starts its own `tritonserver` ([`server`]) from the
 //!   `nvidia-pytriton` wheel on loopback ports it picks, with a model repository of the
 //!   **Python-backend variant**: `model.py` running onnxruntime (Python) on the same
@@ -143,14 +145,18 @@ pub fn open_http(opts: &OpenOptions, options: &Options) -> Result<Arc<dyn Backen
     description
         .details
         .insert("http_body".into(), options.http_body.name().into());
-    Ok(Arc::new(http::HttpBackend::new(
-        FLAVOR,
-        &url,
-        options.http_body,
-        opts.workers,
-        description,
-        server,
-    )?))
+    let suffix = suffix(opts, &server);
+    Ok(Arc::new(
+        http::HttpBackend::new(
+            FLAVOR,
+            &url,
+            options.http_body,
+            opts.workers,
+            description,
+            server,
+        )?
+        .serving_as(&suffix),
+    ))
 }
 
 /// Opens `triton-grpc`: the server at `options.grpc_url`, else a managed one.
@@ -163,12 +169,21 @@ pub fn open_grpc(opts: &OpenOptions, options: &Options) -> Result<Arc<dyn Backen
         options.grpc_url.as_deref(),
         |t| t.grpc_url(),
     )?;
-    Ok(Arc::new(grpc::GrpcBackend::new(
-        FLAVOR,
-        &url,
-        description,
-        server,
-    )?))
+    let suffix = suffix(opts, &server);
+    Ok(Arc::new(
+        grpc::GrpcBackend::new(FLAVOR, &url, description, server)?.serving_as(&suffix),
+    ))
+}
+
+/// What a model's name gets on the wire: nothing from a managed server (its repository
+/// is written for the run's precision under the models' own names); from a server given
+/// by URL at a reduced precision, `_<precision>` (`resnet18_int8`), the name
+/// `fixtures triton` gives a conversion in a repository serving every precision.
+fn suffix(opts: &OpenOptions, server: &Option<Box<dyn Managed>>) -> String {
+    match (server, opts.precision) {
+        (Some(_), _) | (None, contract::Precision::Fp32) => String::new(),
+        (None, p) => fixtures::triton::served_name("", p),
+    }
 }
 
 /// What [`connect`] gives.
@@ -194,6 +209,11 @@ fn connect(
     let mut details = BTreeMap::new();
     details.insert("api".to_string(), "KServe v2".to_string());
     if let Some(url) = given_url {
+        if opts.precision != contract::Precision::Fp32 {
+            // A repository serving every precision (the compose stack's).
+            let example = fixtures::triton::served_name("<model>", opts.precision);
+            details.insert("served_as".into(), example);
+        }
         details.insert("url".into(), url.to_string());
         details.insert("server".into(), "existing".into());
         if let Some(m) = &options.metrics_url {
@@ -228,6 +248,8 @@ fn connect(
         instances: opts.workers.max(1),
         intra_threads: opts.intra_threads.max(1),
         dynamic_batching: options.dynamic_batching,
+        precision: opts.precision,
+        conversions: false,
         ready_timeout: server::READY_TIMEOUT,
     };
     let triton = ManagedTriton::start(&cfg).map_err(|e| adapter_kserve::rename(e, name))?;
@@ -238,10 +260,12 @@ fn connect(
     details.insert("url".into(), url.clone());
     details.insert("server".into(), "managed".into());
     details.insert("metrics_url".into(), triton.metrics_url());
+    let file = opts.precision.onnx_file().unwrap_or("model.onnx");
     details.insert(
         "variant".into(),
-        "python backend (model.py running onnxruntime on model.onnx)".into(),
+        format!("python backend (model.py running onnxruntime on {file})"),
     );
+    details.insert("precision".into(), opts.precision.to_string());
     details.insert("instance_group".into(), cfg.instances.to_string());
     details.insert(
         "dynamic_batching".into(),

@@ -152,6 +152,12 @@ pub struct ServerConfig {
     pub intra_threads: usize,
     /// Triton's dynamic batcher on or off.
     pub dynamic_batching: bool,
+    /// Precision of the fixtures' ONNX files served (their conversions beside
+    /// `model.onnx` at fp16 and int8), under the models' own names.
+    pub precision: contract::Precision,
+    /// Also serve the fixtures' fp16/int8 conversions that exist as `<model>_fp16` /
+    /// `<model>_int8`, as one server for every precision (the compose stack's layout).
+    pub conversions: bool,
     /// Deadline for readiness.
     pub ready_timeout: Duration,
 }
@@ -195,6 +201,7 @@ impl ManagedTriton {
                     instances: cfg.instances,
                     intra_threads: cfg.intra_threads,
                     dynamic_batching: cfg.dynamic_batching,
+                    precision: cfg.precision,
                 };
                 if let Err(e) = std::fs::create_dir_all(&repo)
                     .map_err(|e| e.to_string())
@@ -209,6 +216,16 @@ impl ManagedTriton {
                             cfg.user_models.iter().try_for_each(|m| {
                                 fixtures::triton::write_user_model(&repo, m, &opts)
                             })
+                        })
+                        .and_then(|()| match cfg.conversions {
+                            true => fixtures::triton::write_conversions(
+                                &repo,
+                                &cfg.fixtures_dir,
+                                &cfg.models,
+                                &opts,
+                            )
+                            .map(drop),
+                            false => Ok(()),
                         })
                         .map_err(|e| e.to_string())
                     })

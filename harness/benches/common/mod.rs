@@ -71,6 +71,7 @@ pub fn options(dir: &std::path::Path, threads: usize) -> OpenOptions {
         intra_threads: threads,
         device: Device::Cpu,
         model_files: Default::default(),
+        torchscript_files: Default::default(),
         precision: Default::default(),
     }
 }

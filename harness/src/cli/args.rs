@@ -37,12 +37,28 @@ pub struct Selection {
     pub models: Option<Vec<ModelId>>,
 
     /// Your own ONNX model: measured on every backend that runs ONNX files
-    /// (onnxruntime, flask, triton; candle where candle-onnx has every operator).
+    /// (onnxruntime, flask, triton; candle where candle-onnx has every operator), and
+    /// on libtorch from its --torchscript.
     /// Repeatable; without --models, only these models are measured. Its inputs and
     /// outputs are read from the file; the first dimension is the batch.
     #[arg(long = "model-file", value_name = "PATH.onnx", action = ArgAction::Append,
           value_delimiter = ',')]
     pub model_files: Vec<PathBuf>,
+
+    /// The same model as a --model-file, as TorchScript (`torch.jit.save`), for libtorch:
+    /// matched by file name (net.pt goes with net.onnx). Repeatable; a --model-file
+    /// model without one is not measured on libtorch.
+    #[arg(long = "torchscript", value_name = "PATH.pt", action = ArgAction::Append,
+          value_delimiter = ',', requires = "model_files")]
+    pub torchscript: Vec<PathBuf>,
+
+    /// The same model as a --model-file, as a TensorFlow SavedModel base path (numbered
+    /// version directories), for TF Serving: matched by directory name (net/ goes with
+    /// net.onnx). The run writes TF Serving's models.config for it into its results
+    /// directory (tfserving.models.config). Repeatable.
+    #[arg(long = "savedmodel", value_name = "DIR", action = ArgAction::Append,
+          value_delimiter = ',', requires = "model_files")]
+    pub savedmodel: Vec<PathBuf>,
 
     /// Inputs of the --model-file models: random (seeded by --seed), zero, or a file:
     /// .npy (one input), .npz (one array per input name) or perf_analyzer-style .json;
@@ -57,8 +73,9 @@ pub struct Selection {
     pub shapes: Vec<(String, Vec<usize>)>,
 
     /// Precisions to run every model at, comma separated: fp32, fp16, bf16, int8. Each
-    /// backend runs those it supports natively (onnxruntime fp32/fp16/int8, openvino
-    /// fp32/bf16/int8; the others fp32) from the same fp32 weights; every other pairing
+    /// backend runs those it supports natively (onnxruntime, the managed Flask app and
+    /// Triton fp32/fp16/int8, openvino fp32/bf16/int8, candle fp32/fp16/bf16, libtorch
+    /// fp32/bf16; the others fp32) from the same fp32 weights; every other pairing
     /// is listed as not measured. Reduced precisions are checked against the fp32
     /// reference with a tolerance of their own [default: fp32].
     #[arg(long, value_delimiter = ',', value_name = "LIST", action = ArgAction::Set,

@@ -148,6 +148,8 @@ impl RunConfig {
             .iter()
             .map(|p| (fixtures::user::name_of(p), p.display().to_string()))
             .collect();
+        r.torchscript_files = user_models::torchscript(&s.torchscript, &r.model_files)?;
+        r.savedmodel_dirs = user_models::savedmodel(&s.savedmodel, &r.model_files)?;
         r.input_data =
             (!s.model_files.is_empty()).then(|| s.input_data.unwrap_or_default().to_string());
         r.shapes = s.shapes.into_iter().collect();
@@ -273,6 +275,8 @@ impl RunConfig {
             reference,
             models: vec![],
             model_files: Default::default(),
+            torchscript_files: Default::default(),
+            savedmodel_dirs: Default::default(),
             input_data: None,
             shapes: Default::default(),
             precisions: vec!["fp32".into()],

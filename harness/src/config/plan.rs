@@ -82,6 +82,11 @@ impl RunConfig {
                         crate::compare::Model::Fixture(_) => None,
                     })
                     .collect(),
+                torchscript_files: self
+                    .torchscript_files
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.into()))
+                    .collect(),
                 precision: contract::Precision::Fp32,
             },
             precisions: self.precisions.clone(),

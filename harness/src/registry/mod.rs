@@ -37,7 +37,32 @@ pub fn open(name: &str, common: &OpenOptions, options: &BackendOptions) -> Opene
         reason: "no backend has this name".into(),
         fix: format!("use one of: {}", names().join(", ")),
     })?;
-    if !common.model_files.is_empty() && !RUNS_ONNX_FILES.contains(&entry.name) {
+    let torchscript = entry.name == LIBTORCH && !common.torchscript_files.is_empty();
+    if !common.torchscript_files.is_empty()
+        && [TORCHSERVE_REST, TORCHSERVE_GRPC].contains(&entry.name)
+    {
+        return Err(BackendError::Unavailable {
+            backend: name.into(),
+            reason: "a user's TorchScript (--torchscript) is not served by TorchServe yet: its \
+                     handler and tensor frame carry the fixtures' one input and one output, \
+                     and its model store is written from the fixtures"
+                .into(),
+            fix: "compare the TorchScript on libtorch".into(),
+        });
+    }
+    if !common.model_files.is_empty() && [TFSERVING_REST, TFSERVING_GRPC].contains(&entry.name) {
+        return Err(BackendError::Unavailable {
+            backend: name.into(),
+            reason: "the TF Serving clients send the fixtures' one input `input` and read \
+                     `logits`, not a user's signature (--savedmodel only writes \
+                     tfserving.models.config into the run's directory)"
+                .into(),
+            fix: "start TF Serving with that models.config and query it with your own \
+                  client; compare the model's ONNX file on the ONNX backends"
+                .into(),
+        });
+    }
+    if !common.model_files.is_empty() && !RUNS_ONNX_FILES.contains(&entry.name) && !torchscript {
         return Err(BackendError::Unavailable {
             backend: name.into(),
             reason: "it cannot run a user's ONNX model (--model-file)".into(),

@@ -29,6 +29,7 @@ fn libtorch_is_registered_with_or_without_its_feature() {
         intra_threads: 1,
         device: contract::Device::Cpu,
         model_files: Default::default(),
+        torchscript_files: Default::default(),
         precision: Default::default(),
     };
     let opened = open(LIBTORCH, &opts, &BackendOptions::default());
@@ -56,6 +57,7 @@ fn common() -> OpenOptions {
         intra_threads: 1,
         device: contract::Device::Cpu,
         model_files: Default::default(),
+        torchscript_files: Default::default(),
         precision: Default::default(),
     }
 }

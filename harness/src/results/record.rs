@@ -59,6 +59,14 @@ pub struct RunRecord {
     /// The user's models among them (`--model-file`): name to ONNX file.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub model_files: std::collections::BTreeMap<String, String>,
+    /// The same models as TorchScript (`--torchscript`), which libtorch runs: name to
+    /// `.pt` file.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub torchscript_files: std::collections::BTreeMap<String, String>,
+    /// The same models as SavedModel base paths (`--savedmodel`), which the run's
+    /// `tfserving.models.config` lists for TF Serving: name to directory.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub savedmodel_dirs: std::collections::BTreeMap<String, String>,
     /// Where the user's models' inputs came from (`--input-data`): random, zero or a
     /// file.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -28,6 +28,7 @@ pub fn options(dir: &Path, models: &[&str], workers: usize, intra_threads: usize
         intra_threads,
         device: Device::Cpu,
         model_files: Default::default(),
+        torchscript_files: Default::default(),
         precision: Default::default(),
     }
 }
