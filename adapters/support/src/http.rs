@@ -14,7 +14,6 @@
 //! its socket, as with wrk. Plain `http://` only (no TLS, no proxies: servers are on
 //! loopback or a URL the user gave).
 
-use std::future::Future;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -368,19 +367,10 @@ impl Conn {
                     Err(e) => Outcome::Broken(innermost(&e)),
                 }
             };
-            let mut work = std::pin::pin!(work);
-            // The connection first (it writes the request and reads the answer), then the
-            // request. A connection that ends (the server closed it, or an I/O error) is
-            // dropped at once, which fails a request still waiting on it.
-            std::future::poll_fn(|cx| {
-                if let Some(d) = driver.as_mut() {
-                    if std::pin::Pin::new(d).poll(cx).is_ready() {
-                        driver = None;
-                    }
-                }
-                work.as_mut().poll(cx)
-            })
-            .await
+            // The connection first (it writes the request and reads the answer),
+            // then the request; a connection that ends (the server closed it, or an
+            // I/O error) is dropped at once, which fails a request still waiting on it.
+            relay::drive(&mut driver, std::pin::pin!(work)).await
         };
         match outcome {
             Outcome::Answer(response, _) => {
@@ -424,5 +414,6 @@ pub fn error_message(body: &[u8]) -> String {
     }
 }
 
+mod relay;
 #[cfg(test)]
 mod tests;
