@@ -189,8 +189,8 @@ impl std::fmt::Debug for Client {
 
 /// What one try on one connection gave.
 enum Outcome {
-    /// An answer; the connection, if it may serve another request.
-    Answer(Response, Option<Conn>),
+    /// An answer.
+    Answer(Response),
     /// The request was never written (the connection had closed): it may go again.
     Unsent(hyper::Request<Full<Bytes>>, String),
     /// The exchange failed after the request was (perhaps) written.
@@ -269,13 +269,12 @@ impl Client {
                 Some(c) => (c, true),
                 None => (self.connect(&authority).await?, false),
             };
-            match conn.exchange(request).await {
-                Outcome::Answer(response, conn) => {
-                    if let Some(conn) = conn {
-                        self.checkin(&authority, conn);
-                    }
-                    return Ok(response);
-                }
+            let (outcome, conn) = conn.exchange(request).await;
+            if let Some(conn) = conn {
+                self.checkin(&authority, conn);
+            }
+            match outcome {
+                Outcome::Answer(response) => return Ok(response),
                 // An idle connection the server closed meanwhile: the next one, or a
                 // new one.
                 Outcome::Unsent(again, _) if reused => request = again,
@@ -336,8 +335,8 @@ impl Client {
 
 impl Conn {
     /// One request on this connection, driving it from the calling task until the
-    /// whole answer is read.
-    async fn exchange(self, request: hyper::Request<Full<Bytes>>) -> Outcome {
+    /// whole answer is read; the connection back if it may serve another request.
+    async fn exchange(self, request: hyper::Request<Full<Bytes>>) -> (Outcome, Option<Conn>) {
         let Conn { mut sender, driver } = self;
         let mut driver = Some(driver);
         let outcome = {
@@ -356,14 +355,11 @@ impl Conn {
                 };
                 let (parts, body) = response.into_parts();
                 match body.collect().await {
-                    Ok(body) => Outcome::Answer(
-                        Response {
-                            status: parts.status,
-                            headers: parts.headers,
-                            body: body.to_bytes(),
-                        },
-                        None,
-                    ),
+                    Ok(body) => Outcome::Answer(Response {
+                        status: parts.status,
+                        headers: parts.headers,
+                        body: body.to_bytes(),
+                    }),
                     Err(e) => Outcome::Broken(innermost(&e)),
                 }
             };
@@ -372,15 +368,13 @@ impl Conn {
             // I/O error) is dropped at once, which fails a request still waiting on it.
             relay::drive(&mut driver, std::pin::pin!(work)).await
         };
-        match outcome {
-            Outcome::Answer(response, _) => {
-                let conn = driver
-                    .filter(|_| !sender.is_closed())
-                    .map(|driver| Conn { sender, driver });
-                Outcome::Answer(response, conn)
-            }
-            other => other,
-        }
+        let conn = match outcome {
+            Outcome::Answer(_) => driver
+                .filter(|_| !sender.is_closed())
+                .map(|driver| Conn { sender, driver }),
+            _ => None,
+        };
+        (outcome, conn)
     }
 }
 
