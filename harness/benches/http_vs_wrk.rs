@@ -2,13 +2,17 @@
 //!
 //! The server (here, on 127.0.0.1) answers every request with the same fixed
 //! text-CNN-batch-1 predictions, from one thread per connection, so what is timed is the
-//! client: the harness's closed loop driving the real Flask backend (its pooled
-//! `reqwest` client, encoding the real text-CNN batch-1 input once, decoding every
-//! answer), and `wrk` POSTing the very same body (captured by the server from the
-//! harness's first request). Runs alternate harness / wrk, 3 s each, at concurrency 1, 8
+//! client: the harness's closed loop driving the real Flask backend (the HTTP client of
+//! `adapters/support` that every HTTP backend uses, encoding the real text-CNN batch-1
+//! input once, decoding every answer), and `wrk` POSTing the very same body (captured by
+//! the server from the harness's first request). Runs alternate harness / wrk, 3 s each, at concurrency 1, 8
 //! and 64, over two rounds with the order swapped, so drift on a loaded machine hits both
 //! alike. Target: harness/wrk req/s >= 1.0 everywhere and the p50 at c=1 within 5 % of
 //! wrk's.
+//!
+//! The machine is part of the measurement: on 2 cores the server, wrk (or the harness)
+//! and anything else running share them, so run it on an idle machine and read the
+//! summary, not one round.
 //!
 //! `cargo bench -p harness --bench http_vs_wrk`. Needs `wrk` on PATH (scripts/setup
 //! installs it; `apt-get install -y wrk`): without it the bench says so and skips.

@@ -2,6 +2,7 @@
 
 use bytes::Bytes;
 use contract::{Backend, BackendError, Description, Prepared, ServedBy, Tensor};
+use support::http::Request;
 use support::Deadlines;
 
 use crate::codec;
@@ -16,7 +17,7 @@ const SERVER: &str = "the Flask app";
 
 /// A Flask/Gunicorn server, managed or existing, reached over HTTP/1.1.
 pub struct FlaskBackend {
-    client: reqwest::Client,
+    client: support::http::Client,
     base: String,
     deadlines: Deadlines,
     description: Description,
@@ -49,7 +50,7 @@ impl FlaskBackend {
         deadlines: Deadlines,
     ) -> Result<FlaskBackend, BackendError> {
         Ok(FlaskBackend {
-            client: support::http::client(connections, deadlines)?,
+            client: support::http::Client::new(connections, deadlines),
             base: base.trim_end_matches('/').to_string(),
             deadlines,
             description,
@@ -78,14 +79,9 @@ impl FlaskBackend {
         encode(inputs)
     }
 
-    async fn send(
-        &self,
-        req: reqwest::RequestBuilder,
-        url: &str,
-        model: &str,
-    ) -> Result<Bytes, BackendError> {
+    async fn send(&self, req: Request, model: &str) -> Result<Bytes, BackendError> {
         let ctx = self.deadlines.context(SERVER, model);
-        Ok(support::http::exchange(req, url, ctx).await?.body)
+        Ok(self.client.exchange(req, ctx).await?.body)
     }
 }
 
@@ -114,9 +110,7 @@ impl Backend for FlaskBackend {
 
     async fn health(&self) -> Result<(), BackendError> {
         let url = format!("{}/health", self.base);
-        self.send(self.client.get(&url), &url, "/health")
-            .await
-            .map(|_| ())
+        self.send(Request::get(&url), "/health").await.map(|_| ())
     }
 
     /// Encodes `{"instances": [...]}` once; every `infer` of this batch sends the same bytes.
@@ -129,12 +123,8 @@ impl Backend for FlaskBackend {
     async fn infer(&self, request: &Prepared) -> Result<Vec<Tensor>, BackendError> {
         let body = support::payload_or(request, |model, inputs| self.encode(model, inputs))?;
         let url = format!("{}/v1/models/{}:predict", self.base, request.model());
-        let req = self
-            .client
-            .post(&url)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(body.0);
-        let answer = self.send(req, &url, request.model()).await?;
+        let req = Request::post(&url, "application/json", body.0);
+        let answer = self.send(req, request.model()).await?;
         if let Some(outputs) = self.user_outputs.get(request.model()) {
             return codec::decode_columnar(&answer, outputs);
         }

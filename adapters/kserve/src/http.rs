@@ -6,6 +6,7 @@ use std::sync::Mutex;
 use bytes::Bytes;
 use contract::{Backend, BackendError, Description, Prepared, ServedBy, ServerStats, Tensor};
 use serde_json::Value;
+use support::http::{HeaderValue, Request};
 use support::Deadlines;
 
 use crate::codec::{self, Encoded, HttpBody};
@@ -14,7 +15,7 @@ use crate::{Flavor, Managed};
 /// A KServe v2 server, managed or existing, reached over HTTP/1.1.
 pub struct HttpBackend {
     flavor: Flavor,
-    client: reqwest::Client,
+    client: support::http::Client,
     base: String,
     body: HttpBody,
     deadlines: Deadlines,
@@ -72,7 +73,7 @@ impl HttpBackend {
     ) -> Result<HttpBackend, BackendError> {
         Ok(HttpBackend {
             flavor,
-            client: support::http::client(connections, deadlines)?,
+            client: support::http::Client::new(connections, deadlines),
             base: base.trim_end_matches('/').to_string(),
             body,
             deadlines,
@@ -86,12 +87,11 @@ impl HttpBackend {
     /// `"error"` message. Returns the body and the binary header length, if any.
     async fn send(
         &self,
-        req: reqwest::RequestBuilder,
-        url: &str,
+        req: Request,
         model: &str,
     ) -> Result<(Bytes, Option<usize>), BackendError> {
         let ctx = self.deadlines.context(self.flavor.server, model);
-        let reply = support::http::exchange(req, url, ctx).await?;
+        let reply = self.client.exchange(req, ctx).await?;
         let header_len = reply
             .headers
             .get(codec::HEADER_LENGTH)
@@ -101,7 +101,7 @@ impl HttpBackend {
 
     async fn get_json(&self, path: &str, model: &str) -> Result<Value, BackendError> {
         let url = format!("{}{path}", self.base);
-        let (body, _) = self.send(self.client.get(&url), &url, model).await?;
+        let (body, _) = self.send(Request::get(&url), model).await?;
         serde_json::from_slice(&body)
             .map_err(|e| BackendError::Protocol(format!("{url} did not answer JSON: {e}")))
     }
@@ -127,8 +127,7 @@ impl Backend for HttpBackend {
     /// platform an existing server runs).
     async fn health(&self) -> Result<(), BackendError> {
         let url = format!("{}/v2/health/ready", self.base);
-        self.send(self.client.get(&url), &url, "/v2/health/ready")
-            .await?;
+        self.send(Request::get(&url), "/v2/health/ready").await?;
         for m in &self.describe().models {
             let meta = self
                 .get_json(&format!("/v2/models/{}", self.wire(m)), m)
@@ -154,16 +153,12 @@ impl Backend for HttpBackend {
             self.base,
             self.wire(request.model())
         );
-        let mut req = self.client.post(&url);
-        req = match encoded.header_len {
-            Some(n) => req
-                .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
-                .header(codec::HEADER_LENGTH, n),
-            None => req.header(reqwest::header::CONTENT_TYPE, "application/json"),
+        let req = match encoded.header_len {
+            Some(n) => Request::post(&url, "application/octet-stream", encoded.body)
+                .header(codec::HEADER_LENGTH, HeaderValue::from(n)),
+            None => Request::post(&url, "application/json", encoded.body),
         };
-        let (body, header_len) = self
-            .send(req.body(encoded.body), &url, request.model())
-            .await?;
+        let (body, header_len) = self.send(req, request.model()).await?;
         codec::decode(&body, header_len)
     }
 
@@ -173,7 +168,7 @@ impl Backend for HttpBackend {
             return Ok(None);
         }
         let url = format!("{}/v2/models/{}/stats", self.base, self.wire(model));
-        let (body, _) = self.send(self.client.get(&url), &url, model).await?;
+        let (body, _) = self.send(Request::get(&url), model).await?;
         codec::decode_stats(&body, &self.wire(model)).map(Some)
     }
 }

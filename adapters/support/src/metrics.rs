@@ -81,7 +81,7 @@ pub fn deltas(
 /// A client for metrics endpoints: short deadlines, so a silent endpoint costs
 /// little.
 #[derive(Debug, Clone)]
-pub struct Scraper(reqwest::Client);
+pub struct Scraper(crate::http::Client);
 
 impl Scraper {
     /// A scraper whose requests give up after 2 s (1 s to connect).
@@ -90,7 +90,7 @@ impl Scraper {
             connect: std::time::Duration::from_secs(1),
             request: std::time::Duration::from_secs(2),
         };
-        Ok(Scraper(crate::http::client(1, deadlines)?))
+        Ok(Scraper(crate::http::Client::new(1, deadlines)))
     }
 
     /// Scrapes `url` and reads the counters of `model`.
@@ -104,26 +104,21 @@ impl Scraper {
 }
 
 async fn scrape(
-    client: &reqwest::Client,
+    client: &crate::http::Client,
     url: &str,
     model: &str,
 ) -> Result<BTreeMap<String, f64>, BackendError> {
     let response = client
-        .get(url)
-        .send()
+        .send(crate::http::Request::get(url))
         .await
         .map_err(|e| BackendError::Transport(format!("metrics at {url}: {e}")))?;
-    if !response.status().is_success() {
+    if !response.status.is_success() {
         return Err(BackendError::Protocol(format!(
             "metrics at {url} answered {}",
-            response.status()
+            response.status
         )));
     }
-    let text = response
-        .text()
-        .await
-        .map_err(|e| BackendError::Transport(format!("metrics at {url}: {e}")))?;
-    counters(&text, model)
+    counters(&String::from_utf8_lossy(&response.body), model)
 }
 
 #[cfg(test)]

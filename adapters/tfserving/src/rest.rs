@@ -5,6 +5,7 @@ use std::sync::Mutex;
 use bytes::Bytes;
 use contract::{Backend, BackendError, Description, Prepared, Tensor};
 use serde_json::Value;
+use support::http::Request;
 use support::Deadlines;
 
 use crate::json::{self, RestFormat};
@@ -15,7 +16,7 @@ pub struct Body(pub Bytes);
 
 /// A TF Serving server reached over its REST API.
 pub struct RestBackend {
-    client: reqwest::Client,
+    client: support::http::Client,
     base: String,
     format: RestFormat,
     deadlines: Deadlines,
@@ -43,7 +44,7 @@ impl RestBackend {
         deadlines: Deadlines,
     ) -> Result<RestBackend, BackendError> {
         Ok(RestBackend {
-            client: support::http::client(connections, deadlines)?,
+            client: support::http::Client::new(connections, deadlines),
             base: base.trim_end_matches('/').to_string(),
             format,
             deadlines,
@@ -53,21 +54,16 @@ impl RestBackend {
 
     /// Sends `req` about `model`; an error status is counted by kind with TF Serving's
     /// `"error"` message. Returns the body and whether the test peer answered.
-    async fn send(
-        &self,
-        req: reqwest::RequestBuilder,
-        url: &str,
-        model: &str,
-    ) -> Result<(Bytes, bool), BackendError> {
+    async fn send(&self, req: Request, model: &str) -> Result<(Bytes, bool), BackendError> {
         let ctx = self.deadlines.context(crate::SERVER, model);
-        let reply = support::http::exchange(req, url, ctx).await?;
+        let reply = self.client.exchange(req, ctx).await?;
         let peer = reply.headers.contains_key(crate::PEER_HEADER);
         Ok((reply.body, peer))
     }
 
     async fn get_json(&self, path: &str, model: &str) -> Result<(Value, bool), BackendError> {
         let url = format!("{}{path}", self.base);
-        let (body, peer) = self.send(self.client.get(&url), &url, model).await?;
+        let (body, peer) = self.send(Request::get(&url), model).await?;
         let v = serde_json::from_slice(&body)
             .map_err(|e| BackendError::Protocol(format!("{url} did not answer JSON: {e}")))?;
         Ok((v, peer))
@@ -159,12 +155,8 @@ impl Backend for RestBackend {
             json::encode(inputs, self.format).map(Body)
         })?;
         let url = format!("{}/v1/models/{}:predict", self.base, request.model());
-        let req = self
-            .client
-            .post(&url)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(body);
-        let (body, _) = self.send(req, &url, request.model()).await?;
+        let req = Request::post(&url, "application/json", body);
+        let (body, _) = self.send(req, request.model()).await?;
         json::decode(&body, fixtures::OUTPUT_NAME)
     }
 }

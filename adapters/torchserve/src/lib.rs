@@ -41,6 +41,7 @@ use contract::{
 };
 use fixtures::ModelId;
 use serde::{Deserialize, Serialize};
+use support::http::Request;
 use support::Deadlines;
 
 use server::{Install, ManagedTorchServe, ServerConfig};
@@ -189,7 +190,7 @@ fn connect(
 
 /// A TorchServe, managed or existing, reached over its REST inference API.
 pub struct RestBackend {
-    client: reqwest::Client,
+    client: support::http::Client,
     base: String,
     deadlines: Deadlines,
     description: Description,
@@ -208,7 +209,7 @@ impl RestBackend {
     ) -> Result<RestBackend, BackendError> {
         let deadlines = Deadlines::default();
         Ok(RestBackend {
-            client: support::http::client(connections, deadlines)?,
+            client: support::http::Client::new(connections, deadlines),
             base: base.trim_end_matches('/').to_string(),
             deadlines,
             description,
@@ -231,7 +232,7 @@ impl Backend for RestBackend {
     async fn health(&self) -> Result<(), BackendError> {
         let url = format!("{}/ping", self.base);
         let ctx = self.deadlines.context(SERVER, "/ping");
-        let reply = support::http::exchange(self.client.get(&url), &url, ctx).await?;
+        let reply = self.client.exchange(Request::get(&url), ctx).await?;
         if String::from_utf8_lossy(&reply.body).contains("Healthy") {
             Ok(())
         } else {
@@ -252,13 +253,9 @@ impl Backend for RestBackend {
     async fn infer(&self, request: &Prepared) -> Result<Vec<Tensor>, BackendError> {
         let body: bytes::Bytes = support::payload_or(request, |_, inputs| frame_of(inputs))?;
         let url = format!("{}/predictions/{}", self.base, request.model());
-        let req = self
-            .client
-            .post(&url)
-            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
-            .body(body);
+        let req = Request::post(&url, "application/octet-stream", body);
         let ctx = self.deadlines.context(SERVER, request.model());
-        let reply = support::http::exchange(req, &url, ctx).await?;
+        let reply = self.client.exchange(req, ctx).await?;
         Ok(vec![codec::decode(&reply.body, fixtures::OUTPUT_NAME)?])
     }
 }

@@ -1,0 +1,203 @@
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use super::*;
+
+/// What the test server answers a request for `path` with body `body`: the status
+/// line's code, extra headers, the body, and whether to close the connection after.
+fn answer(path: &str, body: &[u8], served: usize) -> (u16, &'static str, Vec<u8>, bool) {
+    match path {
+        "/echo" => (200, "", body.to_vec(), false),
+        "/missing" => (404, "", br#"{"error": "no such model"}"#.to_vec(), false),
+        // Closes after answering, without saying so: the next request on that
+        // connection finds it closed.
+        "/close-silently" => (200, "", b"bye".to_vec(), true),
+        "/close" => (200, "connection: close\r\n", b"closing".to_vec(), true),
+        "/slow" => {
+            std::thread::sleep(Duration::from_millis(400));
+            (200, "", b"late".to_vec(), false)
+        }
+        _ => (200, "", format!("connections {served}").into_bytes(), false),
+    }
+}
+
+/// A keep-alive HTTP/1.1 server on a free port, one thread per connection, counting
+/// connections. Echoes the request's `host` and `content-type` in `x-host` / `x-type`.
+fn serve() -> (u16, &'static AtomicUsize) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let count: &'static AtomicUsize = Box::leak(Box::new(AtomicUsize::new(0)));
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let served = count.fetch_add(1, Ordering::SeqCst) + 1;
+            std::thread::spawn(move || connection(stream, served));
+        }
+    });
+    (port, count)
+}
+
+fn connection(stream: TcpStream, served: usize) {
+    let mut writer = stream.try_clone().unwrap();
+    let mut reader = BufReader::new(stream);
+    loop {
+        let mut request_line = String::new();
+        if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
+            return;
+        }
+        let path = request_line.split(' ').nth(1).unwrap_or("/").to_string();
+        let (mut length, mut host, mut kind) = (0, String::new(), String::new());
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                break;
+            }
+            let (name, value) = line.split_once(':').unwrap();
+            let value = value.trim().to_string();
+            match name.to_ascii_lowercase().as_str() {
+                "content-length" => length = value.parse().unwrap(),
+                "host" => host = value,
+                "content-type" => kind = value,
+                _ => {}
+            }
+        }
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body).unwrap();
+        let (code, extra, out, close) = answer(&path, &body, served);
+        let head = format!(
+            "HTTP/1.1 {code} X\r\ncontent-length: {}\r\nx-host: {host}\r\nx-type: {kind}\r\n{extra}\r\n",
+            out.len()
+        );
+        if writer.write_all(&[head.as_bytes(), &out].concat()).is_err() || close {
+            return;
+        }
+    }
+}
+
+fn ctx() -> Context<'static> {
+    Deadlines::default().context("the test server", "m")
+}
+
+#[tokio::test]
+async fn keep_alive_exchanges_reuse_one_connection_and_recover_from_closed_ones() {
+    let (port, connections) = serve();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = Client::new(1, Deadlines::default());
+    // A body goes out intact, with its content type and the host.
+    let body = Bytes::from_static(b"{\"instances\": [[1, 2]]}");
+    let r = Request::post(&format!("{base}/echo"), "application/json", body.clone())
+        .header("X-Extra", HeaderValue::from(7usize));
+    let reply = client.exchange(r, ctx()).await.unwrap();
+    assert_eq!(reply.body, body);
+    assert_eq!(reply.headers["x-type"], "application/json");
+    assert_eq!(
+        reply.headers["x-host"],
+        format!("127.0.0.1:{port}").as_str()
+    );
+    // Sequential requests share the one keep-alive connection.
+    for _ in 0..5 {
+        let reply = client.exchange(Request::get(&base), ctx()).await.unwrap();
+        assert_eq!(reply.body, "connections 1");
+    }
+    assert_eq!(connections.load(Ordering::SeqCst), 1);
+    // An error status is counted with the server's message; the connection stays.
+    let e = client
+        .exchange(Request::get(&format!("{base}/missing")), ctx())
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), "unknown_model", "{e}");
+    assert!(e.to_string().contains("no such model"), "{e}");
+    // A server that closes an idle connection: the request goes again on a new one.
+    let reply = client
+        .exchange(Request::get(&format!("{base}/close-silently")), ctx())
+        .await
+        .unwrap();
+    assert_eq!(reply.body, "bye");
+    std::thread::sleep(Duration::from_millis(50));
+    let reply = client.exchange(Request::get(&base), ctx()).await.unwrap();
+    assert_eq!(reply.body, "connections 2");
+    // `connection: close` is honoured: the next request opens another connection.
+    let reply = client
+        .exchange(Request::get(&format!("{base}/close")), ctx())
+        .await
+        .unwrap();
+    assert_eq!(reply.body, "closing");
+    let reply = client.exchange(Request::get(&base), ctx()).await.unwrap();
+    assert_eq!(reply.body, "connections 3");
+    // Requests in flight together each hold a connection, and all of them stay idle.
+    let many = (0..4).map(|_| {
+        let (client, url) = (client.clone(), format!("{base}/slow"));
+        async move { client.exchange(Request::get(&url), ctx()).await }
+    });
+    for r in futures_join(many).await {
+        assert_eq!(r.unwrap().body, "late");
+    }
+    let idle = client.inner.pools.lock().unwrap()[0].idle.len();
+    assert_eq!(idle, 4, "every connection of the burst is kept");
+    // The request deadline is a counted timeout.
+    let short = Client::new(
+        1,
+        Deadlines {
+            connect: Duration::from_secs(1),
+            request: Duration::from_millis(50),
+        },
+    );
+    let e = short
+        .exchange(Request::get(&format!("{base}/slow")), ctx())
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), "timeout", "{e}");
+    // A URL that is not http:// is refused before anything is sent.
+    let e = client
+        .exchange(Request::get("ftp://127.0.0.1:1/x"), ctx())
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), "transport");
+    assert!(e.to_string().contains("not an http:// URL"), "{e}");
+}
+
+/// Runs `futures` concurrently on the current task's runtime; their outcomes in order.
+async fn futures_join<F>(futures: impl Iterator<Item = F>) -> Vec<F::Output>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let tasks: Vec<_> = futures.map(tokio::spawn).collect();
+    let mut out = Vec::new();
+    for t in tasks {
+        out.push(t.await.unwrap());
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_refused_connection_names_the_url_and_the_cause() {
+    // A port just freed: nothing listens there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}/v2/health/ready");
+    let e = Client::new(1, Deadlines::default())
+        .exchange(Request::get(&url), ctx())
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), "transport");
+    let msg = e.to_string();
+    assert!(msg.contains(&url), "{msg}");
+    assert!(msg.to_lowercase().contains("refused"), "{msg}");
+}
+
+#[test]
+fn error_bodies() {
+    assert_eq!(error_message(br#"{"error": "bad shape"}"#), "bad shape");
+    assert_eq!(
+        error_message(br#"{"code": 404, "message": "Model not found: m"}"#),
+        "Model not found: m"
+    );
+    assert_eq!(error_message(b"Not Found\nmore"), "Not Found");
+    assert_eq!(error_message(br#"{"other": 1}"#), r#"{"other": 1}"#);
+    assert_eq!(error_message(b""), "(empty body)");
+    assert_eq!(error_message(&[b'x'; 300]).len(), 200);
+}
