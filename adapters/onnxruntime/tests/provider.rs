@@ -17,6 +17,7 @@ fn options() -> OpenOptions {
         intra_threads: 1,
         device: Device::Cpu,
         model_files: Default::default(),
+        torchscript_files: Default::default(),
         precision: Default::default(),
     }
 }
