@@ -93,12 +93,12 @@ pub struct Selection {
     pub small_batches: Option<Vec<usize>>,
 
     /// Large-batch sizes for the text-CNN and --model-file models [default:
-    /// 1,10,100,1000; with --quick: 1,100].
+    /// 1,10,100; with --quick: 1,100].
     #[arg(long, value_delimiter = ',', value_name = "SIZES", action = ArgAction::Set,
           value_parser = batch_size())]
     pub large_batches: Option<Vec<usize>>,
 
-    /// Large-batch sizes for the ResNets [default: 1,8,32; with --quick: 1,8].
+    /// Large-batch sizes for the ResNets [default: 1,8; with --quick: 1,8].
     #[arg(long, value_delimiter = ',', value_name = "SIZES", action = ArgAction::Set,
           value_parser = batch_size())]
     pub large_batches_resnet: Option<Vec<usize>>,

@@ -33,13 +33,13 @@ fn defaults_are_filled_in() {
     assert_eq!((c.workers, c.trials, c.max_windows), (1, 5, 100));
     assert_eq!(c.loads, [Load::Closed { concurrency: 1 }]);
     assert_eq!(c.small_batches, [1, 2, 4, 8]);
-    assert_eq!(c.large_batches, [1, 10, 100, 1000]);
-    assert_eq!(c.large_batches_resnet, [1, 8, 32]);
+    assert_eq!(c.large_batches, [1, 10, 100]);
+    assert_eq!(c.large_batches_resnet, [1, 8]);
     assert_eq!((c.percentile, c.stability), (50.0, 0.1));
-    // The budget is split over the twelve points, and within each over the backends.
+    // The budget is split over the ten points, and within each over the backends.
     assert_eq!((c.target_precision, c.time_budget_s), (0.05, 200.0));
-    assert_eq!(c.points().len(), 12);
-    assert!((c.point_budget_s - 200.0 / 12.0).abs() < 1e-9);
+    assert_eq!(c.points().len(), 10);
+    assert!((c.point_budget_s - 200.0 / 10.0).abs() < 1e-9);
     assert_eq!(c.point_budget, Duration::from_secs_f64(c.point_budget_s));
     let per_backend = c.point_budget_s / c.backends.len() as f64;
     assert!((c.backend_budget_s - per_backend).abs() < 1e-9);
