@@ -7,6 +7,8 @@
 //! both APIs: the error kinds every server backend shares (unknown model, wrong shape),
 //! with TorchServe's message, over REST and gRPC; and a short `compare` of candle with
 //! `torchserve-grpc` given that server's gRPC URL (agreement, rows, nothing started).
+//! Last, SIGINT during a run with both managed Java/Python servers (TorchServe and
+//! MLServer) ends the run with 130 and leaves no process of either.
 //! TorchServe is one of the backends the set-up always provides: without it these tests
 //! fail with the command that installs it, they never skip.
 
@@ -175,4 +177,72 @@ fn one_server_serves_both_apis_and_counts_failures_by_kind() {
     drop(server);
     let left = procs::wait_gone(&pids, None, Duration::from_secs(10));
     assert!(left.is_empty(), "processes left behind: {left}");
+}
+
+/// SIGINT while both managed Java/Python servers, TorchServe and MLServer, are up:
+/// the harness exits 130 with the sentence, and neither server leaves a process
+/// behind (TorchServe's launcher, Java and its Python workers; MLServer's workers).
+#[test]
+fn sigint_stops_torchserve_and_mlserver_with_every_process() {
+    let _turn = serial();
+    install();
+    let dir = tempfile::tempdir().unwrap();
+    let (ts_pids, ml_pids) = (dir.path().join("ts"), dir.path().join("ml"));
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_harness"))
+        .args([
+            "compare",
+            "--quiet",
+            "--trials",
+            "1",
+            "--backends",
+            "torchserve-rest,kserve-v2-http",
+            "--models",
+            "text-cnn",
+            "--small-batches",
+            "1",
+            "--large-batches",
+            "1",
+            // Long enough that the signal always lands before the run ends.
+            "--duration",
+            "30",
+            "--results-dir",
+        ])
+        .arg(dir.path().join("results"))
+        .env(adapter_torchserve::PID_FILE_ENV, &ts_pids)
+        .env(adapter_kserve::PID_FILE_ENV, &ml_pids)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + READY_TIMEOUT * 2;
+    let servers = loop {
+        let (ts, ml) = (
+            procs::read_pid_file(&ts_pids),
+            procs::read_pid_file(&ml_pids),
+        );
+        if !ts.is_empty() && !ml.is_empty() {
+            break [ts, ml].concat();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the servers never became ready"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the harness ended early"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    // SAFETY: sending a signal to our own child process.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, libc::SIGINT);
+    }
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("interrupted by SIGINT"), "{stderr}");
+    for pids in &servers {
+        let left = procs::wait_gone(pids, None, Duration::from_secs(10));
+        assert!(left.is_empty(), "left behind after SIGINT: {left}");
+    }
 }
