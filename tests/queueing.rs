@@ -127,6 +127,21 @@ fn model(server: &FifoServer, rate: f64, arrival: Arrival, seed: u64, n: usize) 
     queue::summary(&queue::simulate_each(&arrivals, &services))
 }
 
+/// A closed loop of `concurrency` on a fresh double for `requests` requests: the double
+/// (for the services it logged) and the measurement.
+fn closed(concurrency: usize, requests: u64) -> (Arc<FifoServer>, load::Measurement) {
+    let server = Arc::new(FifoServer::new(D));
+    let backend: Arc<dyn Backend> = server.clone();
+    let request = Arc::new(Prepared::new("m", vec![]));
+    let m = queue::runtime(Some(2)).block_on(load::closed_loop(
+        backend,
+        request,
+        concurrency,
+        Window::Requests(requests),
+    ));
+    (server, m)
+}
+
 /// What the machine adds to a request outside the double's queue, in seconds: handing
 /// it to the worker thread and the answer back to the sender's task. It is the p50 of a
 /// closed loop of one on a fresh double minus the median service that double logged:
@@ -134,15 +149,7 @@ fn model(server: &FifoServer, rate: f64, arrival: Arrival, seed: u64, n: usize) 
 /// is tens of microseconds; CI's loaded machine once added 1.5 ms, which the model alone
 /// took for a late sender.
 fn handoff() -> f64 {
-    let server = Arc::new(FifoServer::new(D));
-    let backend: Arc<dyn Backend> = server.clone();
-    let request = Arc::new(Prepared::new("m", vec![]));
-    let m = queue::runtime(Some(2)).block_on(load::closed_loop(
-        backend,
-        request,
-        1,
-        Window::Requests(100),
-    ));
+    let (server, m) = closed(1, 100);
     let mut services = server.services();
     services.sort_by(f64::total_cmp);
     let p50 = m.histogram.value_at_quantile(0.5) as f64 / 1e6;
@@ -249,15 +256,7 @@ fn poisson_arrivals_give_the_simulated_m_d_1_queue() {
 /// service), within -10 % / +20 %.
 fn closed_of_three() -> Result<(), String> {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let server = Arc::new(FifoServer::new(D));
-    let backend: Arc<dyn Backend> = server.clone();
-    let request = Arc::new(Prepared::new("m", vec![]));
-    let m = queue::runtime(Some(2)).block_on(load::closed_loop(
-        backend,
-        request,
-        3,
-        Window::Requests(150),
-    ));
+    let (server, m) = closed(3, 150);
     let expected = 3.0 * server.mean_service().as_secs_f64();
     let r = m.histogram.value_at_quantile(0.5) as f64 / 1e6 / expected;
     let verdict = format!("closed loop of 3: {r:.2}x three service times");
