@@ -192,9 +192,12 @@ impl std::fmt::Debug for Client {
 enum Outcome {
     /// An answer.
     Answer(Response),
-    /// The request was never written (the connection had closed): it may go again.
-    Unsent(hyper::Request<Full<Bytes>>, String),
-    /// The exchange failed after the request was (perhaps) written.
+    /// The request was never written: the connection had closed.
+    Unsent(String),
+    /// The connection closed before any answer came, perhaps after the request was
+    /// written: on a reused connection, the server closing it while idle.
+    Closed(String),
+    /// The exchange failed otherwise, after the request was (perhaps) written.
     Broken(String),
 }
 
@@ -258,28 +261,40 @@ impl Client {
                 .unwrap_or_else(|| PathAndQuery::from_static("/")),
         );
         let target = Uri::from_parts(parts).map_err(|e| Failure::Url(e.to_string()))?;
-        let mut request = hyper::Request::new(Full::new(req.body));
-        *request.method_mut() = req.method;
-        *request.uri_mut() = target;
-        *request.headers_mut() = req.headers;
         let host = HeaderValue::from_str(authority.as_str())
             .map_err(|e| Failure::Url(format!("{uri}: {e}")))?;
-        request.headers_mut().insert(HOST, host);
+        let mut headers = req.headers;
+        headers.insert(HOST, host);
+        let request = || {
+            let mut request = hyper::Request::new(Full::new(req.body.clone()));
+            *request.method_mut() = req.method.clone();
+            *request.uri_mut() = target.clone();
+            *request.headers_mut() = headers.clone();
+            request
+        };
+        // A keep-alive connection may close while it idles in the pool (the server's
+        // keep-alive timeout, a worker recycled): a request that meets such a
+        // connection goes again, as browsers and Go's client do. Never written, it
+        // tries the next idle connection; perhaps written, it goes once more on a new
+        // connection only, so a request that makes the server hang up is sent at most
+        // twice. Its latency includes the retry, as a user's would.
+        let mut fresh_only = false;
         loop {
-            let (conn, reused) = match self.checkout(&authority) {
+            let (conn, reused) = match self.checkout(&authority).filter(|_| !fresh_only) {
                 Some(c) => (c, true),
                 None => (self.connect(&authority).await?, false),
             };
-            let (outcome, conn) = conn.exchange(request).await;
+            let (outcome, conn) = conn.exchange(request()).await;
             if let Some(conn) = conn {
                 self.checkin(&authority, conn);
             }
             match outcome {
                 Outcome::Answer(response) => return Ok(response),
-                // An idle connection the server closed meanwhile: the next one, or a
-                // new one.
-                Outcome::Unsent(again, _) if reused => request = again,
-                Outcome::Unsent(_, e) | Outcome::Broken(e) => return Err(Failure::Io(e)),
+                Outcome::Unsent(_) if reused => {}
+                Outcome::Closed(_) if reused => fresh_only = true,
+                Outcome::Unsent(e) | Outcome::Closed(e) | Outcome::Broken(e) => {
+                    return Err(Failure::Io(e))
+                }
             }
         }
     }
@@ -343,15 +358,17 @@ impl Conn {
         let outcome = {
             let work = async {
                 if let Err(e) = sender.ready().await {
-                    return Outcome::Unsent(request, innermost(&e));
+                    return Outcome::Unsent(innermost(&e));
                 }
                 let response = match sender.try_send_request(request).await {
                     Ok(r) => r,
                     Err(mut e) => {
+                        let cause = innermost(e.error());
                         return match e.take_message() {
-                            Some(request) => Outcome::Unsent(request, innermost(e.error())),
-                            None => Outcome::Broken(innermost(e.error())),
-                        }
+                            Some(_) => Outcome::Unsent(cause),
+                            None if e.error().is_incomplete_message() => Outcome::Closed(cause),
+                            None => Outcome::Broken(cause),
+                        };
                     }
                 };
                 let (parts, body) = response.into_parts();

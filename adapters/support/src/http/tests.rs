@@ -15,6 +15,8 @@ fn answer(path: &str, body: &[u8], served: usize) -> (u16, &'static str, Vec<u8>
         // connection finds it closed.
         "/close-silently" => (200, "", b"bye".to_vec(), true),
         "/close" => (200, "connection: close\r\n", b"closing".to_vec(), true),
+        // Answers; the next request on that connection is read and never answered.
+        "/drop-next" => (200, "", b"armed".to_vec(), false),
         "/slow" => {
             std::thread::sleep(Duration::from_millis(400));
             (200, "", b"late".to_vec(), false)
@@ -41,6 +43,7 @@ fn serve() -> (u16, &'static AtomicUsize) {
 fn connection(stream: TcpStream, served: usize) {
     let mut writer = stream.try_clone().unwrap();
     let mut reader = BufReader::new(stream);
+    let mut drop_next = false;
     loop {
         let mut request_line = String::new();
         if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
@@ -64,6 +67,11 @@ fn connection(stream: TcpStream, served: usize) {
         }
         let mut body = vec![0; length];
         reader.read_exact(&mut body).unwrap();
+        // `/hang-up`: the request is read and the connection closed, with no answer.
+        if drop_next || path == "/hang-up" {
+            return;
+        }
+        drop_next = path == "/drop-next";
         let (code, extra, out, close) = answer(&path, &body, served);
         let head = format!(
             "HTTP/1.1 {code} X\r\ncontent-length: {}\r\nx-host: {host}\r\nx-type: {kind}\r\n{extra}\r\n",
@@ -108,7 +116,8 @@ async fn keep_alive_exchanges_reuse_one_connection_and_recover_from_closed_ones(
         .unwrap_err();
     assert_eq!(e.kind(), "unknown_model", "{e}");
     assert!(e.to_string().contains("no such model"), "{e}");
-    // A server that closes an idle connection: the request goes again on a new one.
+    // A server that closes an idle connection: the request goes again on a new one,
+    // whether the client notices the close before writing (the sleep, mostly) or after.
     let reply = client
         .exchange(Request::get(&format!("{base}/close-silently")), ctx())
         .await
@@ -125,6 +134,24 @@ async fn keep_alive_exchanges_reuse_one_connection_and_recover_from_closed_ones(
     assert_eq!(reply.body, "closing");
     let reply = client.exchange(Request::get(&base), ctx()).await.unwrap();
     assert_eq!(reply.body, "connections 3");
+    // A reused connection closed after the request was written, before any answer:
+    // the request goes once more, on a new connection.
+    let reply = client
+        .exchange(Request::get(&format!("{base}/drop-next")), ctx())
+        .await
+        .unwrap();
+    assert_eq!(reply.body, "armed");
+    let reply = client.exchange(Request::get(&base), ctx()).await.unwrap();
+    assert_eq!(reply.body, "connections 4");
+    // A request the server always hangs up on is sent twice at most (the reused
+    // connection, then one new one), and then is a transport error.
+    let e = client
+        .exchange(Request::get(&format!("{base}/hang-up")), ctx())
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), "transport", "{e}");
+    assert!(e.to_string().contains("closed before"), "{e}");
+    assert_eq!(connections.load(Ordering::SeqCst), 5);
     // Requests in flight together each hold a connection, and all of them stay idle.
     let many = (0..4).map(|_| {
         let (client, url) = (client.clone(), format!("{base}/slow"));
