@@ -188,7 +188,8 @@ impl RunConfig {
             sizes.extend(&self.large_batches);
             if let Some(b) = sizes.iter().find(|&&b| b != n) {
                 return Err(HarnessError::Config(format!(
-                    "model {} has a fixed batch dimension of {n} (input {input}), so it cannot                      run batch {b}; give --small-batches {n} --large-batches {n}",
+                    "model {} has a fixed batch dimension of {n} (input {input}), so it cannot \
+                     run batch {b}; give --small-batches {n} --large-batches {n}",
                     w.name()
                 )));
             }

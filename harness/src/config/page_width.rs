@@ -204,6 +204,11 @@ fn the_default_page_fits_120_columns_with_six_backends() {
             widest.chars().count()
         );
     }
+    // The agreement heading names the reference the rows were checked against, not
+    // the configured one that did not run (here candle).
+    let text = page(&results, Layout::Narrow);
+    assert!(text.contains("Agreement with tfserving-grpc"), "{text}");
+    assert!(!text.contains("Agreement with candle"), "{text}");
     // The wide layout is what it was: side by side, far wider.
     let wide = page(&results, Layout::Wide);
     assert!(wide.lines().any(|l| l.chars().count() > 200));

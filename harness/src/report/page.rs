@@ -90,7 +90,18 @@ fn intro(results: &Results, layout: Layout) -> String {
     if layout == Layout::Narrow {
         out = wrap(&out);
     }
-    let reference = &results.config.reference;
+    // The reference each row was checked against: the configured one, or another
+    // backend where that one did not run (the table's `reference` column says which).
+    let used: std::collections::BTreeSet<&str> = results
+        .agreement
+        .iter()
+        .map(|a| a.reference.as_str())
+        .collect();
+    let reference = match used.len() {
+        0 => results.config.reference.clone(),
+        1 => used.first().map_or_else(String::new, |r| r.to_string()),
+        _ => "each row's reference".to_string(),
+    };
     if markdown {
         let _ = writeln!(out, "\n## Agreement with {reference}\n");
         let _ = writeln!(out, "{}\n", agreement_table(results, true));
