@@ -303,7 +303,9 @@ impl RunConfig {
             rtol: c.agreement.rtol.unwrap_or(DEFAULT_RTOL),
             strict: c.agreement.strict,
             quick,
-            fixtures_dir: w.fixtures_dir.unwrap_or_else(fixtures::default_dir),
+            // Absolute: managed servers run in directories of their own and would read a
+            // relative path from there.
+            fixtures_dir: absolute(w.fixtures_dir.unwrap_or_else(fixtures::default_dir)),
             results_dir: o.results_dir.unwrap_or_else(|| PathBuf::from("results")),
             json: o.json,
             backend_options: backends
@@ -402,3 +404,8 @@ mod page_width;
 mod tests;
 #[cfg(test)]
 mod variant_tests;
+
+/// `path` made absolute against the working directory (unchanged if that cannot be read).
+fn absolute(path: PathBuf) -> PathBuf {
+    std::path::absolute(&path).unwrap_or(path)
+}

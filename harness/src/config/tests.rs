@@ -498,3 +498,11 @@ fn precisions_add_their_batch_and_split_the_budget() {
         "{e}"
     );
 }
+
+#[test]
+fn a_relative_fixtures_dir_is_made_absolute() {
+    // Managed servers run elsewhere: a relative path would name another directory there.
+    let c = ok(&["--fixtures-dir", "some/fixtures"]);
+    assert!(c.fixtures_dir.is_absolute(), "{}", c.fixtures_dir.display());
+    assert!(c.fixtures_dir.ends_with("some/fixtures"));
+}
