@@ -5,11 +5,13 @@
 //! Each count is a complete [`compare`]: its backends are opened, checked for agreement
 //! and dropped (servers stopped) before the next count opens them again, so no two
 //! counts' servers share the machine. A stop signal ends the grid after the count it
-//! came in, with what was measured.
+//! came in, with what was measured; so does a count that fails as a whole (its servers
+//! do not start at that count, say): its backends are recorded as failed there, and the
+//! earlier counts' results are written (the run exits as partial).
 
 use crate::compare::{compare, Plan};
 use crate::error::Stop;
-use crate::results::{Results, RunRecord, System};
+use crate::results::{Failed, Results, RunRecord, System};
 use crate::HarnessError;
 
 /// Runs every plan of `plans` (one per worker count, in order) and merges their
@@ -32,7 +34,17 @@ pub async fn grid(
             // Between two counts' progress bars, each cleared when its count ends.
             eprintln!("worker grid: {workers} workers ({} of {counts})", i + 1);
         }
-        let mut part = compare(plan, stop.clone()).await?;
+        let backends = plan.backends.clone();
+        let mut part = match (compare(plan, stop.clone()).await, merged.as_mut()) {
+            (Ok(part), _) => part,
+            (Err(e), None) => return Err(e),
+            // A later count that cannot run keeps what the earlier ones measured: the
+            // count is a failure of each of its backends, and the grid ends there.
+            (Err(e), Some(all)) => {
+                fail_count(all, &backends, workers, e);
+                break;
+            }
+        };
         for f in &mut part.failed {
             f.at = format!("{workers} workers, {}", f.at);
         }
@@ -52,6 +64,22 @@ pub async fn grid(
     let mut all = merged.expect("at least one worker count");
     all.config = record;
     Ok(all)
+}
+
+/// Records that the count of `workers` failed with `e` before it measured anything:
+/// each of its `backends` failed there (an interruption is recorded as one).
+pub(crate) fn fail_count(all: &mut Results, backends: &[String], workers: usize, e: HarnessError) {
+    if let HarnessError::Interrupted(signal) = e {
+        all.interrupted = Some(signal.to_string());
+        return;
+    }
+    let reason = e.to_string();
+    all.failed.extend(backends.iter().map(|b| Failed {
+        backend: b.clone(),
+        at: format!("{workers} workers"),
+        reason: reason.clone(),
+        error_kinds: vec![],
+    }));
 }
 
 /// `later`'s rows, ratios, backends and failures after `all`'s.

@@ -52,6 +52,8 @@ use crate::resources;
 use crate::results::{BackendInfo, Failed, Results, System, Unavailable, SCHEMA_VERSION};
 use crate::HarnessError;
 
+#[cfg(test)]
+pub(crate) use grid::fail_count;
 pub use grid::grid;
 pub use plan::{Check, Measure, Model, Plan, Point};
 pub use ratios::ratios;

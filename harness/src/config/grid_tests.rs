@@ -90,3 +90,25 @@ fn a_worker_grid_has_its_table_and_one_run_none() {
     let one = super::page_width::six_backends_at("2");
     assert!(!crate::report::html(&one).contains("Worker grid"));
 }
+
+#[test]
+fn a_count_that_fails_as_a_whole_keeps_the_earlier_counts() {
+    // What the grid does when a later count cannot run: the results of the counts
+    // before it stay, and that count's backends are failed there (a partial run).
+    let mut all = super::page_width::six_backends_at("1");
+    let rows = all.results.len();
+    assert!(rows > 0 && all.failed.is_empty());
+    let backends = ["candle".to_string(), "flask".to_string()];
+    let e = HarnessError::NothingToMeasure("no backend opened".into());
+    crate::compare::fail_count(&mut all, &backends, 2, e);
+    assert_eq!(all.results.len(), rows);
+    let failed: Vec<_> = all.failed.iter().map(|f| (&*f.backend, &*f.at)).collect();
+    assert_eq!(failed, [("candle", "2 workers"), ("flask", "2 workers")]);
+    assert!(all.failed[0].reason.contains("no backend opened"));
+    assert!(all.partial());
+    // A stop signal during that count is an interruption, not a failure.
+    let mut all = super::page_width::six_backends_at("1");
+    let e = HarnessError::Interrupted(crate::error::Signal::Int);
+    crate::compare::fail_count(&mut all, &backends, 2, e);
+    assert!(all.failed.is_empty() && all.interrupted.is_some());
+}
