@@ -135,7 +135,7 @@ pub struct Workload {
           value_parser = worker_count)]
     pub workers: Option<Vec<usize>>,
 
-    /// Intra-op threads per worker [default: cores / workers, at least 1].
+    /// Intra-op threads per worker [default: (cores - 1) / workers, at least 1: one core is left to the load generator].
     #[arg(long, value_name = "N", value_parser = whole::<usize>(1, MAX_THREADS))]
     pub intra_threads: Option<usize>,
 
