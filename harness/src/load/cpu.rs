@@ -19,8 +19,17 @@ pub const CLIENT_THREAD_NAME: &str = "sb-client";
 /// Busy fraction of each client thread above which the client is saturated.
 pub const SATURATED: f64 = 0.9;
 
+/// Names tokio gives its worker threads when the runtime's builder sets none: tokio
+/// 1.54's `tokio-rt-worker`, and the older `tokio-runtime-worker` as `/proc` truncates
+/// it to 15 bytes (tests and benches build such runtimes).
+pub const TOKIO_DEFAULT_THREAD_NAMES: [&str; 2] = ["tokio-rt-worker", "tokio-runtime-w"];
+
 /// Thread names (as `/proc` truncates them to 15 bytes) that run load tasks.
-const CLIENT_COMMS: [&str; 2] = [CLIENT_THREAD_NAME, "tokio-runtime-w"];
+const CLIENT_COMMS: [&str; 3] = [
+    CLIENT_THREAD_NAME,
+    TOKIO_DEFAULT_THREAD_NAMES[0],
+    TOKIO_DEFAULT_THREAD_NAMES[1],
+];
 
 /// Client CPU time at the start of a window.
 pub struct ClientCpu {
@@ -104,11 +113,25 @@ mod tests {
 
     #[test]
     fn busy_runtime_threads_are_measured() {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name(CLIENT_THREAD_NAME)
-            .build()
-            .unwrap();
+        let mut named = tokio::runtime::Builder::new_multi_thread();
+        named.thread_name(CLIENT_THREAD_NAME);
+        check_busy_thread_is_counted(named);
+    }
+
+    /// A runtime built without a thread name (as `#[tokio::test]` and the benches do)
+    /// runs on tokio's default names, which count as client threads too.
+    #[test]
+    fn threads_with_tokios_default_name_are_measured() {
+        check_busy_thread_is_counted(tokio::runtime::Builder::new_multi_thread());
+    }
+
+    /// The count sums every thread of the process with a client name, so the two tests
+    /// above take turns: run side by side, one would count the other's busy thread.
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    fn check_busy_thread_is_counted(mut builder: tokio::runtime::Builder) {
+        let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+        let rt = builder.worker_threads(1).build().unwrap();
         let (m, own) = rt.block_on(async {
             tokio::spawn(async {
                 let cpu = ClientCpu::now();

@@ -11,13 +11,14 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use super::{Probe, Reading, SAMPLER_THREAD_NAME};
-use crate::load::cpu::CLIENT_THREAD_NAME;
+use crate::load::cpu::{CLIENT_THREAD_NAME, TOKIO_DEFAULT_THREAD_NAMES};
 use crate::load::open::SENDER_THREAD_NAME;
 
 /// Thread names (as `/proc` truncates them to 15 bytes) of the harness's own threads.
-const HARNESS_THREADS: [&str; 4] = [
+const HARNESS_THREADS: [&str; 5] = [
     CLIENT_THREAD_NAME,
-    "tokio-runtime-w",
+    TOKIO_DEFAULT_THREAD_NAMES[0],
+    TOKIO_DEFAULT_THREAD_NAMES[1],
     SENDER_THREAD_NAME,
     SAMPLER_THREAD_NAME,
 ];
