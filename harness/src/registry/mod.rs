@@ -86,14 +86,16 @@ pub fn open(name: &str, common: &OpenOptions, options: &BackendOptions) -> Opene
 }
 
 /// The backends that run a user's ONNX model (`--model-file`); candle only where
-/// candle-onnx has every operator of the graph. (OpenVINO's adapter runs the fixtures
-/// only, so far.)
-pub const RUNS_ONNX_FILES: [&str; 5] = [
+/// candle-onnx has every operator of the graph.
+pub const RUNS_ONNX_FILES: [&str; 8] = [
     adapter_candle::NAME,
     adapter_onnxruntime::NAME,
+    OPENVINO,
     FLASK,
     TRITON_HTTP,
     TRITON_GRPC,
+    KSERVE_HTTP,
+    KSERVE_GRPC,
 ];
 
 /// Name of the Flask/Gunicorn backend, known with its feature on or off.
