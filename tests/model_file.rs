@@ -2,7 +2,8 @@
 //! graphs of `fixtures::onnx::toy` (a few hundred bytes each), written by the test into
 //! a temporary directory: several inputs and outputs, int64 and float16 tensors, a
 //! dynamic second dimension, and an operator candle-onnx lacks; and one of them as
-//! TorchScript (`--torchscript`), written by torch in the project's Python, for libtorch.
+//! TorchScript (`--torchscript`), written by torch in the project's Python, for libtorch
+//! and TorchServe.
 
 mod common;
 
@@ -160,11 +161,14 @@ fn an_operator_candle_lacks_is_named_not_a_crash() {
     assert_eq!(doc["agreement"][0]["reference"], "onnxruntime");
 }
 
-/// `--torchscript` beside `--model-file`: libtorch runs the TorchScript of the model
-/// whose ONNX file onnxruntime runs, and agrees with it output by output; TorchServe says
-/// what it lacks for a user's TorchScript.
+/// `--torchscript` beside `--model-file`: libtorch, and the managed TorchServe over
+/// REST and gRPC (a model directory written from the user's file, with its
+/// `servebench.json`), run the TorchScript of the model whose ONNX file onnxruntime
+/// runs, its two inputs and two outputs in one frame, and agree with it output by
+/// output.
 #[test]
-fn torchscript_runs_on_libtorch_beside_the_onnx_file() {
+fn torchscript_runs_on_libtorch_and_torchserve_beside_the_onnx_file() {
+    let _turn = serial();
     let dir = tempfile::tempdir().unwrap();
     let pt = with_torchscript(dir.path());
     let (doc, stdout) = compare(
@@ -174,28 +178,28 @@ fn torchscript_runs_on_libtorch_beside_the_onnx_file() {
             "--torchscript",
             pt.to_str().unwrap(),
             "--backends",
-            "onnxruntime,libtorch,torchserve-rest",
+            "onnxruntime,libtorch,torchserve-rest,torchserve-grpc",
         ],
     );
-    assert_eq!(
-        measured(&doc, "multi_input"),
-        ["libtorch", "onnxruntime"],
-        "{stdout}"
-    );
-    let a = &doc["agreement"][0];
-    assert!(
-        a["backend"] == "libtorch" && a["reference"] == "onnxruntime" && a["passed"] == true,
-        "{a}"
-    );
+    let served = [
+        "libtorch",
+        "onnxruntime",
+        "torchserve-grpc",
+        "torchserve-rest",
+    ];
+    assert_eq!(measured(&doc, "multi_input"), served, "{stdout}");
+    let rows = agreement(&doc, "multi_input");
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    for (backend, reference, passed, diff) in &rows {
+        assert!(reference == "onnxruntime" && *passed, "{backend}: {rows:?}");
+        // a + b and a * b: the same f32 arithmetic on every engine.
+        assert!(*diff < 1e-6, "{backend}: {rows:?}");
+    }
     assert_eq!(
         doc["config"]["torchscript_files"]["multi_input"],
         pt.to_str().unwrap()
     );
-    let u = &doc["unavailable"][0];
-    assert!(
-        u["backend"] == "torchserve-rest" && u["reason"].as_str().unwrap().contains("TorchScript"),
-        "{u}"
-    );
+    assert_eq!(doc["unavailable"], serde_json::json!([]), "{stdout}");
 }
 
 /// OpenVINO and MLServer (kserve-v2-http and kserve-v2-grpc, one MLServer for every
