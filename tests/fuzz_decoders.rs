@@ -441,24 +441,51 @@ fn tfserving_grpc_protobuf() {
     });
 }
 
-/// A servebench tensor frame: a header of hostile shape and datatype, any tail, and a
-/// declared header length that is the real one or any.
+/// A datatype of a frame's header: servebench's, or one it refuses.
+fn frame_datatype() -> impl Strategy<Value = &'static str> {
+    prop_oneof![Just("FP32"), Just("INT64"), Just("FP16"), Just("BYTES")]
+}
+
+/// A frame of `head` (JSON), the bytes `tail` and a declared header length that is
+/// the real one or any, then mutated.
+fn framed(head: Value, tail: Vec<u8>, declared: Option<u64>) -> impl Strategy<Value = Vec<u8>> {
+    let head = serde_json::to_vec(&head).unwrap();
+    let n = declared.unwrap_or(head.len() as u64);
+    let mut body = n.to_le_bytes().to_vec();
+    body.extend_from_slice(&head);
+    body.extend_from_slice(&tail);
+    mutated(body)
+}
+
+/// A servebench tensor frame of either form: one tensor (a fixture's) or several named
+/// tensors (a user's model's), each header of hostile shapes and datatypes, any tail,
+/// and a declared header length that is the real one or any.
 fn tensor_frame() -> impl Strategy<Value = Vec<u8>> {
-    let frame = (
+    let tail = || prop::collection::vec(any::<u8>(), 0..64);
+    let one = (
         prop::collection::vec(dim(), 0..4),
-        prop_oneof![Just("FP32"), Just("INT64"), Just("FP16"), Just("BYTES")],
-        prop::collection::vec(any::<u8>(), 0..64),
+        frame_datatype(),
+        tail(),
         prop::option::of(any::<u64>()),
     )
         .prop_flat_map(|(shape, dt, tail, declared)| {
-            let head = serde_json::to_vec(&json!({"shape": shape, "datatype": dt})).unwrap();
-            let n = declared.unwrap_or(head.len() as u64);
-            let mut body = n.to_le_bytes().to_vec();
-            body.extend_from_slice(&head);
-            body.extend_from_slice(&tail);
-            mutated(body)
+            framed(json!({"shape": shape, "datatype": dt}), tail, declared)
         });
-    prop_oneof![4 => frame, 1 => bytes()]
+    let tensor = (
+        prop_oneof![Just("a"), Just("b"), Just("")],
+        prop::collection::vec(dim(), 0..4),
+        frame_datatype(),
+    )
+        .prop_map(|(name, shape, dt)| json!({"name": name, "shape": shape, "datatype": dt}));
+    let named = (
+        prop::collection::vec(tensor, 0..4),
+        tail(),
+        prop::option::of(any::<u64>()),
+    )
+        .prop_flat_map(|(tensors, tail, declared)| {
+            framed(json!({ "tensors": tensors }), tail, declared)
+        });
+    prop_oneof![3 => one, 3 => named, 1 => bytes()]
 }
 
 #[test]
@@ -466,7 +493,7 @@ fn torchserve_rest_frame() {
     fuzz("torchserve REST frame", tensor_frame(), |body| {
         let body = Bytes::from(body);
         let r = bounded(proportional(body.len()), || {
-            adapter_torchserve::codec::decode(&body, "logits")
+            adapter_torchserve::codec::decode_any(&body, "logits")
         })?;
         if let Err(e) = r {
             prop_assert_eq!(e.kind(), "protocol");

@@ -109,6 +109,7 @@ fn failures_are_counted_by_kind_with_mlservers_message() {
             install: install(),
             fixtures_dir,
             models: vec![ModelId::TextCnn],
+            user_models: vec![],
             workers: 1,
             intra_threads: 1,
             ready_timeout: READY_TIMEOUT,

@@ -2,14 +2,57 @@
 //! graphs of `fixtures::onnx::toy` (a few hundred bytes each), written by the test into
 //! a temporary directory: several inputs and outputs, int64 and float16 tensors, a
 //! dynamic second dimension, and an operator candle-onnx lacks; and one of them as
-//! TorchScript (`--torchscript`), written by torch in the project's Python, for libtorch.
+//! TorchScript (`--torchscript`), written by torch in the project's Python, for libtorch
+//! and TorchServe.
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use common::{harness, result_files, text, unwrapped};
+use common::{harness, result_files, serial, text, unwrapped};
 use fixtures::onnx::toy::Toy;
+
+/// The four toy models every ONNX backend runs (Softplus aside).
+const TOYS: [Toy; 4] = [Toy::MultiInput, Toy::Int64, Toy::Float16, Toy::Dynamic];
+
+/// Writes `multi_input.pt` into `dir`: [`Toy::MultiInput`] in PyTorch, `(a + b, a * b)`,
+/// traced (a script has no source file) by torch in the project's Python.
+fn with_torchscript(dir: &Path) -> PathBuf {
+    let pt = dir.join("multi_input.pt");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let venv = std::env::var_os("SERVEBENCH_VENV").map_or(root.join(".venv"), Into::into);
+    let script = "import sys, torch\n\
+                  class M(torch.nn.Module):\n    \
+                  def forward(self, a, b):\n        return a + b, a * b\n\
+                  x = torch.ones(2, 4)\n\
+                  torch.jit.trace(M(), (x, x)).save(sys.argv[1])\n";
+    let out = std::process::Command::new(venv.join("bin/python3"))
+        .args(["-c", script, pt.to_str().unwrap()])
+        .output()
+        .expect("the project's Python runs");
+    assert!(out.status.success(), "{:?}", text(&out));
+    pt
+}
+
+/// The agreement rows of `model` in `doc`, by backend: (reference, passed, max abs diff).
+fn agreement(doc: &serde_json::Value, model: &str) -> Vec<(String, String, bool, f64)> {
+    let mut rows: Vec<_> = doc["agreement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["model"] == model)
+        .map(|a| {
+            (
+                a["backend"].as_str().unwrap().to_string(),
+                a["reference"].as_str().unwrap().to_string(),
+                a["passed"].as_bool().unwrap(),
+                a["max_abs_diff"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    rows.sort_by(|a, b| a.0.cmp(&b.0));
+    rows
+}
 
 /// Runs a short compare of `models` (written into `dir`) with `extra` flags; returns
 /// the results document and stdout.
@@ -118,26 +161,16 @@ fn an_operator_candle_lacks_is_named_not_a_crash() {
     assert_eq!(doc["agreement"][0]["reference"], "onnxruntime");
 }
 
-/// `--torchscript` beside `--model-file`: libtorch runs the TorchScript of the model
-/// whose ONNX file onnxruntime runs, and agrees with it output by output; TorchServe says
-/// what it lacks for a user's TorchScript.
+/// `--torchscript` beside `--model-file`: libtorch, and the managed TorchServe over
+/// REST and gRPC (a model directory written from the user's file, with its
+/// `servebench.json`), run the TorchScript of the model whose ONNX file onnxruntime
+/// runs, its two inputs and two outputs in one frame, and agree with it output by
+/// output.
 #[test]
-fn torchscript_runs_on_libtorch_beside_the_onnx_file() {
+fn torchscript_runs_on_libtorch_and_torchserve_beside_the_onnx_file() {
+    let _turn = serial();
     let dir = tempfile::tempdir().unwrap();
-    let pt = dir.path().join("multi_input.pt");
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let venv = std::env::var_os("SERVEBENCH_VENV").map_or(root.join(".venv"), Into::into);
-    // Toy::MultiInput in PyTorch: (a + b, a * b), traced (a script has no source file).
-    let script = "import sys, torch\n\
-                  class M(torch.nn.Module):\n    \
-                  def forward(self, a, b):\n        return a + b, a * b\n\
-                  x = torch.ones(2, 4)\n\
-                  torch.jit.trace(M(), (x, x)).save(sys.argv[1])\n";
-    let out = std::process::Command::new(venv.join("bin/python3"))
-        .args(["-c", script, pt.to_str().unwrap()])
-        .output()
-        .expect("the project's Python runs");
-    assert!(out.status.success(), "{:?}", text(&out));
+    let pt = with_torchscript(dir.path());
     let (doc, stdout) = compare(
         dir.path(),
         &[Toy::MultiInput],
@@ -145,28 +178,92 @@ fn torchscript_runs_on_libtorch_beside_the_onnx_file() {
             "--torchscript",
             pt.to_str().unwrap(),
             "--backends",
-            "onnxruntime,libtorch,torchserve-rest",
+            "onnxruntime,libtorch,torchserve-rest,torchserve-grpc",
         ],
     );
-    assert_eq!(
-        measured(&doc, "multi_input"),
-        ["libtorch", "onnxruntime"],
-        "{stdout}"
-    );
-    let a = &doc["agreement"][0];
-    assert!(
-        a["backend"] == "libtorch" && a["reference"] == "onnxruntime" && a["passed"] == true,
-        "{a}"
-    );
+    let served = [
+        "libtorch",
+        "onnxruntime",
+        "torchserve-grpc",
+        "torchserve-rest",
+    ];
+    assert_eq!(measured(&doc, "multi_input"), served, "{stdout}");
+    let rows = agreement(&doc, "multi_input");
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    for (backend, reference, passed, diff) in &rows {
+        assert!(reference == "onnxruntime" && *passed, "{backend}: {rows:?}");
+        // a + b and a * b: the same f32 arithmetic on every engine.
+        assert!(*diff < 1e-6, "{backend}: {rows:?}");
+    }
     assert_eq!(
         doc["config"]["torchscript_files"]["multi_input"],
         pt.to_str().unwrap()
     );
-    let u = &doc["unavailable"][0];
-    assert!(
-        u["backend"] == "torchserve-rest" && u["reason"].as_str().unwrap().contains("TorchScript"),
-        "{u}"
+    assert_eq!(doc["unavailable"], serde_json::json!([]), "{stdout}");
+}
+
+/// OpenVINO and MLServer (kserve-v2-http and kserve-v2-grpc, one MLServer for every
+/// toy model, its model settings written from the ONNX files) run the user's models and
+/// agree with onnxruntime on each, output by output: several inputs, int64, float16
+/// and a dynamic second dimension.
+#[test]
+fn user_models_run_on_openvino_and_mlserver() {
+    use adapter_kserve::mlserver::{Install, ManagedMlServer, ServerConfig, READY_TIMEOUT};
+    let _turn = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let user_models = TOYS
+        .iter()
+        .map(|t| fixtures::user::UserModel::read(&t.write(dir.path()).unwrap()).unwrap())
+        .collect();
+    let server = ManagedMlServer::start(&ServerConfig {
+        install: Install::find().expect("MLServer in .venv-mlserver: run scripts/setup"),
+        fixtures_dir: dir.path().to_path_buf(),
+        models: vec![],
+        user_models,
+        workers: 1,
+        intra_threads: 1,
+        ready_timeout: READY_TIMEOUT,
+    })
+    .unwrap();
+    let (http, grpc) = (server.http_url(), server.grpc_url());
+    let (doc, stdout) = compare(
+        dir.path(),
+        &TOYS,
+        &[
+            "--backends",
+            "onnxruntime,openvino,kserve-v2-http,kserve-v2-grpc",
+            "--kserve-url",
+            &http,
+            "--kserve-grpc-url",
+            &grpc,
+            "--shape",
+            "tokens:5",
+        ],
     );
+    let all = [
+        "kserve-v2-grpc",
+        "kserve-v2-http",
+        "onnxruntime",
+        "openvino",
+    ];
+    for toy in TOYS {
+        let model = toy.name();
+        assert_eq!(measured(&doc, model), all, "{model}:\n{stdout}");
+        let rows = agreement(&doc, model);
+        assert_eq!(rows.len(), 3, "{model}: {rows:?}");
+        for (backend, reference, passed, diff) in &rows {
+            assert!(
+                reference == "onnxruntime" && *passed,
+                "{model} on {backend}: {rows:?}"
+            );
+            // MLServer runs the same onnxruntime on the same file.
+            if backend.starts_with("kserve") {
+                assert_eq!(*diff, 0.0, "{model} on {backend}: {rows:?}");
+            }
+        }
+    }
+    assert_eq!(doc["unavailable"], serde_json::json!([]), "{stdout}");
+    drop(server);
 }
 
 /// `--savedmodel DIR` beside `--model-file`: the run writes TF Serving's models.config

@@ -283,7 +283,8 @@ fn managed_servers_serve_the_conversions() {
 
 /// A Triton given by URL serving every precision at once (the compose stack's layout:
 /// `text-cnn_int8` beside `text-cnn`): `triton-http@int8` asks for `text-cnn_int8`,
-/// whose statistics time its requests, and agrees with fp32 within int8's tolerance.
+/// whose statistics and Prometheus metrics (labelled `text-cnn_int8`) time its
+/// requests, and agrees with fp32 within int8's tolerance.
 #[test]
 fn a_triton_given_by_url_is_asked_for_the_conversion_by_its_name() {
     use adapter_triton::server::{Install, ManagedTriton, ServerConfig, READY_TIMEOUT};
@@ -305,13 +306,13 @@ fn a_triton_given_by_url_is_asked_for_the_conversion_by_its_name() {
     })
     .unwrap();
     let results = dir.path().join("results");
-    let url = server.http_url();
+    let (url, metrics) = (server.http_url(), server.metrics_url());
     let out = compare_with(
         &fx,
         &results,
         "triton-http",
         "fp32,int8",
-        &["--triton-url", &url],
+        &["--triton-url", &url, "--triton-metrics-url", &metrics],
     );
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stdout}\n{stderr}");
@@ -322,8 +323,8 @@ fn a_triton_given_by_url_is_asked_for_the_conversion_by_its_name() {
     agreed(&doc, "triton-http@int8", "int8", "triton-http");
     let a = doc["agreement"][0]["max_abs_diff"].as_f64().unwrap();
     assert!(a > 0.0, "int8 answered exactly fp32's logits: {doc}");
-    // Triton's statistics of the model each backend asked for: text-cnn_int8's
-    // compute time for triton-http@int8's rows.
+    // Triton's statistics and metrics of the model each backend asked for:
+    // text-cnn_int8's compute time and request count for triton-http@int8's rows.
     for backend in ["triton-http", "triton-http@int8"] {
         let row = doc["results"]
             .as_array()
@@ -334,6 +335,15 @@ fn a_triton_given_by_url_is_asked_for_the_conversion_by_its_name() {
         assert!(
             row["server"]["compute_infer_ms"].as_f64().unwrap() > 0.0,
             "{row}"
+        );
+        let m = &row["server_metrics"];
+        assert!(
+            m["nv_inference_request_success"].as_f64().unwrap_or(0.0) > 0.0
+                && m["nv_inference_compute_infer_duration_us"]
+                    .as_f64()
+                    .unwrap_or(0.0)
+                    > 0.0,
+            "{backend}'s metrics are missing: {row}"
         );
     }
     drop(server);

@@ -99,6 +99,7 @@ fn one_server_serves_both_apis_and_counts_failures_by_kind() {
         install: install(),
         fixtures_dir: common::fixtures_dir(),
         models: vec![ModelId::TextCnn],
+        user_models: vec![],
         workers: 1,
         intra_threads: 1,
         ready_timeout: READY_TIMEOUT,

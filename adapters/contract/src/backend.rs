@@ -265,6 +265,15 @@ pub trait Backend: Send + Sync {
         Ok(None)
     }
 
+    /// The name the server serves `model` under: what its statistics and metrics label
+    /// the model's requests with. The default is `model` itself; a server given by URL
+    /// that holds a reduced precision's conversion beside the fp32 model serves it
+    /// under another name (`text-cnn_int8`), and its adapter says so here. Results keep
+    /// the run's name.
+    fn served_name(&self, model: &str) -> String {
+        model.to_string()
+    }
+
     /// The server's Prometheus metrics endpoint, scraped by the harness before and after
     /// each window (its counters' growth is reported per point). The default is the
     /// `metrics_url` entry of [`Description::details`], which an adapter records when

@@ -172,6 +172,10 @@ impl Backend for GrpcBackend {
             .clone()
     }
 
+    fn served_name(&self, model: &str) -> String {
+        self.wire(model)
+    }
+
     fn served_by(&self) -> ServedBy {
         match &self.server {
             Some(server) => ServedBy::ProcessGroups(vec![server.pid()]),

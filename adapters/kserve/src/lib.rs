@@ -14,7 +14,8 @@
 //! - without one, each starts its own **MLServer** ([`mlserver`]) from `.venv-mlserver`
 //!   on loopback ports it picks, with servebench's small custom runtime
 //!   (`fixtures/mlserver/servebench_runtime.py`) running the same `model.onnx` with
-//!   onnxruntime, `parallel_workers` = the matched worker count.
+//!   onnxruntime, `parallel_workers` = the matched worker count; a user's model
+//!   (`--model-file`) runs from its own file, its model settings written from it.
 //!
 //! # Errors
 //! Errors the server answers are counted with the table every server backend shares
@@ -198,8 +199,8 @@ fn connect(
     given_url: Option<&str>,
     url_of: impl Fn(&mlserver::ManagedMlServer) -> String,
 ) -> Result<Connected, BackendError> {
-    let models = opts
-        .models
+    let (fixed, user_models) = fixtures::user_models(opts)?;
+    let models = fixed
         .iter()
         .map(|m| {
             m.parse::<ModelId>()
@@ -244,6 +245,7 @@ fn connect(
         install,
         fixtures_dir: opts.fixtures_dir.clone(),
         models,
+        user_models,
         workers: opts.workers.max(1),
         intra_threads: opts.intra_threads.max(1),
         ready_timeout: mlserver::READY_TIMEOUT,

@@ -9,7 +9,10 @@
 //! - `settings.json`: host 127.0.0.1, three free loopback ports (HTTP, gRPC, metrics),
 //!   `parallel_workers` = the matched worker count;
 //! - one `<model>/model-settings.json` per model: the runtime class, the model file as
-//!   `parameters.uri`, the intra-op threads as `parameters.extra.intra_threads`.
+//!   `parameters.uri`, the intra-op threads as `parameters.extra.intra_threads`; for a
+//!   user's model (`--model-file`) its own file, and the inputs and outputs its graph
+//!   declares as the model's metadata. Nothing of it is committed: it is written for
+//!   each run from the fixtures and from what the user gave.
 //!
 //! It is ready when `/v2/health/ready` and every `/v2/models/<m>/ready` answer 200.
 //! Its metrics port serves Prometheus text at `/metrics` (per model:
@@ -25,6 +28,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use contract::BackendError;
+use fixtures::user::{Dim, IoSpec, UserModel};
 use fixtures::ModelId;
 use serde_json::json;
 use support::process::{self, ManagedProcess, Probe, StartError};
@@ -87,6 +91,8 @@ pub struct ServerConfig {
     pub fixtures_dir: PathBuf,
     /// Models to load.
     pub models: Vec<ModelId>,
+    /// The user's models to load (`--model-file`), each from its own ONNX file.
+    pub user_models: Vec<UserModel>,
     /// `parallel_workers` (the matched worker count).
     pub workers: usize,
     /// onnxruntime intra-op threads per worker.
@@ -138,6 +144,38 @@ pub fn model_settings(model: ModelId, uri: &Path, intra_threads: usize) -> serde
     })
 }
 
+/// `model-settings.json` of a user's model `m` (`--model-file`) with `intra_threads`:
+/// the same runtime on the user's file, and the inputs and outputs its graph declares
+/// as MLServer's model metadata (`-1` for a dynamic dimension), which
+/// `/v2/models/<m>` answers with.
+pub fn user_model_settings(m: &UserModel, intra_threads: usize) -> serde_json::Value {
+    let tensors = |list: &[IoSpec]| {
+        list.iter()
+            .map(|t| {
+                let shape: Vec<i64> = t
+                    .dims
+                    .iter()
+                    .map(|d| match d {
+                        Dim::Fixed(n) => *n as i64,
+                        Dim::Dynamic(_) => -1,
+                    })
+                    .collect();
+                json!({"name": t.name, "datatype": t.dtype.kserve_name(), "shape": shape})
+            })
+            .collect::<Vec<_>>()
+    };
+    json!({
+        "name": m.name,
+        "implementation": "servebench_runtime.OnnxRuntime",
+        "inputs": tensors(&m.inputs),
+        "outputs": tensors(&m.outputs),
+        "parameters": {
+            "uri": m.path,
+            "extra": {"intra_threads": intra_threads},
+        },
+    })
+}
+
 /// Writes `settings.json` and one `model-settings.json` per model under `dir`.
 fn write_repository(dir: &Path, cfg: &ServerConfig, ports: [u16; 3]) -> std::io::Result<()> {
     let write = |path: PathBuf, doc: serde_json::Value| {
@@ -161,6 +199,14 @@ fn write_repository(dir: &Path, cfg: &ServerConfig, ports: [u16; 3]) -> std::io:
         write(
             model_dir.join("model-settings.json"),
             model_settings(m, &onnx, cfg.intra_threads),
+        )?;
+    }
+    for m in &cfg.user_models {
+        let model_dir = dir.join(&m.name);
+        std::fs::create_dir_all(&model_dir)?;
+        write(
+            model_dir.join("model-settings.json"),
+            user_model_settings(m, cfg.intra_threads),
         )?;
     }
     Ok(())
@@ -202,6 +248,11 @@ impl ManagedMlServer {
         }
         let paths: Vec<String> = std::iter::once("/v2/health/ready".to_string())
             .chain(cfg.models.iter().map(|m| format!("/v2/models/{m}/ready")))
+            .chain(
+                cfg.user_models
+                    .iter()
+                    .map(|m| format!("/v2/models/{}/ready", m.name)),
+            )
             .collect();
         let waited = process.wait_ready(cfg.ready_timeout, |p| {
             let log = p.log();
@@ -290,6 +341,37 @@ mod tests {
         assert_eq!(m["implementation"], "servebench_runtime.OnnxRuntime");
         assert_eq!(m["parameters"]["uri"], "/f/text-cnn/model.onnx");
         assert_eq!(m["parameters"]["extra"]["intra_threads"], 2);
+    }
+
+    #[test]
+    fn a_user_model_gets_its_file_and_declared_tensors() {
+        let m = UserModel {
+            name: "toy".into(),
+            path: "/m/toy.onnx".into(),
+            inputs: vec![IoSpec {
+                name: "tokens".into(),
+                dtype: contract::DType::F16,
+                dims: vec![Dim::Dynamic("batch".into()), Dim::Dynamic("seq".into())],
+            }],
+            outputs: vec![IoSpec {
+                name: "next".into(),
+                dtype: contract::DType::I64,
+                dims: vec![Dim::Dynamic("batch".into()), Dim::Fixed(6)],
+            }],
+            operators: vec![],
+        };
+        let s = user_model_settings(&m, 3);
+        assert_eq!(s["name"], "toy");
+        assert_eq!(s["parameters"]["uri"], "/m/toy.onnx");
+        assert_eq!(s["parameters"]["extra"]["intra_threads"], 3);
+        assert_eq!(
+            s["inputs"],
+            json!([{"name": "tokens", "datatype": "FP16", "shape": [-1, -1]}])
+        );
+        assert_eq!(
+            s["outputs"],
+            json!([{"name": "next", "datatype": "INT64", "shape": [-1, 6]}])
+        );
     }
 
     #[test]

@@ -17,6 +17,10 @@
 //! - **The shared input check.** A request is checked by [`fixtures::check_input`] before
 //!   OpenVINO sees it, so it is rejected with the same `bad_input` message as by every
 //!   in-process engine.
+//! - **A user's model** (`--model-file`) is read from its own ONNX file: its declared
+//!   inputs are set by name (f32, f16 or i64, dynamic dimensions given by the request's
+//!   shape) and its declared outputs read back by name, in the file's order, checked by
+//!   [`fixtures::user::UserModel::check`] first as on onnxruntime.
 #![deny(missing_docs)]
 
 mod engine;
@@ -57,10 +61,10 @@ pub fn open(opts: &OpenOptions) -> Result<Arc<dyn Backend>, BackendError> {
         }
     };
     let lib = library::load()?;
-    let models = fixtures::onnx_models(&opts.fixtures_dir, &opts.models, opts.precision)?;
+    let (models, user) = fixtures::onnx_models_and_user(opts)?;
     let threads = opts.intra_threads.max(1);
     let pool = BlockingPool::start(NAME, opts.workers, move |_| {
-        engine::OvEngine::load(&models, threads, hint)
+        engine::OvEngine::load(&models, &user, threads, hint)
     })?;
     let description = Description {
         name: NAME.into(),

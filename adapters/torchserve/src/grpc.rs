@@ -35,11 +35,20 @@ pub struct GrpcBackend {
     url: String,
     deadlines: Deadlines,
     description: Description,
+    /// The user's models: their requests and answers are several-tensor frames.
+    user: crate::UserModels,
     // Declared last: dropped after the client, it stops a managed server.
     server: Option<ManagedTorchServe>,
 }
 
 impl GrpcBackend {
+    /// Sends the requests of the models named in `user` (a user's models) as
+    /// several-tensor frames, as [`crate::RestBackend::with_user_models`].
+    pub fn with_user_models(mut self, user: crate::UserModels) -> Self {
+        self.user = user;
+        self
+    }
+
     /// A backend talking to the gRPC inference API at `url` (such as
     /// `http://127.0.0.1:7070`), owning `server` when the harness started it. The
     /// connection is made on first use; must be called inside a tokio runtime.
@@ -57,6 +66,7 @@ impl GrpcBackend {
             url: url.trim_end_matches('/').to_string(),
             deadlines,
             description,
+            user: crate::UserModels::new(),
             server,
         })
     }
@@ -91,9 +101,14 @@ pub fn status_error(
     support::grpc::status_error(url, ctx, s)
 }
 
-/// The request message for `inputs`: the one input's frame under [`INPUT_KEY`].
-pub fn encode(model: &str, inputs: &[Tensor]) -> Result<PredictionsRequest, BackendError> {
-    let frame = crate::frame_of(inputs)?;
+/// The request message for `inputs`: their frame under [`INPUT_KEY`] (a fixture's one
+/// input, or a user's model's inputs named when `user`).
+pub fn encode(
+    model: &str,
+    inputs: &[Tensor],
+    user: bool,
+) -> Result<PredictionsRequest, BackendError> {
+    let frame = crate::frame_of(inputs, user)?;
     Ok(PredictionsRequest {
         model_name: model.to_string(),
         model_version: String::new(),
@@ -101,12 +116,10 @@ pub fn encode(model: &str, inputs: &[Tensor]) -> Result<PredictionsRequest, Back
     })
 }
 
-/// The logits of an answer: its `prediction` is one tensor frame.
+/// The outputs of an answer: its `prediction` is one frame, of a fixture's logits or
+/// of a user's model's outputs.
 pub fn decode(resp: PredictionResponse) -> Result<Vec<Tensor>, BackendError> {
-    Ok(vec![codec::decode(
-        &resp.prediction,
-        fixtures::OUTPUT_NAME,
-    )?])
+    codec::decode_any(&resp.prediction, fixtures::OUTPUT_NAME)
 }
 
 #[async_trait::async_trait]
@@ -142,13 +155,15 @@ impl Backend for GrpcBackend {
     /// Builds the `PredictionsRequest` once; every `infer` sends a cheap clone of it (the
     /// frame's bytes are shared).
     fn prepare(&self, model: &str, inputs: Vec<Tensor>) -> Result<Prepared, BackendError> {
-        let message = encode(model, &inputs)?;
+        let message = encode(model, &inputs, self.user.contains(model))?;
         Ok(Prepared::new(model, inputs).with_payload(message))
     }
 
     /// One `Predictions` call.
     async fn infer(&self, request: &Prepared) -> Result<Vec<Tensor>, BackendError> {
-        let message: PredictionsRequest = support::payload_or(request, encode)?;
+        let user = self.user.contains(request.model());
+        let message: PredictionsRequest =
+            support::payload_or(request, |model, inputs| encode(model, inputs, user))?;
         let resp = self
             .client
             .clone()
@@ -166,13 +181,15 @@ mod tests {
     #[test]
     fn requests_carry_the_rest_frame_and_answers_decode() {
         let ids = Tensor::from_i64("input", vec![1, 3], &[1, 2, 3]);
-        let m = encode("text-cnn", std::slice::from_ref(&ids)).unwrap();
+        let m = encode("text-cnn", std::slice::from_ref(&ids), false).unwrap();
         assert_eq!(m.model_name, "text-cnn");
         assert_eq!(m.model_version, "");
         assert_eq!(m.input.len(), 1);
         assert_eq!(m.input[INPUT_KEY], codec::encode(&ids));
         let two = [ids.clone(), ids];
-        assert_eq!(encode("m", &two).unwrap_err().kind(), "bad_input");
+        assert_eq!(encode("m", &two, false).unwrap_err().kind(), "bad_input");
+        let user = encode("m", &two, true).unwrap();
+        assert_eq!(user.input[INPUT_KEY], codec::encode_named(&two));
 
         let logits = Tensor::from_f32("logits", vec![1, 2], &[0.5, -1.5]);
         let answer = PredictionResponse {

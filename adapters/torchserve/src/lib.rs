@@ -3,12 +3,17 @@
 //!
 //! REST: `POST /predictions/<model>` with servebench's binary tensor frame ([`codec`]),
 //! which servebench's handler (`fixtures/torchserve/handler.py`) decodes and answers with
-//! the logits. gRPC: `InferenceAPIsService/Predictions` carrying the same frame in its
+//! the logits (a user's model: its several inputs and outputs, named, in one frame). gRPC: `InferenceAPIsService/Predictions` carrying the same frame in its
 //! `input` map, answered with the same frame in `prediction`. The body or message is
 //! built once per batch in `prepare`, outside the timed region. The model is the
 //! fixtures' **TorchScript** (`<fixtures>/torchserve/<model>/model.pt`, traced by
 //! `fixtures/torchserve/export_torchscript.py` from the same safetensors weights), run
 //! by torch on the CPU.
+//!
+//! A user's model (`--model-file` with `--torchscript`) runs from the user's TorchScript:
+//! the managed server's model directory holds it beside a small `servebench.json` (the
+//! inputs and outputs the model's ONNX file declares, [`server::model_description`]),
+//! which the handler checks requests against and names its answers by.
 //!
 //! # Which server
 //! - With [`Options::url`] (`--torchserve-url`) / [`Options::grpc_url`]
@@ -33,7 +38,7 @@ pub mod codec;
 pub mod grpc;
 pub mod server;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use contract::{
@@ -81,36 +86,39 @@ pub struct Options {
 
 /// Opens `torchserve-rest`: the server at `options.url`, else a managed one.
 pub fn open_rest(opts: &OpenOptions, options: &Options) -> Result<Arc<dyn Backend>, BackendError> {
-    let (url, server, description) = connect(
+    let (url, server, description, user) = connect(
         opts,
         NAME,
         Protocol::Http,
         options.url.as_deref(),
         ManagedTorchServe::url,
     )?;
-    Ok(Arc::new(RestBackend::new(
-        &url,
-        opts.workers,
-        description,
-        server,
-    )?))
+    Ok(Arc::new(
+        RestBackend::new(&url, opts.workers, description, server)?.with_user_models(user),
+    ))
 }
 
 /// Opens `torchserve-grpc`: the server at `options.grpc_url`, else a managed one.
 pub fn open_grpc(opts: &OpenOptions, options: &Options) -> Result<Arc<dyn Backend>, BackendError> {
-    let (url, server, description) = connect(
+    let (url, server, description, user) = connect(
         opts,
         GRPC_NAME,
         Protocol::Grpc,
         options.grpc_url.as_deref(),
         ManagedTorchServe::grpc_url,
     )?;
-    Ok(Arc::new(grpc::GrpcBackend::new(&url, description, server)?))
+    Ok(Arc::new(
+        grpc::GrpcBackend::new(&url, description, server)?.with_user_models(user),
+    ))
 }
 
-type Connected = (String, Option<ManagedTorchServe>, Description);
+/// The names of the user's models a backend serves.
+pub type UserModels = BTreeSet<String>;
 
-/// The URL to talk to, the managed server if one was started, and the description.
+type Connected = (String, Option<ManagedTorchServe>, Description, UserModels);
+
+/// The URL to talk to, the managed server if one was started, the description and the
+/// names of the user's models.
 fn connect(
     opts: &OpenOptions,
     name: &str,
@@ -118,8 +126,9 @@ fn connect(
     given_url: Option<&str>,
     url_of: fn(&ManagedTorchServe) -> String,
 ) -> Result<Connected, BackendError> {
-    let models = opts
-        .models
+    let (fixed, user) = fixtures::user_models(opts)?;
+    let names: UserModels = user.iter().map(|m| m.name.clone()).collect();
+    let models = fixed
         .iter()
         .map(|m| {
             m.parse::<ModelId>()
@@ -149,7 +158,7 @@ fn connect(
         description
             .details
             .insert("server".into(), "existing".into());
-        return Ok((url.to_string(), None, description));
+        return Ok((url.to_string(), None, description, names));
     }
     if let Device::Cuda(_) = opts.device {
         return Err(BackendError::Unavailable {
@@ -160,11 +169,30 @@ fn connect(
                 .into(),
         });
     }
+    let user_models = user
+        .into_iter()
+        .map(|m| match opts.torchscript_files.get(&m.name) {
+            Some(path) => Ok((m, path.clone())),
+            None => Err(BackendError::Unavailable {
+                backend: name.into(),
+                reason: format!(
+                    "TorchServe runs a user's model from its TorchScript, and model {} has none",
+                    m.name
+                ),
+                fix: format!(
+                    "give --torchscript {}.pt (torch.jit.save of the same model) beside \
+                     --model-file",
+                    m.name
+                ),
+            }),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let install = Install::find().map_err(|e| adapter_kserve::rename(e, name))?;
     let cfg = ServerConfig {
         install,
         fixtures_dir: opts.fixtures_dir.clone(),
         models,
+        user_models,
         workers: opts.workers.max(1),
         intra_threads: opts.intra_threads.max(1),
         ready_timeout: server::READY_TIMEOUT,
@@ -177,15 +205,17 @@ fn connect(
     let d = &mut description.details;
     d.insert("url".into(), url.clone());
     d.insert("server".into(), "managed".into());
-    d.insert(
-        "variant".into(),
-        "TorchScript (model.pt) in servebench's handler".into(),
-    );
+    let variant = if names.is_empty() {
+        "TorchScript (model.pt) in servebench's handler"
+    } else {
+        "TorchScript (model.pt, a user's from --torchscript) in servebench's handler"
+    };
+    d.insert("variant".into(), variant.into());
     d.insert("workers_per_model".into(), cfg.workers.to_string());
     description.engine = format!("torchserve {}", cfg.install.version);
     description.workers = cfg.workers;
     description.intra_threads = Some(cfg.intra_threads);
-    Ok((url, Some(server), description))
+    Ok((url, Some(server), description, names))
 }
 
 /// A TorchServe, managed or existing, reached over its REST inference API.
@@ -194,11 +224,20 @@ pub struct RestBackend {
     base: String,
     deadlines: Deadlines,
     description: Description,
+    /// The user's models: their requests and answers are several-tensor frames.
+    user: UserModels,
     // Declared last: dropped after the client, it stops a managed server.
     server: Option<ManagedTorchServe>,
 }
 
 impl RestBackend {
+    /// Sends the requests of the models named in `user` (a user's models) as
+    /// several-tensor frames, the tensors named.
+    pub fn with_user_models(mut self, user: UserModels) -> Self {
+        self.user = user;
+        self
+    }
+
     /// A backend talking to `base` (such as `http://127.0.0.1:8080`), owning `server`
     /// when the harness started it; up to `connections` idle keep-alive connections.
     pub fn new(
@@ -213,6 +252,7 @@ impl RestBackend {
             base: base.trim_end_matches('/').to_string(),
             deadlines,
             description,
+            user: UserModels::new(),
             server,
         })
     }
@@ -245,18 +285,19 @@ impl Backend for RestBackend {
 
     /// Encodes the batch's frame once; every `infer` sends the same bytes.
     fn prepare(&self, model: &str, inputs: Vec<Tensor>) -> Result<Prepared, BackendError> {
-        let frame = frame_of(&inputs)?;
+        let frame = frame_of(&inputs, self.user.contains(model))?;
         Ok(Prepared::new(model, inputs).with_payload(frame))
     }
 
     /// One `POST /predictions/<model>`.
     async fn infer(&self, request: &Prepared) -> Result<Vec<Tensor>, BackendError> {
-        let body: bytes::Bytes = support::payload_or(request, |_, inputs| frame_of(inputs))?;
+        let user = self.user.contains(request.model());
+        let body: bytes::Bytes = support::payload_or(request, |_, inputs| frame_of(inputs, user))?;
         let url = format!("{}/predictions/{}", self.base, request.model());
         let req = Request::post(&url, "application/octet-stream", body);
         let ctx = self.deadlines.context(SERVER, request.model());
         let reply = self.client.exchange(req, ctx).await?;
-        Ok(vec![codec::decode(&reply.body, fixtures::OUTPUT_NAME)?])
+        codec::decode_any(&reply.body, fixtures::OUTPUT_NAME)
     }
 }
 
@@ -269,9 +310,11 @@ fn served_by(server: Option<&ManagedTorchServe>) -> ServedBy {
     }
 }
 
-/// The frame of a request's one input.
-fn frame_of(inputs: &[Tensor]) -> Result<bytes::Bytes, BackendError> {
+/// The frame of a request: a user's model's inputs, named (`user`), or a fixture's one
+/// input.
+fn frame_of(inputs: &[Tensor], user: bool) -> Result<bytes::Bytes, BackendError> {
     match inputs {
+        _ if user => Ok(codec::encode_named(inputs)),
         [input] => Ok(codec::encode(input)),
         _ => Err(BackendError::BadInput(format!(
             "TorchServe's handler takes one input tensor, got {}",

@@ -8,7 +8,9 @@
 //! - a **model store** with one unarchived model directory per model (TorchServe's
 //!   `no-archive` layout, so nothing is zipped at start): `MAR-INF/MANIFEST.json`,
 //!   the fixtures' TorchScript `model.pt` (written by
-//!   `fixtures/torchserve/export_torchscript.py`) and servebench's `handler.py`;
+//!   `fixtures/torchserve/export_torchscript.py`) and servebench's `handler.py`; a
+//!   user's model (`--torchscript`) gets the user's file as `model.pt` and a
+//!   `servebench.json` naming its inputs and outputs ([`model_description`]);
 //! - a **`config.properties`** binding the inference, management, metrics and both gRPC
 //!   addresses to 127.0.0.1 on free ports, token authorisation off,
 //!   `default_workers_per_model` = the matched worker count, and message sizes up to
@@ -26,6 +28,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use contract::BackendError;
+use fixtures::user::{Dim, UserModel};
 use fixtures::ModelId;
 use serde_json::{json, Value};
 use support::process::{self, ManagedProcess, Probe, StartError};
@@ -112,6 +115,8 @@ pub struct ServerConfig {
     pub fixtures_dir: PathBuf,
     /// Models to load.
     pub models: Vec<ModelId>,
+    /// The user's models to load, each with its TorchScript file (`--torchscript`).
+    pub user_models: Vec<(UserModel, PathBuf)>,
     /// Workers per model (the matched worker count).
     pub workers: usize,
     /// torch intra-op threads per worker.
@@ -159,11 +164,11 @@ pub fn config_properties(ports: [u16; 5], workers: usize, store: &Path) -> Strin
 }
 
 /// `MAR-INF/MANIFEST.json` of an unarchived model directory.
-pub fn manifest(model: ModelId, version: &str) -> Value {
+pub fn manifest(model: &str, version: &str) -> Value {
     json!({
         "runtime": "python",
         "model": {
-            "modelName": model.name(),
+            "modelName": model,
             "serializedFile": "model.pt",
             "handler": "handler.py",
             "modelVersion": "1.0",
@@ -172,11 +177,43 @@ pub fn manifest(model: ModelId, version: &str) -> Value {
     })
 }
 
-/// Writes one unarchived model directory per model under `store`.
+/// `servebench.json` of a user's model: the inputs (the request frame's tensors, in
+/// this order) and outputs (the answer's) its ONNX file declares, each with its
+/// datatype and dimensions (`-1`: dynamic), which the handler checks requests against
+/// and names its answers by.
+pub fn model_description(m: &UserModel) -> Value {
+    let tensors = |list: &[fixtures::user::IoSpec]| {
+        list.iter()
+            .map(|t| {
+                let dims: Vec<i64> = t
+                    .dims
+                    .iter()
+                    .map(|d| match d {
+                        Dim::Fixed(n) => *n as i64,
+                        Dim::Dynamic(_) => -1,
+                    })
+                    .collect();
+                json!({"name": t.name, "datatype": t.dtype.kserve_name(), "dims": dims})
+            })
+            .collect::<Vec<_>>()
+    };
+    json!({"inputs": tensors(&m.inputs), "outputs": tensors(&m.outputs)})
+}
+
+/// Writes one unarchived model directory per model (the fixtures' and the user's)
+/// under `store`.
 fn write_store(store: &Path, cfg: &ServerConfig) -> std::io::Result<()> {
-    for &m in &cfg.models {
-        let dir = store.join(m.name());
+    let json = |doc: &Value| serde_json::to_vec_pretty(doc).expect("JSON values serialise");
+    let write_dir = |name: &str, script: &Path| -> std::io::Result<PathBuf> {
+        let dir = store.join(name);
         std::fs::create_dir_all(dir.join("MAR-INF"))?;
+        std::os::unix::fs::symlink(std::path::absolute(script)?, dir.join("model.pt"))?;
+        std::fs::copy(handler(), dir.join("handler.py"))?;
+        let doc = manifest(name, &cfg.install.version);
+        std::fs::write(dir.join("MAR-INF/MANIFEST.json"), json(&doc))?;
+        Ok(dir)
+    };
+    for &m in &cfg.models {
         let script = torchscript(&cfg.fixtures_dir, m);
         if !script.is_file() {
             return Err(std::io::Error::new(
@@ -187,15 +224,22 @@ fn write_store(store: &Path, cfg: &ServerConfig) -> std::io::Result<()> {
                 ),
             ));
         }
-        std::os::unix::fs::symlink(&script, dir.join("model.pt"))?;
-        std::fs::copy(handler(), dir.join("handler.py"))?;
-        let doc = manifest(m, &cfg.install.version);
-        std::fs::write(
-            dir.join("MAR-INF/MANIFEST.json"),
-            serde_json::to_vec_pretty(&doc).expect("JSON values serialise"),
-        )?;
+        write_dir(m.name(), &script)?;
+    }
+    for (m, script) in &cfg.user_models {
+        let dir = write_dir(&m.name, script)?;
+        std::fs::write(dir.join("servebench.json"), json(&model_description(m)))?;
     }
     Ok(())
+}
+
+/// The names of every model the server loads: the fixtures', then the user's.
+fn model_names(cfg: &ServerConfig) -> Vec<String> {
+    cfg.models
+        .iter()
+        .map(|m| m.name().to_string())
+        .chain(cfg.user_models.iter().map(|(m, _)| m.name.clone()))
+        .collect()
 }
 
 /// True when the management API's description of a model lists at least `workers`
@@ -239,7 +283,10 @@ impl ManagedTorchServe {
                 if let Err(e) = written {
                     setup_error = Some(e.to_string());
                 }
-                let models: Vec<String> = cfg.models.iter().map(|m| format!("{m}={m}")).collect();
+                let models: Vec<String> = model_names(cfg)
+                    .iter()
+                    .map(|m| format!("{m}={m}"))
+                    .collect();
                 // `harness backends` opens with no models: start TorchServe bare.
                 if !models.is_empty() {
                     c.arg("--models").args(models);
@@ -280,7 +327,7 @@ impl ManagedTorchServe {
             let healthy =
                 process::http_get_body(ports[0], "/ping").is_some_and(|b| b.contains("Healthy"));
             let all_ready = healthy
-                && cfg.models.iter().all(|m| {
+                && model_names(cfg).iter().all(|m| {
                     process::http_get_body(ports[1], &format!("/models/{m}"))
                         .is_some_and(|b| workers_ready(&b, cfg.workers))
                 });
@@ -354,9 +401,51 @@ mod tests {
         ] {
             assert!(c.lines().any(|l| l == line), "{line} not in\n{c}");
         }
-        let m = manifest(ModelId::Resnet18, "0.12.0");
+        let m = manifest("resnet18", "0.12.0");
         assert_eq!(m["model"]["modelName"], "resnet18");
         assert_eq!(m["model"]["handler"], "handler.py");
+    }
+
+    #[test]
+    fn a_user_model_is_described_for_the_handler() {
+        use fixtures::user::IoSpec;
+        let io = |name: &str, dtype, dims| IoSpec {
+            name: name.into(),
+            dtype,
+            dims,
+        };
+        let m = UserModel {
+            name: "toy".into(),
+            path: "/m/toy.onnx".into(),
+            inputs: vec![
+                io(
+                    "a",
+                    contract::DType::F32,
+                    vec![Dim::Dynamic("batch".into()), Dim::Fixed(4)],
+                ),
+                io(
+                    "ids",
+                    contract::DType::I64,
+                    vec![Dim::Dynamic("batch".into()), Dim::Dynamic("seq".into())],
+                ),
+            ],
+            outputs: vec![io(
+                "y",
+                contract::DType::F16,
+                vec![Dim::Dynamic("batch".into())],
+            )],
+            operators: vec![],
+        };
+        assert_eq!(
+            model_description(&m),
+            json!({
+                "inputs": [
+                    {"name": "a", "datatype": "FP32", "dims": [-1, 4]},
+                    {"name": "ids", "datatype": "INT64", "dims": [-1, -1]},
+                ],
+                "outputs": [{"name": "y", "datatype": "FP16", "dims": [-1]}],
+            })
+        );
     }
 
     #[test]

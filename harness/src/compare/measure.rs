@@ -314,11 +314,13 @@ pub(super) struct Site<'a> {
 }
 
 impl Site<'_> {
-    /// `o`'s server's counters for the point's model, where it has a metrics endpoint
-    /// that answers.
+    /// `o`'s server's counters for the point's model (labelled with the name the server
+    /// serves it under, `text-cnn_int8` for a conversion), where it has a metrics
+    /// endpoint that answers.
     pub(super) async fn counters(&self, o: &Opened) -> Option<BTreeMap<String, f64>> {
         let (scraper, url) = (self.scraper?, o.metrics_url.as_deref()?);
-        scraper.counters(url, self.point.model.name()).await.ok()
+        let served = o.backend.served_name(self.point.model.name());
+        scraper.counters(url, &served).await.ok()
     }
 
     /// Says that `backend` is being measured, with the time left in the budget.

@@ -65,6 +65,10 @@ impl Backend for Deadline {
     fn served_by(&self) -> ServedBy {
         self.inner.served_by()
     }
+
+    fn served_name(&self, model: &str) -> String {
+        self.inner.served_name(model)
+    }
 }
 
 #[cfg(test)]

@@ -37,19 +37,9 @@ pub fn open(name: &str, common: &OpenOptions, options: &BackendOptions) -> Opene
         reason: "no backend has this name".into(),
         fix: format!("use one of: {}", names().join(", ")),
     })?;
-    let torchscript = entry.name == LIBTORCH && !common.torchscript_files.is_empty();
-    if !common.torchscript_files.is_empty()
-        && [TORCHSERVE_REST, TORCHSERVE_GRPC].contains(&entry.name)
-    {
-        return Err(BackendError::Unavailable {
-            backend: name.into(),
-            reason: "a user's TorchScript (--torchscript) is not served by TorchServe yet: its \
-                     handler and tensor frame carry the fixtures' one input and one output, \
-                     and its model store is written from the fixtures"
-                .into(),
-            fix: "compare the TorchScript on libtorch".into(),
-        });
-    }
+    // libtorch and TorchServe run a user's model from its TorchScript (`--torchscript`).
+    let torchscript = [LIBTORCH, TORCHSERVE_REST, TORCHSERVE_GRPC].contains(&entry.name)
+        && !common.torchscript_files.is_empty();
     if !common.model_files.is_empty() && [TFSERVING_REST, TFSERVING_GRPC].contains(&entry.name) {
         return Err(BackendError::Unavailable {
             backend: name.into(),
@@ -66,7 +56,11 @@ pub fn open(name: &str, common: &OpenOptions, options: &BackendOptions) -> Opene
         return Err(BackendError::Unavailable {
             backend: name.into(),
             reason: "it cannot run a user's ONNX model (--model-file)".into(),
-            fix: format!("compare the model on {}", RUNS_ONNX_FILES.join(", ")),
+            fix: if [LIBTORCH, TORCHSERVE_REST, TORCHSERVE_GRPC].contains(&entry.name) {
+                "give the model's TorchScript too (--torchscript NAME.pt)".into()
+            } else {
+                format!("compare the model on {}", RUNS_ONNX_FILES.join(", "))
+            },
         });
     }
     if let Some(e) = crate::precision::unsupported(name, entry.name, common.precision) {
@@ -86,14 +80,16 @@ pub fn open(name: &str, common: &OpenOptions, options: &BackendOptions) -> Opene
 }
 
 /// The backends that run a user's ONNX model (`--model-file`); candle only where
-/// candle-onnx has every operator of the graph. (OpenVINO's adapter runs the fixtures
-/// only, so far.)
-pub const RUNS_ONNX_FILES: [&str; 5] = [
+/// candle-onnx has every operator of the graph.
+pub const RUNS_ONNX_FILES: [&str; 8] = [
     adapter_candle::NAME,
     adapter_onnxruntime::NAME,
+    OPENVINO,
     FLASK,
     TRITON_HTTP,
     TRITON_GRPC,
+    KSERVE_HTTP,
+    KSERVE_GRPC,
 ];
 
 /// Name of the Flask/Gunicorn backend, known with its feature on or off.
