@@ -9,8 +9,8 @@
 //! keep-alive connection out of the pool and runs its HTTP/1.1 exchange on it in the
 //! calling task: the request's head is encoded once when the request is built, head and
 //! body leave in one vectored write, and the answer is read into the connection's own
-//! buffer and parsed with `httparse` (module `conn`, and module `wire` for the pure
-//! parts). One write and one read per request, as with wrk, and no other task or thread
+//! buffer and parsed with `httparse` (module `conn`; modules `wire` and `chunked` for
+//! the pure parts). One write and one read per request, as with wrk, and no other task or thread
 //! takes part. General clients cost more: reqwest (a task per connection, so cross-task
 //! wake-ups per request) reached a quarter to two thirds of wrk's rate, and hyper's own
 //! connection driven in the caller's task half to nine tenths, its time going to
@@ -348,6 +348,7 @@ pub fn error_message(body: &[u8]) -> String {
     }
 }
 
+mod chunked;
 mod conn;
 #[cfg(test)]
 mod tests;

@@ -9,6 +9,7 @@ use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use super::chunked;
 use super::wire::{self, Framing, MAX_ANSWER_BYTES};
 use super::{Outcome, Response};
 
@@ -162,7 +163,7 @@ impl Conn {
 
     /// A chunked body, decoded.
     async fn read_chunked(&mut self) -> Result<Bytes, Outcome> {
-        let (mut decoder, mut body) = (wire::Chunked::default(), BytesMut::new());
+        let (mut decoder, mut body) = (chunked::Chunked::default(), BytesMut::new());
         while !decoder
             .decode(&mut self.buf, &mut body)
             .map_err(Outcome::Broken)?

@@ -4,7 +4,6 @@
 
 use std::ops::Range;
 
-use bytes::{Buf, BytesMut};
 use http::header::{HeaderMap, HeaderName, HeaderValue, CONNECTION, CONTENT_LENGTH};
 use http::header::{TRANSFER_ENCODING, UPGRADE};
 use http::StatusCode;
@@ -35,7 +34,8 @@ pub(super) struct Target {
 
 /// Splits an `http://` URL; why not, in words naming it.
 pub(super) fn target(url: &str) -> Result<Target, String> {
-    if let Some(c) = url.chars().find(|c| !c.is_ascii_graphic()) {
+    if let Some(i) = url.bytes().position(|b| !b.is_ascii_graphic()) {
+        let c = url[i..].chars().next().unwrap_or(' ');
         return Err(format!("{url}: not a valid URL: it contains {c:?}"));
     }
     let not_http = || format!("{url}: not an http:// URL with a host");
@@ -160,19 +160,46 @@ pub(super) struct Head {
 /// The answer head at the start of `buf` and its length in bytes; `None` while it is
 /// incomplete; why it is not an answer we read.
 pub(super) fn answer_head(buf: &[u8]) -> Result<Option<(usize, Head)>, String> {
-    let mut raw = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut answer = httparse::Response::new(&mut raw);
+    // Room for the few headers servers send, set up on every answer; a head with more
+    // is parsed again with room for all that are accepted.
+    let mut few = [httparse::EMPTY_HEADER; FEW_HEADERS];
+    match parse_head(buf, &mut few) {
+        Err(httparse::Error::TooManyHeaders) => {}
+        other => return other.map_err(|e| format!("not an HTTP/1.x answer ({e})"))?,
+    }
+    let mut all = vec![httparse::EMPTY_HEADER; MAX_HEADERS];
+    match parse_head(buf, &mut all) {
+        Err(httparse::Error::TooManyHeaders) => {
+            Err(format!("an answer with more than {MAX_HEADERS} headers"))
+        }
+        other => other.map_err(|e| format!("not an HTTP/1.x answer ({e})"))?,
+    }
+}
+
+/// Headers an answer head is first parsed with room for.
+const FEW_HEADERS: usize = 16;
+
+/// [`answer_head`] with room for `raw.len()` headers; httparse's error, or ours.
+fn parse_head<'b>(
+    buf: &'b [u8],
+    raw: &mut [httparse::Header<'b>],
+) -> Result<Result<Option<(usize, Head)>, String>, httparse::Error> {
+    let mut answer = httparse::Response::new(raw);
     let len = match answer.parse(buf) {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD_BYTES => {
-            return Err(format!("an answer head longer than {MAX_HEAD_BYTES} bytes"))
+            return Ok(Err(format!(
+                "an answer head longer than {MAX_HEAD_BYTES} bytes"
+            )))
         }
-        Ok(httparse::Status::Partial) => return Ok(None),
-        Err(httparse::Error::TooManyHeaders) => {
-            return Err(format!("an answer with more than {MAX_HEADERS} headers"))
-        }
-        Err(e) => return Err(format!("not an HTTP/1.x answer ({e})")),
+        Ok(httparse::Status::Partial) => return Ok(Ok(None)),
+        Err(e) => return Err(e),
     };
+    Ok(head_of(len, &answer))
+}
+
+/// What the parsed `answer` (of `len` bytes) says.
+fn head_of(len: usize, answer: &httparse::Response) -> Result<Option<(usize, Head)>, String> {
     let code = answer.code.unwrap_or(0);
     let status = StatusCode::from_u16(code).map_err(|_| format!("an answer of status {code}"))?;
     let mut headers = HeaderMap::with_capacity(answer.headers.len());
@@ -241,95 +268,6 @@ fn tokens(value: &HeaderValue) -> impl Iterator<Item = &str> {
         .split(',')
         .map(str::trim)
         .filter(|t| !t.is_empty())
-}
-
-/// A `transfer-encoding: chunked` body being decoded as it arrives.
-#[derive(Debug, Default)]
-pub(super) struct Chunked {
-    state: Chunk,
-}
-
-#[derive(Debug, Default, Clone, Copy)]
-enum Chunk {
-    /// Before a chunk-size line.
-    #[default]
-    Size,
-    /// Inside a chunk's data, this many bytes left.
-    Data(u64),
-    /// After a chunk's data, before its line end.
-    DataEnd,
-    /// In the trailer section after the last chunk, this many bytes of it seen.
-    Trailers(usize),
-}
-
-/// Longest chunk-size line (with extensions) accepted.
-const MAX_CHUNK_LINE: usize = 4096;
-
-impl Chunked {
-    /// Decodes what `buf` holds of the body into `body`, consuming it from `buf`: `true`
-    /// once the body and its trailers are complete (what follows is left in `buf`).
-    pub(super) fn decode(
-        &mut self,
-        buf: &mut BytesMut,
-        body: &mut BytesMut,
-    ) -> Result<bool, String> {
-        loop {
-            match self.state {
-                Chunk::Size => match httparse::parse_chunk_size(buf) {
-                    Ok(httparse::Status::Complete((used, size))) => {
-                        buf.advance(used);
-                        self.state = if size == 0 {
-                            Chunk::Trailers(0)
-                        } else if body.len() as u64 + size > MAX_ANSWER_BYTES {
-                            return Err(too_large());
-                        } else {
-                            Chunk::Data(size)
-                        };
-                    }
-                    Ok(httparse::Status::Partial) if buf.len() <= MAX_CHUNK_LINE => {
-                        return Ok(false)
-                    }
-                    _ => return Err("an answer with a bad chunk-size line".into()),
-                },
-                Chunk::Data(left) => {
-                    let take = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
-                    body.extend_from_slice(&buf[..take]);
-                    buf.advance(take);
-                    match left - take as u64 {
-                        0 => self.state = Chunk::DataEnd,
-                        left => {
-                            self.state = Chunk::Data(left);
-                            return Ok(false);
-                        }
-                    }
-                }
-                Chunk::DataEnd => match (buf.first(), buf.get(1)) {
-                    (Some(b'\n'), _) | (Some(b'\r'), Some(b'\n')) => {
-                        buf.advance(if buf[0] == b'\n' { 1 } else { 2 });
-                        self.state = Chunk::Size;
-                    }
-                    (None, _) | (Some(b'\r'), None) => return Ok(false),
-                    _ => return Err("an answer with a chunk longer than its size".into()),
-                },
-                Chunk::Trailers(seen) => {
-                    let Some(i) = buf.iter().position(|&b| b == b'\n') else {
-                        if seen + buf.len() > MAX_HEAD_BYTES {
-                            return Err(format!(
-                                "answer trailers longer than {MAX_HEAD_BYTES} bytes"
-                            ));
-                        }
-                        return Ok(false);
-                    };
-                    let last = i == 0 || (i == 1 && buf[0] == b'\r');
-                    buf.advance(i + 1);
-                    if last {
-                        return Ok(true);
-                    }
-                    self.state = Chunk::Trailers(seen + i + 1);
-                }
-            }
-        }
-    }
 }
 
 /// Why an answer is refused for its size.
@@ -491,35 +429,5 @@ mod tests {
         }
         let endless = format!("HTTP/1.1 200 OK\r\nx: {}", "a".repeat(MAX_HEAD_BYTES));
         assert!(parse(&endless).unwrap_err().contains("longer than"));
-    }
-
-    #[test]
-    fn chunked_bodies_decode_in_any_pieces() {
-        let wire: &[u8] =
-            b"5\r\nhello\r\n1;ext=1\r\n!\r\n10\r\n0123456789abcdef\r\n0\r\nx-t: 1\r\n\r\nNEXT";
-        for piece in [1, 2, 3, 7, wire.len()] {
-            let (mut dec, mut buf, mut body) =
-                (Chunked::default(), BytesMut::new(), BytesMut::new());
-            let mut done = false;
-            for part in wire.chunks(piece) {
-                buf.extend_from_slice(part);
-                if !done {
-                    done = dec.decode(&mut buf, &mut body).unwrap();
-                }
-            }
-            assert!(done);
-            assert_eq!(&body[..], b"hello!0123456789abcdef");
-            assert_eq!(&buf[..], b"NEXT");
-        }
-        for (bad, why) in [
-            (&b"zz\r\n"[..], "chunk-size"),
-            (b"2\r\nabc\r\n", "longer than its size"),
-            (b"fffffffffffffff\r\n", "larger than"),
-        ] {
-            let e = Chunked::default()
-                .decode(&mut BytesMut::from(bad), &mut BytesMut::new())
-                .unwrap_err();
-            assert!(e.contains(why), "{e}");
-        }
     }
 }
