@@ -10,6 +10,11 @@
 //! alike. Target: harness/wrk req/s >= 1.0 everywhere and the p50 at c=1 within 5 % of
 //! wrk's.
 //!
+//! Each run also prints the client's CPU time per request, which explains the rates: the
+//! harness's is the on-CPU time of its runtime's worker threads (where the load tasks and
+//! the HTTP client run; the server's threads are not counted), wrk's is its process's
+//! user + system time (getrusage of the waited child).
+//!
 //! The machine is part of the measurement: on 2 cores the server, wrk (or the harness)
 //! and anything else running share them, so run it on an idle machine and read the
 //! summary, not one round.
@@ -48,7 +53,9 @@ fn main() {
     let body = Arc::new(Mutex::new(None::<Vec<u8>>));
     let port = serve(body.clone());
     let base = format!("http://127.0.0.1:{port}");
+    // Named as the harness names its client threads, whose CPU time it counts.
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        .thread_name(harness::load::cpu::CLIENT_THREAD_NAME)
         .enable_all()
         .build()
         .expect("runtime");
@@ -78,7 +85,7 @@ fn main() {
         sent.len(),
         ANSWER.len()
     );
-    let mut sums = vec![(0.0, 0.0, 0.0, 0.0); CONCURRENCY.len()];
+    let mut sums: Vec<(Run, Run)> = CONCURRENCY.iter().map(|_| Default::default()).collect();
     for round in 0..ROUNDS {
         for (k, &c) in CONCURRENCY.iter().enumerate() {
             let harness_run = || {
@@ -92,9 +99,14 @@ fn main() {
                     },
                 ));
                 assert_eq!(m.failed(), 0, "harness errors: {:?}", m.error_messages);
-                (m.throughput(), m.histogram.value_at_quantile(0.5) as f64)
+                let cpu_us = m.client_cpu_s.unwrap_or(f64::NAN) * 1e6 / m.ok().max(1) as f64;
+                Run {
+                    rps: m.throughput(),
+                    p50: m.histogram.value_at_quantile(0.5) as f64,
+                    cpu_us,
+                }
             };
-            let ((h_rps, h_p50), (w_rps, w_p50)) = if round % 2 == 0 {
+            let (h, w) = if round % 2 == 0 {
                 let h = harness_run();
                 (h, wrk(&url, &script, c))
             } else {
@@ -102,20 +114,38 @@ fn main() {
                 (harness_run(), w)
             };
             println!(
-                "round {round} c={c:<3} harness {h_rps:>8.0} req/s p50 {h_p50:>6.0} us | wrk {w_rps:>8.0} req/s p50 {w_p50:>6.0} us | ratio {:.2}",
-                h_rps / w_rps
+                "round {round} c={c:<3} harness {:>8.0} req/s p50 {:>6.0} us cpu {:>5.1} us/req | wrk {:>8.0} req/s p50 {:>6.0} us cpu {:>5.1} us/req | ratio {:.2}",
+                h.rps, h.p50, h.cpu_us, w.rps, w.p50, w.cpu_us, h.rps / w.rps
             );
-            let s = &mut sums[k];
-            *s = (s.0 + h_rps, s.1 + w_rps, s.2 + h_p50, s.3 + w_p50);
+            sums[k].0.add(&h);
+            sums[k].1.add(&w);
         }
     }
-    println!("summary (sums over rounds): harness/wrk req/s, and p50 harness/wrk");
-    for (&c, s) in CONCURRENCY.iter().zip(&sums) {
+    println!("summary (sums over rounds): harness/wrk req/s and p50; mean CPU per request");
+    for (&c, (h, w)) in CONCURRENCY.iter().zip(&sums) {
         println!(
-            "c={c:<3} req/s ratio {:.2}  p50 ratio {:.2}",
-            s.0 / s.1,
-            s.2 / s.3
+            "c={c:<3} req/s ratio {:.2}  p50 ratio {:.2}  cpu us/req harness {:.1} wrk {:.1}",
+            h.rps / w.rps,
+            h.p50 / w.p50,
+            h.cpu_us / ROUNDS as f64,
+            w.cpu_us / ROUNDS as f64
         );
+    }
+}
+
+/// What one run of one client gave: req/s, p50 (µs), and its CPU time per request (µs).
+#[derive(Default)]
+struct Run {
+    rps: f64,
+    p50: f64,
+    cpu_us: f64,
+}
+
+impl Run {
+    fn add(&mut self, other: &Run) {
+        self.rps += other.rps;
+        self.p50 += other.p50;
+        self.cpu_us += other.cpu_us;
     }
 }
 
@@ -201,8 +231,19 @@ fn wrk_script(body: &[u8]) -> tempfile::TempPath {
     f.into_temp_path()
 }
 
-/// wrk's req/s and p50 (µs) at `c` connections for [`SECONDS`].
-fn wrk(url: &str, script: &tempfile::TempPath, c: usize) -> (f64, f64) {
+/// User + system CPU time of the waited children so far.
+fn children_cpu() -> std::time::Duration {
+    // SAFETY: getrusage writes into the struct we own.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut u) };
+    let t =
+        |tv: libc::timeval| std::time::Duration::new(tv.tv_sec as u64, tv.tv_usec as u32 * 1000);
+    t(u.ru_utime) + t(u.ru_stime)
+}
+
+/// wrk's req/s, p50 (µs) and CPU per request at `c` connections for [`SECONDS`].
+fn wrk(url: &str, script: &tempfile::TempPath, c: usize) -> Run {
+    let cpu0 = children_cpu();
     let out = Command::new("wrk")
         .args([
             "--latency",
@@ -217,6 +258,7 @@ fn wrk(url: &str, script: &tempfile::TempPath, c: usize) -> (f64, f64) {
         .arg(url)
         .output()
         .expect("wrk runs");
+    let cpu = children_cpu() - cpu0;
     let text = String::from_utf8_lossy(&out.stdout);
     let rps = text
         .lines()
@@ -228,7 +270,17 @@ fn wrk(url: &str, script: &tempfile::TempPath, c: usize) -> (f64, f64) {
         .find_map(|l| l.trim().strip_prefix("50%"))
         .map(|v| micros(v.trim()))
         .unwrap_or_else(|| panic!("no 50% line in wrk's output:\n{text}"));
-    (rps, p50)
+    // "  123456 requests in 3.00s, 12.34MB read"
+    let requests: f64 = text
+        .lines()
+        .find(|l| l.contains(" requests in "))
+        .and_then(|l| l.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no request count in wrk's output:\n{text}"));
+    Run {
+        rps,
+        p50,
+        cpu_us: cpu.as_secs_f64() * 1e6 / requests.max(1.0),
+    }
 }
 
 /// wrk's `123.45us`, `1.23ms` or `1.01s`, in µs.

@@ -4,33 +4,35 @@
 //! differ only in their protocol, never in how they connect or count errors. Behind the
 //! `http` feature.
 //!
-//! The client is lean on purpose, because the harness times it: each request runs its
-//! HTTP/1.1 exchange on a keep-alive connection it checks out of the pool, driving that
-//! connection (hyper's `client::conn::http1`) in the calling task itself. A general
-//! client (reqwest, hyper-util's pooled client) drives every connection from a task of
-//! its own, so each request crosses tasks, often threads, several times: against a
-//! fast local server reqwest reached a quarter to two thirds of wrk's rate
-//! (`harness/benches/http_vs_wrk.rs`). Here a request costs one write and one read on
-//! its socket, as with wrk, and no thread wake-up beyond the socket's (module `relay`).
-//! Plain `http://` only (no TLS, no proxies: servers are on loopback or a URL the user
-//! gave).
+//! The client is lean on purpose, because the harness times it, and it should cost no
+//! more than `wrk` does (`harness/benches/http_vs_wrk.rs`). Each request checks a
+//! keep-alive connection out of the pool and runs its HTTP/1.1 exchange on it in the
+//! calling task: the request's head is encoded once when the request is built, head and
+//! body leave in one vectored write, and the answer is read into the connection's own
+//! buffer and parsed with `httparse` (module `conn`; modules `wire` and `chunked` for
+//! the pure parts). One write and one read per request, as with wrk, and no other task or thread
+//! takes part. General clients cost more: reqwest (a task per connection, so cross-task
+//! wake-ups per request) reached a quarter to two thirds of wrk's rate, and hyper's own
+//! connection driven in the caller's task half to nine tenths, its time going to
+//! channels, header maps and buffer copies.
+//!
+//! What it reads: `content-length` and `chunked` bodies, and bodies that end at the
+//! close; `connection: close` and HTTP/1.0 are honoured; interim (1xx) answers are
+//! skipped. What it does not: TLS, proxies, pipelining, compression (servers are on
+//! loopback or at a URL the user gave, `http://` only).
 
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use contract::BackendError;
-use http_body_util::{BodyExt, Full};
-use hyper::client::conn::http1;
-use hyper::header::{HeaderMap, HeaderName, CONTENT_TYPE, HOST};
-use hyper::http::uri::{Authority, PathAndQuery};
-use hyper::{Method, StatusCode, Uri};
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
+use http::header::{HeaderMap, HeaderName};
+use http::StatusCode;
 
-pub use hyper::header::HeaderValue;
+pub use http::header::HeaderValue;
 
 use crate::status::{self, Context};
 use crate::Deadlines;
+use conn::Conn;
 
 /// Idle keep-alive connections a client keeps per server at least.
 ///
@@ -43,39 +45,37 @@ use crate::Deadlines;
 /// connection costs one socket and no traffic, so the pool keeps up to this many.
 pub const POOL_IDLE_CONNECTIONS: usize = 1024;
 
-/// One request: method, URL, headers and a body shared, never copied, between sends.
+/// One request: its head encoded once (request line, `host`, and for a body its
+/// `content-type` and `content-length`), and a body shared, never copied, between sends.
 #[derive(Debug, Clone)]
 pub struct Request {
-    method: Method,
-    url: Result<Uri, String>,
-    headers: HeaderMap,
+    url: String,
+    target: Result<wire::Target, String>,
+    head: Vec<u8>,
     body: Bytes,
 }
 
 impl Request {
     /// `GET url`.
     pub fn get(url: &str) -> Request {
-        Request::new(Method::GET, url, Bytes::new())
+        Request::new("GET", url, None, Bytes::new())
     }
 
     /// `POST url` with `body` of `content_type`.
     pub fn post(url: &str, content_type: &'static str, body: Bytes) -> Request {
-        let mut r = Request::new(Method::POST, url, body);
-        r.headers
-            .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
-        r
+        Request::new("POST", url, Some(content_type), body)
     }
 
-    fn new(method: Method, url: &str, body: Bytes) -> Request {
-        let url = match Uri::try_from(url) {
-            Ok(u) if u.scheme_str() == Some("http") && u.authority().is_some() => Ok(u),
-            Ok(_) => Err(format!("{url}: not an http:// URL with a host")),
-            Err(e) => Err(format!("{url}: not a valid URL: {e}")),
+    fn new(method: &str, url: &str, content_type: Option<&str>, body: Bytes) -> Request {
+        let target = wire::target(url);
+        let head = match &target {
+            Ok(t) => wire::head(method, url, t, content_type.map(|c| (c, body.len()))),
+            Err(_) => Vec::new(),
         };
         Request {
-            method,
-            url,
-            headers: HeaderMap::new(),
+            url: url.to_string(),
+            target,
+            head,
             body,
         }
     }
@@ -86,14 +86,16 @@ impl Request {
     /// If `name` is not a valid header name (names are constants of the caller).
     pub fn header(mut self, name: &'static str, value: HeaderValue) -> Request {
         let name = HeaderName::from_bytes(name.as_bytes()).expect("a valid header name");
-        self.headers.insert(name, value);
+        if self.target.is_ok() {
+            self.head = wire::set_header(&self.head, &name, &value);
+        }
         self
     }
 
     /// The URL, as error messages name it.
     pub fn url(&self) -> String {
-        match &self.url {
-            Ok(u) => u.to_string(),
+        match &self.target {
+            Ok(_) => self.url.clone(),
             Err(e) => e.clone(),
         }
     }
@@ -151,18 +153,9 @@ fn innermost(e: &(dyn std::error::Error + 'static)) -> String {
     cause
 }
 
-type Sender = http1::SendRequest<Full<Bytes>>;
-type Driver = http1::Connection<TokioIo<TcpStream>, Full<Bytes>>;
-
-/// One keep-alive connection: its request handle and the future that drives it.
-struct Conn {
-    sender: Sender,
-    driver: Driver,
-}
-
-/// The idle connections to one server (`host:port`).
+/// The idle connections to one server (`host:port` as the URLs spell it).
 struct Pool {
-    authority: Authority,
+    authority: String,
     idle: Vec<Conn>,
 }
 
@@ -222,19 +215,14 @@ impl Client {
     /// Sends `req` and reads the whole answer, whatever its status, within the request
     /// deadline.
     pub async fn send(&self, req: Request) -> Result<Response, Failure> {
-        let deadline = self.inner.deadlines.request;
-        match tokio::time::timeout(deadline, self.send_now(req)).await {
-            Ok(r) => r,
-            Err(_) => Err(Failure::Timeout),
-        }
+        self.send_timed(&req).await
     }
 
     /// Sends `req` and reads the whole answer. A 2xx is a [`Reply`]; any other status is
     /// the counted error of [`status::http_error`] with the server's message
     /// ([`error_message`]); no answer is [`transport_error`].
     pub async fn exchange(&self, req: Request, ctx: Context<'_>) -> Result<Reply, BackendError> {
-        let url = req.url.clone();
-        match self.send(req).await {
+        match self.send_timed(&req).await {
             Ok(r) if r.status.is_success() => Ok(Reply {
                 headers: r.headers,
                 body: r.body,
@@ -244,34 +232,22 @@ impl Client {
                 r.status.as_u16(),
                 error_message(&r.body),
             )),
-            Err(e) => {
-                let url = url.map_or_else(|e| e, |u| u.to_string());
-                Err(transport_error(&url, e, ctx.deadline_ms))
-            }
+            Err(e) => Err(transport_error(&req.url(), e, ctx.deadline_ms)),
         }
     }
 
-    async fn send_now(&self, req: Request) -> Result<Response, Failure> {
-        let uri = req.url.map_err(Failure::Url)?;
-        let authority = uri.authority().expect("checked when built").clone();
-        let mut parts = hyper::http::uri::Parts::default();
-        parts.path_and_query = Some(
-            uri.path_and_query()
-                .cloned()
-                .unwrap_or_else(|| PathAndQuery::from_static("/")),
-        );
-        let target = Uri::from_parts(parts).map_err(|e| Failure::Url(e.to_string()))?;
-        let host = HeaderValue::from_str(authority.as_str())
-            .map_err(|e| Failure::Url(format!("{uri}: {e}")))?;
-        let mut headers = req.headers;
-        headers.insert(HOST, host);
-        let request = || {
-            let mut request = hyper::Request::new(Full::new(req.body.clone()));
-            *request.method_mut() = req.method.clone();
-            *request.uri_mut() = target.clone();
-            *request.headers_mut() = headers.clone();
-            request
-        };
+    /// [`Client::send_now`] within the request deadline (one timer per request).
+    async fn send_timed(&self, req: &Request) -> Result<Response, Failure> {
+        let deadline = self.inner.deadlines.request;
+        match tokio::time::timeout(deadline, self.send_now(req)).await {
+            Ok(r) => r,
+            Err(_) => Err(Failure::Timeout),
+        }
+    }
+
+    async fn send_now(&self, req: &Request) -> Result<Response, Failure> {
+        let target = req.target.as_ref().map_err(|e| Failure::Url(e.clone()))?;
+        let authority = &req.url[target.authority.clone()];
         // A keep-alive connection may close while it idles in the pool (the server's
         // keep-alive timeout, a worker recycled): a request that meets such a
         // connection goes again, as browsers and Go's client do. Never written, it
@@ -280,13 +256,22 @@ impl Client {
         // twice. Its latency includes the retry, as a user's would.
         let mut fresh_only = false;
         loop {
-            let (conn, reused) = match self.checkout(&authority).filter(|_| !fresh_only) {
-                Some(c) => (c, true),
-                None => (self.connect(&authority).await?, false),
+            let idle = if fresh_only {
+                None
+            } else {
+                self.checkout(authority)
             };
-            let (outcome, conn) = conn.exchange(request()).await;
+            let (conn, reused) = match idle {
+                Some(c) => (c, true),
+                None => (
+                    self.connect(&req.url[target.host.clone()], target.port)
+                        .await?,
+                    false,
+                ),
+            };
+            let (outcome, conn) = conn.exchange(&req.head, &req.body).await;
             if let Some(conn) = conn {
-                self.checkin(&authority, conn);
+                self.checkin(authority, conn);
             }
             match outcome {
                 Outcome::Answer(response) => return Ok(response),
@@ -299,19 +284,19 @@ impl Client {
         }
     }
 
-    fn checkout(&self, authority: &Authority) -> Option<Conn> {
+    fn checkout(&self, authority: &str) -> Option<Conn> {
         let mut pools = self.inner.pools.lock().unwrap_or_else(|e| e.into_inner());
-        let pool = pools.iter_mut().find(|p| p.authority == *authority)?;
+        let pool = pools.iter_mut().find(|p| p.authority == authority)?;
         pool.idle.pop()
     }
 
-    fn checkin(&self, authority: &Authority, conn: Conn) {
+    fn checkin(&self, authority: &str, conn: Conn) {
         let mut pools = self.inner.pools.lock().unwrap_or_else(|e| e.into_inner());
-        let at = match pools.iter().position(|p| p.authority == *authority) {
+        let at = match pools.iter().position(|p| p.authority == authority) {
             Some(i) => i,
             None => {
                 pools.push(Pool {
-                    authority: authority.clone(),
+                    authority: authority.to_string(),
                     idle: Vec::new(),
                 });
                 pools.len() - 1
@@ -323,76 +308,13 @@ impl Client {
         }
     }
 
-    /// Opens a connection (TCP_NODELAY: a request is one write, never held back).
-    async fn connect(&self, authority: &Authority) -> Result<Conn, Failure> {
-        let host = authority
-            .host()
-            .trim_start_matches('[')
-            .trim_end_matches(']');
-        let port = authority.port_u16().unwrap_or(80);
-        let open = async {
-            let stream = TcpStream::connect((host, port))
-                .await
-                .map_err(|e| Failure::Io(innermost(&e)))?;
-            stream
-                .set_nodelay(true)
-                .map_err(|e| Failure::Io(innermost(&e)))?;
-            let (sender, driver) = http1::handshake(TokioIo::new(stream))
-                .await
-                .map_err(|e| Failure::Io(innermost(&e)))?;
-            Ok(Conn { sender, driver })
-        };
-        match tokio::time::timeout(self.inner.deadlines.connect, open).await {
-            Ok(r) => r,
+    /// Opens a connection within the connect deadline.
+    async fn connect(&self, host: &str, port: u16) -> Result<Conn, Failure> {
+        match tokio::time::timeout(self.inner.deadlines.connect, Conn::open(host, port)).await {
+            Ok(Ok(conn)) => Ok(conn),
+            Ok(Err(e)) => Err(Failure::Io(innermost(&e))),
             Err(_) => Err(Failure::Timeout),
         }
-    }
-}
-
-impl Conn {
-    /// One request on this connection, driving it from the calling task until the
-    /// whole answer is read; the connection back if it may serve another request.
-    async fn exchange(self, request: hyper::Request<Full<Bytes>>) -> (Outcome, Option<Conn>) {
-        let Conn { mut sender, driver } = self;
-        let mut driver = Some(driver);
-        let outcome = {
-            let work = async {
-                if let Err(e) = sender.ready().await {
-                    return Outcome::Unsent(innermost(&e));
-                }
-                let response = match sender.try_send_request(request).await {
-                    Ok(r) => r,
-                    Err(mut e) => {
-                        let cause = innermost(e.error());
-                        return match e.take_message() {
-                            Some(_) => Outcome::Unsent(cause),
-                            None if e.error().is_incomplete_message() => Outcome::Closed(cause),
-                            None => Outcome::Broken(cause),
-                        };
-                    }
-                };
-                let (parts, body) = response.into_parts();
-                match body.collect().await {
-                    Ok(body) => Outcome::Answer(Response {
-                        status: parts.status,
-                        headers: parts.headers,
-                        body: body.to_bytes(),
-                    }),
-                    Err(e) => Outcome::Broken(innermost(&e)),
-                }
-            };
-            // The connection first (it writes the request and reads the answer),
-            // then the request; a connection that ends (the server closed it, or an
-            // I/O error) is dropped at once, which fails a request still waiting on it.
-            relay::drive(&mut driver, std::pin::pin!(work)).await
-        };
-        let conn = match outcome {
-            Outcome::Answer(_) => driver
-                .filter(|_| !sender.is_closed())
-                .map(|driver| Conn { sender, driver }),
-            _ => None,
-        };
-        (outcome, conn)
     }
 }
 
@@ -426,6 +348,8 @@ pub fn error_message(body: &[u8]) -> String {
     }
 }
 
-mod relay;
+mod chunked;
+mod conn;
 #[cfg(test)]
 mod tests;
+mod wire;

@@ -20,7 +20,7 @@
 //! - [`payload_or`]: the encoding a request was prepared with, or a fresh one.
 //!
 //! The features keep an in-process adapter free of a network stack: without features
-//! this crate pulls neither hyper nor tonic.
+//! this crate pulls neither an HTTP stack nor tonic.
 #![deny(missing_docs)]
 
 #[cfg(feature = "grpc")]

@@ -25,6 +25,35 @@ fn answer(path: &str, body: &[u8], served: usize) -> (u16, &'static str, Vec<u8>
     }
 }
 
+/// Whole answers written as they are, for the framings `answer` does not write, and
+/// whether to close the connection after.
+fn raw(path: &str) -> Option<(Vec<u8>, bool)> {
+    let (text, close): (&[u8], bool) = match path {
+        "/chunked" => (
+            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n7;x=y\r\n, world\r\n0\r\nx-trailer: 1\r\n\r\n",
+            false,
+        ),
+        "/until-close" => (b"HTTP/1.0 200 OK\r\nx-a: b\r\n\r\nto the end", true),
+        "/http10" => (b"HTTP/1.0 200 OK\r\ncontent-length: 4\r\n\r\n1.0!", false),
+        "/interim" => (
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok",
+            false,
+        ),
+        "/no-content" => (b"HTTP/1.1 204 No Content\r\n\r\n", false),
+        "/cut" => (b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nshort", true),
+        "/big" => {
+            let mut all = format!("HTTP/1.1 200 OK\r\ncontent-length: {BIG}\r\n\r\n").into_bytes();
+            all.extend((0..BIG).map(|i| (i % 251) as u8));
+            return Some((all, false));
+        }
+        _ => return None,
+    };
+    Some((text.to_vec(), close))
+}
+
+/// Bytes of the `/big` answer's body: several reads, and more than a connection keeps.
+const BIG: usize = 3 << 20;
+
 /// A keep-alive HTTP/1.1 server on a free port, one thread per connection, counting
 /// connections. Echoes the request's `host` and `content-type` in `x-host` / `x-type`.
 fn serve() -> (u16, &'static AtomicUsize) {
@@ -72,6 +101,12 @@ fn connection(stream: TcpStream, served: usize) {
             return;
         }
         drop_next = path == "/drop-next";
+        if let Some((all, close)) = raw(&path) {
+            if writer.write_all(&all).is_err() || close {
+                return;
+            }
+            continue;
+        }
         let (code, extra, out, close) = answer(&path, &body, served);
         let head = format!(
             "HTTP/1.1 {code} X\r\ncontent-length: {}\r\nx-host: {host}\r\nx-type: {kind}\r\n{extra}\r\n",
@@ -182,6 +217,57 @@ async fn keep_alive_exchanges_reuse_one_connection_and_recover_from_closed_ones(
         .unwrap_err();
     assert_eq!(e.kind(), "transport");
     assert!(e.to_string().contains("not an http:// URL"), "{e}");
+}
+
+#[tokio::test]
+async fn bodies_of_every_framing_are_read_whole_and_the_connection_kept_when_it_may_be() {
+    let (port, connections) = serve();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = Client::new(1, Deadlines::default());
+    let get = |path: &str| {
+        let (client, url) = (client.clone(), format!("{base}{path}"));
+        async move { client.send(Request::get(&url)).await.unwrap() }
+    };
+    // Kept: chunked (extensions and trailers skipped), an interim answer before the
+    // real one, no content, a body of several reads.
+    let r = get("/chunked").await;
+    assert_eq!(
+        (r.status.as_u16(), &r.body[..]),
+        (200, &b"hello, world"[..])
+    );
+    let r = get("/interim").await;
+    assert_eq!((r.status.as_u16(), &r.body[..]), (200, &b"ok"[..]));
+    let r = get("/no-content").await;
+    assert_eq!((r.status.as_u16(), r.body.len()), (204, 0));
+    let r = get("/big").await;
+    assert_eq!(r.body.len(), BIG);
+    assert!(r
+        .body
+        .iter()
+        .enumerate()
+        .all(|(i, &b)| b == (i % 251) as u8));
+    let r = get("/chunked").await;
+    assert_eq!(&r.body[..], b"hello, world");
+    assert_eq!(
+        connections.load(Ordering::SeqCst),
+        1,
+        "one keep-alive connection"
+    );
+    // Closed after: a body that ends at the close, and HTTP/1.0 without keep-alive.
+    let r = get("/until-close").await;
+    assert_eq!(&r.body[..], b"to the end");
+    assert_eq!(r.headers["x-a"], "b");
+    let r = get("/http10").await;
+    assert_eq!(&r.body[..], b"1.0!");
+    assert_eq!(get("/").await.body, "connections 3");
+    // A body cut short is a transport error, not a retry.
+    let e = client
+        .exchange(Request::get(&format!("{base}/cut")), ctx())
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), "transport", "{e}");
+    assert!(e.to_string().contains("middle of an answer"), "{e}");
+    assert_eq!(connections.load(Ordering::SeqCst), 3, "not sent again");
 }
 
 /// Runs `futures` concurrently on the current task's runtime; their outcomes in order.
