@@ -117,12 +117,13 @@ fn assert_measured(doc: &serde_json::Value, backend: &str, models: usize) {
         let requests = r["requests"].as_f64().unwrap();
         let counted = m["nv_inference_request_success"].as_f64().unwrap();
         assert!(counted > 0.0 && counted <= requests, "{r}");
+        // Each request is `batch` inferences. Triton bumps its two counters one after
+        // the other, so a scrape at either end of the window may see a request in one
+        // and not yet in the other (seen once: 812 inferences against 202 x 4).
         let batch = r["batch_size"].as_f64().unwrap();
-        assert_eq!(
-            m["nv_inference_count"].as_f64(),
-            Some(counted * batch),
-            "{r}"
-        );
+        let inferences = m["nv_inference_count"].as_f64().unwrap();
+        assert_eq!(inferences % batch, 0.0, "{r}");
+        assert!((inferences / batch - counted).abs() <= 2.0, "{r}");
         assert!(
             m["nv_inference_compute_infer_duration_us"]
                 .as_f64()
