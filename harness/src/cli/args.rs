@@ -220,9 +220,9 @@ pub struct MeasureArgs {
     pub target_precision: Option<f64>,
 
     /// Time all points may spend measuring (warm-ups included; opening backends and the
-    /// agreement check not), such as 200s or 3m. It is split evenly over the points up
+    /// agreement check not), such as 240s or 3m. It is split evenly over the points up
     /// front, and within a point over its backends; what a point leaves unused goes to
-    /// the points after it [default: 200s, with --quick 30s: derived so that the default
+    /// the points after it [default: 240s, with --quick 30s: derived so that the default
     /// compare over the six local backends finishes within 5 min (1 min with --quick) on
     /// an idle 2-core machine, after about 40 s (20 s) of server start-up, agreement
     /// checks and rounds that run past their share].

@@ -50,7 +50,7 @@ fn one_count_is_a_run_as_before() {
     let plans = c.plans();
     assert_eq!(plans.len(), 1);
     assert_eq!(plans[0].record, c.plan().record);
-    assert_eq!(plans[0].record.time_budget_s, 200.0);
+    assert_eq!(plans[0].record.time_budget_s, 240.0);
 }
 
 #[test]

@@ -37,9 +37,9 @@ fn defaults_are_filled_in() {
     assert_eq!(c.large_batches_resnet, [1, 8]);
     assert_eq!((c.percentile, c.stability), (50.0, 0.1));
     // The budget is split over the ten points, and within each over the backends.
-    assert_eq!((c.target_precision, c.time_budget_s), (0.05, 200.0));
+    assert_eq!((c.target_precision, c.time_budget_s), (0.05, 240.0));
     assert_eq!(c.points().len(), 10);
-    assert!((c.point_budget_s - 200.0 / 10.0).abs() < 1e-9);
+    assert!((c.point_budget_s - 240.0 / 10.0).abs() < 1e-9);
     assert_eq!(c.point_budget, Duration::from_secs_f64(c.point_budget_s));
     let per_backend = c.point_budget_s / c.backends.len() as f64;
     assert!((c.backend_budget_s - per_backend).abs() < 1e-9);
