@@ -28,7 +28,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use contract::BackendError;
-use fixtures::user::{Dim, IoSpec, UserModel};
+use fixtures::user::{IoSpec, UserModel};
 use fixtures::ModelId;
 use serde_json::json;
 use support::process::{self, ManagedProcess, Probe, StartError};
@@ -152,15 +152,7 @@ pub fn user_model_settings(m: &UserModel, intra_threads: usize) -> serde_json::V
     let tensors = |list: &[IoSpec]| {
         list.iter()
             .map(|t| {
-                let shape: Vec<i64> = t
-                    .dims
-                    .iter()
-                    .map(|d| match d {
-                        Dim::Fixed(n) => *n as i64,
-                        Dim::Dynamic(_) => -1,
-                    })
-                    .collect();
-                json!({"name": t.name, "datatype": t.dtype.kserve_name(), "shape": shape})
+                json!({"name": t.name, "datatype": t.dtype.kserve_name(), "shape": t.declared_dims()})
             })
             .collect::<Vec<_>>()
     };
@@ -326,6 +318,7 @@ fn summary(log: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use fixtures::user::Dim;
 
     #[test]
     fn settings_bind_loopback_and_match_the_workers() {

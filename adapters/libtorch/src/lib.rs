@@ -76,24 +76,7 @@ pub fn open(opts: &OpenOptions) -> Result<Arc<dyn Backend>, BackendError> {
     let lib = library::check()?;
     let device = device::resolve(opts.device)?;
     let (fixed, user) = fixtures::user_models(opts)?;
-    let user = user
-        .into_iter()
-        .map(|m| match opts.torchscript_files.get(&m.name) {
-            Some(path) => Ok((m, path.clone())),
-            None => Err(BackendError::Unavailable {
-                backend: NAME.into(),
-                reason: format!(
-                    "libtorch runs a user's model from its TorchScript, and model {} has none",
-                    m.name
-                ),
-                fix: format!(
-                    "give --torchscript {}.pt (torch.jit.save of the same model) beside \
-                     --model-file",
-                    m.name
-                ),
-            }),
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let user = fixtures::with_torchscripts(opts, user, NAME, "libtorch")?;
     let models: Vec<ModelId> = fixed
         .iter()
         .map(|name| {

@@ -169,24 +169,7 @@ fn connect(
                 .into(),
         });
     }
-    let user_models = user
-        .into_iter()
-        .map(|m| match opts.torchscript_files.get(&m.name) {
-            Some(path) => Ok((m, path.clone())),
-            None => Err(BackendError::Unavailable {
-                backend: name.into(),
-                reason: format!(
-                    "TorchServe runs a user's model from its TorchScript, and model {} has none",
-                    m.name
-                ),
-                fix: format!(
-                    "give --torchscript {}.pt (torch.jit.save of the same model) beside \
-                     --model-file",
-                    m.name
-                ),
-            }),
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let user_models = fixtures::with_torchscripts(opts, user, name, "TorchServe")?;
     let install = Install::find().map_err(|e| adapter_kserve::rename(e, name))?;
     let cfg = ServerConfig {
         install,

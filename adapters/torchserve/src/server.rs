@@ -28,7 +28,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use contract::BackendError;
-use fixtures::user::{Dim, UserModel};
+use fixtures::user::UserModel;
 use fixtures::ModelId;
 use serde_json::{json, Value};
 use support::process::{self, ManagedProcess, Probe, StartError};
@@ -185,15 +185,7 @@ pub fn model_description(m: &UserModel) -> Value {
     let tensors = |list: &[fixtures::user::IoSpec]| {
         list.iter()
             .map(|t| {
-                let dims: Vec<i64> = t
-                    .dims
-                    .iter()
-                    .map(|d| match d {
-                        Dim::Fixed(n) => *n as i64,
-                        Dim::Dynamic(_) => -1,
-                    })
-                    .collect();
-                json!({"name": t.name, "datatype": t.dtype.kserve_name(), "dims": dims})
+                json!({"name": t.name, "datatype": t.dtype.kserve_name(), "dims": t.declared_dims()})
             })
             .collect::<Vec<_>>()
     };
@@ -382,6 +374,7 @@ fn summary(log: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use fixtures::user::Dim;
 
     #[test]
     fn configuration_binds_loopback_and_matches_the_workers() {
