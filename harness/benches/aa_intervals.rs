@@ -31,6 +31,7 @@ use harness::cli::{parse, Command as Cli};
 use harness::compare::{measure, ratios, Opened};
 use harness::config::RunConfig;
 use harness::load::Load;
+use harness::stats::paired;
 
 /// Backend pairs of the A/A runs.
 const PAIRS: [&str; 3] = ["candle", "onnxruntime", "flask"];
@@ -48,12 +49,50 @@ struct Cell {
     high: f64,
     half_width: f64,
     reached: bool,
+    rounds: usize,
 }
 
 impl Cell {
     fn excludes_one(&self) -> bool {
         self.low > 1.0 || self.high < 1.0
     }
+
+    /// `ln(ratio)`, the variance of that estimate from its rounds alone (the interval's log
+    /// half-width less the between-opens term in quadrature, over its t quantile) and the
+    /// t's degrees of freedom (Stein's `n0 - 1` once the first stage ran).
+    fn log_variance_df(&self, first_stage: usize) -> (f64, f64, usize) {
+        let h = (self.high / self.low).ln() / 2.0;
+        let rounds_only = (h * h - paired::between_opens_half_width().powi(2)).max(0.0);
+        let df = if self.rounds >= first_stage {
+            first_stage - 1
+        } else {
+            self.rounds.saturating_sub(1)
+        };
+        (self.ratio.ln(), rounds_only / paired::t975(df).powi(2), df)
+    }
+}
+
+/// The standard deviation of `ln(A/A ratio)` that the rounds do not explain: the
+/// random-effects estimate of meta-analysis (DerSimonian and Laird) with the mean known
+/// to be 0, each cell weighted by the inverse of its rounds' variance `v`:
+/// `tau^2 = (sum(y^2 / v) - sum(E[t^2])) / sum(1 / v)`, where `E[t^2] = df / (df - 2)` is
+/// what `y^2 / v` averages with no spread between opens (cells with `df <= 2` left out:
+/// their t has no variance). Half of `tau^2` is one open's, [`paired::BETWEEN_OPENS`]'s
+/// meaning. Narrow intervals weigh most, as they should: a wide one cannot see 1 %.
+fn unexplained_spread(cells: &[Cell], first_stage: usize) -> f64 {
+    let (mut q, mut expected, mut weight) = (0.0, 0.0, 0.0);
+    for (y, v, df) in cells.iter().map(|c| c.log_variance_df(first_stage)) {
+        if df <= 2 || v <= 0.0 {
+            continue;
+        }
+        q += y * y / v;
+        expected += df as f64 / (df as f64 - 2.0);
+        weight += 1.0 / v;
+    }
+    if weight == 0.0 {
+        return f64::NAN;
+    }
+    ((q - expected) / weight).max(0.0).sqrt()
 }
 
 fn main() {
@@ -67,6 +106,7 @@ fn main() {
         "pair", "cells", "exclude 1", "median ±", "at target", "wall s"
     );
     let (mut all, mut excluded) = (0, 0);
+    let mut every = Vec::new();
     for name in PAIRS {
         let t0 = Instant::now();
         let mut cells = Vec::new();
@@ -91,17 +131,44 @@ fn main() {
             cells.iter().filter(|c| c.reached).count(),
             t0.elapsed().as_secs_f64()
         );
-        for c in cells.iter().filter(|c| c.excludes_one()) {
+        for c in &cells {
             println!(
-                "    excluded 1.0: {:.3} [{:.3}, {:.3}]",
-                c.ratio, c.low, c.high
+                "    {:.3} [{:.3}, {:.3}] {} rounds{}",
+                c.ratio,
+                c.low,
+                c.high,
+                c.rounds,
+                if c.excludes_one() {
+                    "  excludes 1.0"
+                } else {
+                    ""
+                }
             );
         }
+        every.extend(cells);
     }
+    let first_stage = harness::config::DEFAULT_ROUNDS.max(2);
+    // The same cells with the rounds' part of each interval alone.
+    let rounds_only = every
+        .iter()
+        .filter(|c| {
+            let (y, v, df) = c.log_variance_df(first_stage);
+            y.abs() > paired::t975(df) * v.sqrt()
+        })
+        .count();
     println!(
-        "A/A false positives: {excluded} of {all} intervals exclude 1.0 ({:.1} %; target <= 5 %)\n",
-        100.0 * excluded as f64 / all.max(1) as f64
+        "A/A false positives: {excluded} of {all} intervals exclude 1.0 ({:.1} %; target <= 5 %); without the spread between opens {rounds_only} ({:.1} %)",
+        100.0 * excluded as f64 / all.max(1) as f64,
+        100.0 * rounds_only as f64 / all.max(1) as f64
     );
+    let d = unexplained_spread(&every, first_stage);
+    println!(
+        "spread of ln(A/A ratio) the rounds do not explain: {:.2} % (one open: {:.2} %); the intervals assume one open's {:.2} % (paired::BETWEEN_OPENS)\n",
+        100.0 * d,
+        100.0 * d / 2f64.sqrt(),
+        100.0 * paired::BETWEEN_OPENS
+    );
+    println!();
 
     println!("TEST DOUBLES (one FIFO worker, fixed service time), {DOUBLE_POINTS} points each:");
     for (label, slow) in [("A/A 2.0 vs 2.0 ms", 2.0), ("power 2.2 vs 2.0 ms", 2.2)] {
@@ -176,6 +243,7 @@ fn cells(json: &Path) -> Result<Vec<Cell>, String> {
                 high: f("ci_high"),
                 half_width: f("half_width"),
                 reached: r["target_met"].as_bool().unwrap_or(false),
+                rounds: r["rounds"].as_u64().unwrap_or(0) as usize,
             }
         })
         .collect())
@@ -234,6 +302,7 @@ fn doubles_compare(slow_ms: f64) -> Vec<Cell> {
                 high: r.ci_high,
                 half_width: r.half_width,
                 reached: r.target_met,
+                rounds: r.rounds,
             }),
         );
     }

@@ -3,7 +3,8 @@
 //! For every cell (model, batch size, load, backend) both runs measured, the ratio of
 //! NEW's p50 latency to OLD's, with a bootstrap 95 % interval from the window samples
 //! each results file keeps ([`crate::results::decode_windows`]; the same three-stage
-//! resampling as the ratio tables, [`crate::stats::bootstrap`]). A cell **regressed**
+//! resampling as the ratio tables, [`crate::stats::bootstrap`]), widened by the spread
+//! between two opens of a backend ([`crate::stats::paired`]). A cell **regressed**
 //! when NEW is slower than OLD by more than the threshold and its interval excludes 1.0:
 //! both a difference that matters and one the noise cannot explain.
 
@@ -16,6 +17,7 @@ use tabled::settings::Style;
 use crate::report::ms;
 use crate::results::{decode_windows, PointResult, Results};
 use crate::stats::bootstrap::{ratio_interval, Interval, Statistic};
+use crate::stats::paired;
 use crate::HarnessError;
 
 /// Default threshold, percent.
@@ -81,7 +83,11 @@ pub fn diff(old: &[PointResult], new: &[PointResult], threshold: f64, seed: u64)
             decode_windows(&n.window_histograms),
             decode_windows(&o.window_histograms),
         ) {
-            (Ok(a), Ok(b)) => ratio_interval(&a, &b, Statistic::P50, seed),
+            (Ok(a), Ok(b)) => ratio_interval(&a, &b, Statistic::P50, seed).map(|i| {
+                // Two runs are two opens of each backend.
+                let (low, high) = paired::widen_for_opens(ratio, i.low, i.high);
+                Interval { low, high }
+            }),
             _ => None,
         };
         let regressed = ratio > 1.0 + threshold / 100.0 && interval.is_some_and(|i| i.low > 1.0);

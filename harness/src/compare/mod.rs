@@ -208,6 +208,14 @@ async fn open_and_check(
         plan.open.fixtures_dir.display(),
         plan.seed
     ));
+    let opens = crate::stats::paired::between_opens_half_width().sinh();
+    if plan.measure.target_precision <= opens {
+        progress.note(&format!(
+            "note: no ratio can reach --target-precision ±{:.1} %: two opens of one backend differ by up to ±{:.1} % (95 %), which every interval includes; each point spends its whole share of the budget",
+            100.0 * plan.measure.target_precision,
+            100.0 * opens
+        ));
+    }
     fixtures_check::prepare_fixtures(plan, progress)?;
 
     let opts = (&plan.open, &plan.backend_options);

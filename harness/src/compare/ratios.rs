@@ -77,7 +77,8 @@ pub fn ratios(
 
 /// `r`'s statistic over `b`'s, its 95 % interval and the paired rounds behind it: from
 /// the paired rounds where there are two or more, else `pooled` with a bootstrap of the
-/// samples (0 or 1 rounds).
+/// samples (0 or 1 rounds). Either way the interval has the spread between two opens of a
+/// backend in it ([`crate::stats::paired`]'s text).
 fn interval(
     r: &PointResult,
     b: &PointResult,
@@ -97,7 +98,9 @@ fn interval(
         )),
         None => {
             let rounds = paired::log_ratios(&r.samples, &b.samples, s).len();
-            bootstrap::ratio_interval(&r.samples, &b.samples, s, seed).map(|i| (pooled, i, rounds))
+            let i = bootstrap::ratio_interval(&r.samples, &b.samples, s, seed)?;
+            let (low, high) = paired::widen_for_opens(pooled, i.low, i.high);
+            Some((pooled, Interval { low, high }, rounds))
         }
     }
 }
