@@ -37,9 +37,8 @@ pub fn open(name: &str, common: &OpenOptions, options: &BackendOptions) -> Opene
         reason: "no backend has this name".into(),
         fix: format!("use one of: {}", names().join(", ")),
     })?;
-    // libtorch and TorchServe run a user's model from its TorchScript (`--torchscript`).
-    let torchscript = [LIBTORCH, TORCHSERVE_REST, TORCHSERVE_GRPC].contains(&entry.name)
-        && !common.torchscript_files.is_empty();
+    let torchscript =
+        RUNS_TORCHSCRIPT.contains(&entry.name) && !common.torchscript_files.is_empty();
     if !common.model_files.is_empty() && [TFSERVING_REST, TFSERVING_GRPC].contains(&entry.name) {
         return Err(BackendError::Unavailable {
             backend: name.into(),
@@ -56,7 +55,7 @@ pub fn open(name: &str, common: &OpenOptions, options: &BackendOptions) -> Opene
         return Err(BackendError::Unavailable {
             backend: name.into(),
             reason: "it cannot run a user's ONNX model (--model-file)".into(),
-            fix: if [LIBTORCH, TORCHSERVE_REST, TORCHSERVE_GRPC].contains(&entry.name) {
+            fix: if RUNS_TORCHSCRIPT.contains(&entry.name) {
                 "give the model's TorchScript too (--torchscript NAME.pt)".into()
             } else {
                 format!("compare the model on {}", RUNS_ONNX_FILES.join(", "))
@@ -78,6 +77,9 @@ pub fn open(name: &str, common: &OpenOptions, options: &BackendOptions) -> Opene
     }
     (entry.open)(common, options)
 }
+
+/// The backends that run a user's model from its TorchScript (`--torchscript`).
+const RUNS_TORCHSCRIPT: [&str; 3] = [LIBTORCH, TORCHSERVE_REST, TORCHSERVE_GRPC];
 
 /// The backends that run a user's ONNX model (`--model-file`); candle only where
 /// candle-onnx has every operator of the graph.
