@@ -19,7 +19,7 @@
 //! Two things a request does not pay for: a header map (only the headers that frame the
 //! answer are read; the others are found by name when a caller asks, [`Headers`]), and a
 //! timer of its own (the deadline is the connection's timer, re-armed only when it fires
-//! early: module `timer`). One clock read per request sets its deadline.
+//! early: [`crate::timer`]). One clock read per request sets its deadline.
 //!
 //! What it reads: `content-length` and `chunked` bodies, and bodies that end at the
 //! close; `connection: close` and HTTP/1.0 are honoured; interim (1xx) answers are
@@ -272,7 +272,7 @@ impl Client {
     /// Sends `req` within the request deadline, which counts from here: connecting, every
     /// try and the wait for the answer all end by it ([`Failure::Timeout`]).
     async fn send_timed(&self, req: &Request) -> Result<Response, Failure> {
-        let deadline = timer::deadline_after(Instant::now(), self.inner.deadlines.request);
+        let deadline = crate::timer::deadline_after(Instant::now(), self.inner.deadlines.request);
         self.send_by(req, deadline).await
     }
 
@@ -343,7 +343,8 @@ impl Client {
     /// Opens a connection within the connect deadline and the request's `deadline` (a
     /// timer of its own: a new connection is rare).
     async fn connect(&self, host: &str, port: u16, deadline: Instant) -> Result<Conn, Failure> {
-        let by = timer::deadline_after(Instant::now(), self.inner.deadlines.connect).min(deadline);
+        let by = crate::timer::deadline_after(Instant::now(), self.inner.deadlines.connect)
+            .min(deadline);
         match tokio::time::timeout_at(by, Conn::open(host, port, deadline)).await {
             Ok(Ok(conn)) => Ok(conn),
             Ok(Err(e)) => Err(Failure::Io(innermost(&e))),
@@ -386,5 +387,4 @@ mod chunked;
 mod conn;
 #[cfg(test)]
 mod tests;
-mod timer;
 mod wire;

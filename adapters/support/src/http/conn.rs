@@ -12,9 +12,9 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use super::chunked;
-use super::timer::LazyTimer;
 use super::wire::{self, Framing, MAX_ANSWER_BYTES};
 use super::{Headers, Outcome, Response};
+use crate::timer::LazyTimer;
 
 /// Room a read has at least: a small answer arrives in one read.
 const READ_SPARE: usize = 8 * 1024;

@@ -3,22 +3,24 @@
 //! `tokio::time::timeout` registers a timer in the runtime's wheel when a request starts
 //! and removes it when the request ends: two passes through the timer driver's lock for
 //! every request, which at tens of thousands of requests a second was a tenth of the
-//! client's CPU. Requests are far shorter than their deadline (milliseconds against
-//! minutes), so a connection keeps one [`LazyTimer`] instead, and each request only
-//! checks it:
+//! HTTP client's CPU. Requests are far shorter than their deadline (milliseconds against
+//! minutes), so a [`LazyTimer`] is kept and reused, one per HTTP connection
+//! (`http::Client`) or in a pool (the harness's deadline on every backend), and each
+//! request only checks it:
 //!
-//! - The timer is armed at the deadline of some earlier request on the connection. It
-//!   may fire early, never late: before a request, [`LazyTimer::arm`] pulls it in if it
-//!   is armed later than this request's deadline (the rare request that started before
-//!   the one that armed it, in another task).
+//! - The timer is armed at the deadline of some earlier request. It may fire early,
+//!   never late: before a request, [`LazyTimer::arm`] pulls it in if it is armed later
+//!   than this request's deadline (a request that started before the one that armed it,
+//!   in another task).
 //! - When it fires, [`LazyTimer::poll_passed`] reads the clock: if this request's
-//!   deadline has passed, the request times out (the same [`super::Failure::Timeout`]
-//!   as before); if not, the timer is re-armed at this request's deadline and waited
-//!   on again.
+//!   deadline has passed, the request times out; if not, the timer is re-armed at this
+//!   request's deadline and waited on again.
 //!
-//! So the wheel is touched about once per deadline period per connection, not twice per
-//! request. A timer that fires while its connection idles in the pool wakes the task that
-//! last waited on it, which finds nothing to do: one spurious wake-up per period.
+//! So the wheel is touched about once per deadline period per timer, not twice per
+//! request. A timer that fires while idle wakes the task that last waited on it, which
+//! finds nothing to do: one spurious wake-up per period. A timer belongs to the runtime
+//! it was first polled in: keep it with what belongs there too (a connection), or by
+//! runtime ([`tokio::runtime::Handle::id`]).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -29,20 +31,20 @@ use tokio::time::{Instant, Sleep};
 /// One connection's deadline timer, re-armed only when it fires before the current
 /// request's deadline.
 #[derive(Debug)]
-pub(super) struct LazyTimer {
+pub struct LazyTimer {
     sleep: Pin<Box<Sleep>>,
 }
 
 impl LazyTimer {
     /// A timer armed at `deadline` (registered in the wheel when first polled).
-    pub(super) fn new(deadline: Instant) -> LazyTimer {
+    pub fn new(deadline: Instant) -> LazyTimer {
         LazyTimer {
             sleep: Box::pin(tokio::time::sleep_until(deadline)),
         }
     }
 
     /// Makes the timer fire no later than `deadline`.
-    pub(super) fn arm(&mut self, deadline: Instant) {
+    pub fn arm(&mut self, deadline: Instant) {
         if self.sleep.deadline() > deadline {
             self.sleep.as_mut().reset(deadline);
         }
@@ -50,7 +52,7 @@ impl LazyTimer {
 
     /// Ready once `deadline` has passed; until then, re-armed at `deadline` each time it
     /// fires early. [`LazyTimer::arm`] with the same `deadline` must come first.
-    pub(super) fn poll_passed(&mut self, cx: &mut Context<'_>, deadline: Instant) -> Poll<()> {
+    pub fn poll_passed(&mut self, cx: &mut Context<'_>, deadline: Instant) -> Poll<()> {
         loop {
             ready!(self.sleep.as_mut().poll(cx));
             if Instant::now() >= deadline {
@@ -62,11 +64,7 @@ impl LazyTimer {
 
     /// Runs `work` until it ends (`Some` of its output) or `deadline` passes (`None`;
     /// `work` is dropped).
-    pub(super) async fn within<F: Future>(
-        &mut self,
-        deadline: Instant,
-        work: F,
-    ) -> Option<F::Output> {
+    pub async fn within<F: Future>(&mut self, deadline: Instant, work: F) -> Option<F::Output> {
         self.arm(deadline);
         let mut work = std::pin::pin!(work);
         std::future::poll_fn(|cx| {
@@ -80,8 +78,9 @@ impl LazyTimer {
     }
 }
 
-/// `now + limit`, or about 30 years from now if that overflows (as tokio's own timeout).
-pub(super) fn deadline_after(now: Instant, limit: std::time::Duration) -> Instant {
+/// The deadline `limit` after `now`, or about 30 years from now if that overflows (as
+/// tokio's own timeout).
+pub fn deadline_after(now: Instant, limit: std::time::Duration) -> Instant {
     now.checked_add(limit)
         .unwrap_or_else(|| now + std::time::Duration::from_secs(86400 * 365 * 30))
 }
