@@ -32,6 +32,7 @@ use bytes::Bytes;
 use contract::BackendError;
 use http::header::HeaderName;
 use http::StatusCode;
+use tokio::runtime::{Handle, Id};
 use tokio::time::Instant;
 
 pub use http::header::HeaderValue;
@@ -184,9 +185,14 @@ fn innermost(e: &(dyn std::error::Error + 'static)) -> String {
     cause
 }
 
-/// The idle connections to one server (`host:port` as the URLs spell it).
+/// The idle connections to one server (`host:port` as the URLs spell it) opened in one
+/// runtime. A connection's socket and deadline timer are driven by the runtime it was
+/// opened in (and a timer polled once its runtime is gone panics), so a client used from
+/// several runtimes keeps their connections apart; those of a runtime that is gone stay
+/// idle until the client is dropped (the harness runs one runtime).
 struct Pool {
     authority: String,
+    runtime: Id,
     idle: Vec<Conn>,
 }
 
@@ -279,6 +285,7 @@ impl Client {
     async fn send_by(&self, req: &Request, deadline: Instant) -> Result<Response, Failure> {
         let target = req.target.as_ref().map_err(|e| Failure::Url(e.clone()))?;
         let authority = &req.url[target.authority.clone()];
+        let runtime = Handle::current().id();
         // A keep-alive connection may close while it idles in the pool (the server's
         // keep-alive timeout, a worker recycled): a request that meets such a
         // connection goes again, as browsers and Go's client do. Never written, it
@@ -290,7 +297,7 @@ impl Client {
             let idle = if fresh_only {
                 None
             } else {
-                self.checkout(authority)
+                self.checkout(authority, runtime)
             };
             let (conn, reused) = match idle {
                 Some(c) => (c, true),
@@ -302,7 +309,7 @@ impl Client {
             };
             let (outcome, conn) = conn.exchange(&req.head, &req.body, deadline).await;
             if let Some(conn) = conn {
-                self.checkin(authority, conn);
+                self.checkin(authority, runtime, conn);
             }
             match outcome {
                 Outcome::Answer(response) => return Ok(response),
@@ -316,19 +323,25 @@ impl Client {
         }
     }
 
-    fn checkout(&self, authority: &str) -> Option<Conn> {
+    fn checkout(&self, authority: &str, runtime: Id) -> Option<Conn> {
         let mut pools = self.inner.pools.lock().unwrap_or_else(|e| e.into_inner());
-        let pool = pools.iter_mut().find(|p| p.authority == authority)?;
+        let pool = pools
+            .iter_mut()
+            .find(|p| p.runtime == runtime && p.authority == authority)?;
         pool.idle.pop()
     }
 
-    fn checkin(&self, authority: &str, conn: Conn) {
+    fn checkin(&self, authority: &str, runtime: Id, conn: Conn) {
         let mut pools = self.inner.pools.lock().unwrap_or_else(|e| e.into_inner());
-        let at = match pools.iter().position(|p| p.authority == authority) {
+        let at = match pools
+            .iter()
+            .position(|p| p.runtime == runtime && p.authority == authority)
+        {
             Some(i) => i,
             None => {
                 pools.push(Pool {
                     authority: authority.to_string(),
+                    runtime,
                     idle: Vec::new(),
                 });
                 pools.len() - 1

@@ -329,6 +329,31 @@ where
     out
 }
 
+#[test]
+fn connections_stay_with_the_runtime_they_were_opened_in() {
+    let (port, connections) = serve();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = Client::new(1, Deadlines::default());
+    for expected in ["connections 1", "connections 2"] {
+        // A runtime of its own each time, the first one gone before the second starts:
+        // its idle connection (and that connection's timer) is not used by the second.
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            for _ in 0..2 {
+                // Slow enough that the connection's timer is polled.
+                let r = client.send(&Request::get(&format!("{base}/pause"))).await;
+                assert_eq!(r.unwrap().body, "paused");
+                let r = client.send(&Request::get(&base)).await.unwrap();
+                assert_eq!(r.body, expected);
+            }
+        });
+    }
+    assert_eq!(connections.load(Ordering::SeqCst), 2);
+}
+
 #[tokio::test]
 async fn a_refused_connection_names_the_url_and_the_cause() {
     // A port just freed: nothing listens there.
