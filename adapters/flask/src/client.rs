@@ -8,10 +8,6 @@ use support::Deadlines;
 use crate::codec;
 use crate::server::ManagedServer;
 
-/// The encoded body of one batch, attached to a [`Prepared`] request.
-#[derive(Clone)]
-struct Body(Bytes);
-
 /// How error messages name the server.
 const SERVER: &str = "the Flask app";
 
@@ -72,27 +68,32 @@ impl FlaskBackend {
         self
     }
 
-    fn encode(&self, model: &str, inputs: &[Tensor]) -> Result<Body, BackendError> {
-        if self.user_outputs.contains_key(model) {
-            return Ok(Body(codec::encode_columnar(inputs)?.into()));
-        }
-        encode(inputs)
+    /// The whole `POST /v1/models/<model>:predict` of `inputs`: URL, head and body,
+    /// encoded once.
+    fn encode(&self, model: &str, inputs: &[Tensor]) -> Result<Request, BackendError> {
+        let body: Bytes = if self.user_outputs.contains_key(model) {
+            codec::encode_columnar(inputs)?.into()
+        } else {
+            encode(inputs)?.into()
+        };
+        let url = format!("{}/v1/models/{model}:predict", self.base);
+        Ok(Request::post(&url, "application/json", body))
     }
 
-    async fn send(&self, req: Request, model: &str) -> Result<Bytes, BackendError> {
+    async fn send(&self, req: &Request, model: &str) -> Result<Bytes, BackendError> {
         let ctx = self.deadlines.context(SERVER, model);
         Ok(self.client.exchange(req, ctx).await?.body)
     }
 }
 
-fn encode(inputs: &[Tensor]) -> Result<Body, BackendError> {
+fn encode(inputs: &[Tensor]) -> Result<Vec<u8>, BackendError> {
     let [input] = inputs else {
         return Err(BackendError::BadInput(format!(
             "the Flask app takes one input tensor, got {}",
             inputs.len()
         )));
     };
-    Ok(Body(codec::encode_instances(input)?.into()))
+    codec::encode_instances(input)
 }
 
 #[async_trait::async_trait]
@@ -110,20 +111,26 @@ impl Backend for FlaskBackend {
 
     async fn health(&self) -> Result<(), BackendError> {
         let url = format!("{}/health", self.base);
-        self.send(Request::get(&url), "/health").await.map(|_| ())
+        self.send(&Request::get(&url), "/health").await.map(|_| ())
     }
 
-    /// Encodes `{"instances": [...]}` once; every `infer` of this batch sends the same bytes.
+    /// Encodes the whole request once, `{"instances": [...]}` and its head; every `infer`
+    /// of this batch sends the same bytes, and builds nothing.
     fn prepare(&self, model: &str, inputs: Vec<Tensor>) -> Result<Prepared, BackendError> {
-        let body = self.encode(model, &inputs)?;
-        Ok(Prepared::new(model, inputs).with_payload(body))
+        let req = self.encode(model, &inputs)?;
+        Ok(Prepared::new(model, inputs).with_payload(req))
     }
 
     /// One `POST /v1/models/<model>:predict`; the answer is parsed into logits.
     async fn infer(&self, request: &Prepared) -> Result<Vec<Tensor>, BackendError> {
-        let body = support::payload_or(request, |model, inputs| self.encode(model, inputs))?;
-        let url = format!("{}/v1/models/{}:predict", self.base, request.model());
-        let req = Request::post(&url, "application/json", body.0);
+        let built;
+        let req = match request.payload::<Request>() {
+            Some(req) => req,
+            None => {
+                built = self.encode(request.model(), request.inputs())?;
+                &built
+            }
+        };
         let answer = self.send(req, request.model()).await?;
         if let Some(outputs) = self.user_outputs.get(request.model()) {
             return codec::decode_columnar(&answer, outputs);

@@ -91,11 +91,11 @@ impl HttpBackend {
         model: &str,
     ) -> Result<(Bytes, Option<usize>), BackendError> {
         let ctx = self.deadlines.context(self.flavor.server, model);
-        let reply = self.client.exchange(req, ctx).await?;
+        let reply = self.client.exchange(&req, ctx).await?;
         let header_len = reply
             .headers
             .get(codec::HEADER_LENGTH)
-            .and_then(|v| v.to_str().ok()?.parse().ok());
+            .and_then(|v| v.parse().ok());
         Ok((reply.body, header_len))
     }
 

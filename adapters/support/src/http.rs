@@ -16,6 +16,11 @@
 //! connection driven in the caller's task half to nine tenths, its time going to
 //! channels, header maps and buffer copies.
 //!
+//! Two things a request does not pay for: a header map (only the headers that frame the
+//! answer are read; the others are found by name when a caller asks, [`Headers`]), and a
+//! timer of its own (the deadline is the connection's timer, re-armed only when it fires
+//! early: [`crate::timer`]). One clock read per request sets its deadline.
+//!
 //! What it reads: `content-length` and `chunked` bodies, and bodies that end at the
 //! close; `connection: close` and HTTP/1.0 are honoured; interim (1xx) answers are
 //! skipped. What it does not: TLS, proxies, pipelining, compression (servers are on
@@ -25,8 +30,10 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use contract::BackendError;
-use http::header::{HeaderMap, HeaderName};
+use http::header::HeaderName;
 use http::StatusCode;
+use tokio::runtime::{Handle, Id};
+use tokio::time::Instant;
 
 pub use http::header::HeaderValue;
 
@@ -107,7 +114,7 @@ pub struct Response {
     /// The answer's status.
     pub status: StatusCode,
     /// The answer's headers.
-    pub headers: HeaderMap,
+    pub headers: Headers,
     /// The answer's body.
     pub body: Bytes,
 }
@@ -116,9 +123,34 @@ pub struct Response {
 #[derive(Debug)]
 pub struct Reply {
     /// The answer's headers.
-    pub headers: HeaderMap,
+    pub headers: Headers,
     /// The answer's body.
     pub body: Bytes,
+}
+
+/// An answer's headers: its head as it came (checked by `httparse`), sharing the
+/// connection's buffer, searched by name when asked. No map is built: backends read one
+/// header or none, and most answers are never asked.
+#[derive(Debug, Clone, Default)]
+pub struct Headers {
+    raw: Bytes,
+}
+
+impl Headers {
+    fn new(raw: Bytes) -> Headers {
+        Headers { raw }
+    }
+
+    /// The value of the first header called `name` (any case), without surrounding
+    /// whitespace; `None` if there is none or it is not UTF-8.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        std::str::from_utf8(wire::find_header(&self.raw, name)?).ok()
+    }
+
+    /// The answer has a header called `name` (any case).
+    pub fn contains_key(&self, name: &str) -> bool {
+        wire::find_header(&self.raw, name).is_some()
+    }
 }
 
 /// Why no answer came.
@@ -153,9 +185,14 @@ fn innermost(e: &(dyn std::error::Error + 'static)) -> String {
     cause
 }
 
-/// The idle connections to one server (`host:port` as the URLs spell it).
+/// The idle connections to one server (`host:port` as the URLs spell it) opened in one
+/// runtime. A connection's socket and deadline timer are driven by the runtime it was
+/// opened in (and a timer polled once its runtime is gone panics), so a client used from
+/// several runtimes keeps their connections apart; those of a runtime that is gone stay
+/// idle until the client is dropped (the harness runs one runtime).
 struct Pool {
     authority: String,
+    runtime: Id,
     idle: Vec<Conn>,
 }
 
@@ -192,6 +229,8 @@ enum Outcome {
     Closed(String),
     /// The exchange failed otherwise, after the request was (perhaps) written.
     Broken(String),
+    /// The request's deadline passed first.
+    TimedOut,
 }
 
 impl Client {
@@ -214,15 +253,15 @@ impl Client {
 
     /// Sends `req` and reads the whole answer, whatever its status, within the request
     /// deadline.
-    pub async fn send(&self, req: Request) -> Result<Response, Failure> {
-        self.send_timed(&req).await
+    pub async fn send(&self, req: &Request) -> Result<Response, Failure> {
+        self.send_timed(req).await
     }
 
     /// Sends `req` and reads the whole answer. A 2xx is a [`Reply`]; any other status is
     /// the counted error of [`status::http_error`] with the server's message
     /// ([`error_message`]); no answer is [`transport_error`].
-    pub async fn exchange(&self, req: Request, ctx: Context<'_>) -> Result<Reply, BackendError> {
-        match self.send_timed(&req).await {
+    pub async fn exchange(&self, req: &Request, ctx: Context<'_>) -> Result<Reply, BackendError> {
+        match self.send_timed(req).await {
             Ok(r) if r.status.is_success() => Ok(Reply {
                 headers: r.headers,
                 body: r.body,
@@ -236,18 +275,17 @@ impl Client {
         }
     }
 
-    /// [`Client::send_now`] within the request deadline (one timer per request).
+    /// Sends `req` within the request deadline, which counts from here: connecting, every
+    /// try and the wait for the answer all end by it ([`Failure::Timeout`]).
     async fn send_timed(&self, req: &Request) -> Result<Response, Failure> {
-        let deadline = self.inner.deadlines.request;
-        match tokio::time::timeout(deadline, self.send_now(req)).await {
-            Ok(r) => r,
-            Err(_) => Err(Failure::Timeout),
-        }
+        let deadline = crate::timer::deadline_after(Instant::now(), self.inner.deadlines.request);
+        self.send_by(req, deadline).await
     }
 
-    async fn send_now(&self, req: &Request) -> Result<Response, Failure> {
+    async fn send_by(&self, req: &Request, deadline: Instant) -> Result<Response, Failure> {
         let target = req.target.as_ref().map_err(|e| Failure::Url(e.clone()))?;
         let authority = &req.url[target.authority.clone()];
+        let runtime = Handle::current().id();
         // A keep-alive connection may close while it idles in the pool (the server's
         // keep-alive timeout, a worker recycled): a request that meets such a
         // connection goes again, as browsers and Go's client do. Never written, it
@@ -259,22 +297,23 @@ impl Client {
             let idle = if fresh_only {
                 None
             } else {
-                self.checkout(authority)
+                self.checkout(authority, runtime)
             };
             let (conn, reused) = match idle {
                 Some(c) => (c, true),
                 None => (
-                    self.connect(&req.url[target.host.clone()], target.port)
+                    self.connect(&req.url[target.host.clone()], target.port, deadline)
                         .await?,
                     false,
                 ),
             };
-            let (outcome, conn) = conn.exchange(&req.head, &req.body).await;
+            let (outcome, conn) = conn.exchange(&req.head, &req.body, deadline).await;
             if let Some(conn) = conn {
-                self.checkin(authority, conn);
+                self.checkin(authority, runtime, conn);
             }
             match outcome {
                 Outcome::Answer(response) => return Ok(response),
+                Outcome::TimedOut => return Err(Failure::Timeout),
                 Outcome::Unsent(_) if reused => {}
                 Outcome::Closed(_) if reused => fresh_only = true,
                 Outcome::Unsent(e) | Outcome::Closed(e) | Outcome::Broken(e) => {
@@ -284,19 +323,25 @@ impl Client {
         }
     }
 
-    fn checkout(&self, authority: &str) -> Option<Conn> {
+    fn checkout(&self, authority: &str, runtime: Id) -> Option<Conn> {
         let mut pools = self.inner.pools.lock().unwrap_or_else(|e| e.into_inner());
-        let pool = pools.iter_mut().find(|p| p.authority == authority)?;
+        let pool = pools
+            .iter_mut()
+            .find(|p| p.runtime == runtime && p.authority == authority)?;
         pool.idle.pop()
     }
 
-    fn checkin(&self, authority: &str, conn: Conn) {
+    fn checkin(&self, authority: &str, runtime: Id, conn: Conn) {
         let mut pools = self.inner.pools.lock().unwrap_or_else(|e| e.into_inner());
-        let at = match pools.iter().position(|p| p.authority == authority) {
+        let at = match pools
+            .iter()
+            .position(|p| p.runtime == runtime && p.authority == authority)
+        {
             Some(i) => i,
             None => {
                 pools.push(Pool {
                     authority: authority.to_string(),
+                    runtime,
                     idle: Vec::new(),
                 });
                 pools.len() - 1
@@ -308,9 +353,12 @@ impl Client {
         }
     }
 
-    /// Opens a connection within the connect deadline.
-    async fn connect(&self, host: &str, port: u16) -> Result<Conn, Failure> {
-        match tokio::time::timeout(self.inner.deadlines.connect, Conn::open(host, port)).await {
+    /// Opens a connection within the connect deadline and the request's `deadline` (a
+    /// timer of its own: a new connection is rare).
+    async fn connect(&self, host: &str, port: u16, deadline: Instant) -> Result<Conn, Failure> {
+        let by = crate::timer::deadline_after(Instant::now(), self.inner.deadlines.connect)
+            .min(deadline);
+        match tokio::time::timeout_at(by, Conn::open(host, port, deadline)).await {
             Ok(Ok(conn)) => Ok(conn),
             Ok(Err(e)) => Err(Failure::Io(innermost(&e))),
             Err(_) => Err(Failure::Timeout),

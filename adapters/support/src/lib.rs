@@ -33,6 +33,8 @@ pub mod metrics;
 pub mod process;
 pub mod pyenv;
 pub mod status;
+#[cfg(feature = "http")]
+pub mod timer;
 pub mod url;
 
 use std::any::Any;

@@ -109,7 +109,7 @@ async fn scrape(
     model: &str,
 ) -> Result<BTreeMap<String, f64>, BackendError> {
     let response = client
-        .send(crate::http::Request::get(url))
+        .send(&crate::http::Request::get(url))
         .await
         .map_err(|e| BackendError::Transport(format!("metrics at {url}: {e}")))?;
     if !response.status.is_success() {

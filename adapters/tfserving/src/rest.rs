@@ -56,7 +56,7 @@ impl RestBackend {
     /// `"error"` message. Returns the body and whether the test peer answered.
     async fn send(&self, req: Request, model: &str) -> Result<(Bytes, bool), BackendError> {
         let ctx = self.deadlines.context(crate::SERVER, model);
-        let reply = self.client.exchange(req, ctx).await?;
+        let reply = self.client.exchange(&req, ctx).await?;
         let peer = reply.headers.contains_key(crate::PEER_HEADER);
         Ok((reply.body, peer))
     }

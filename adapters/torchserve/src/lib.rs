@@ -255,7 +255,7 @@ impl Backend for RestBackend {
     async fn health(&self) -> Result<(), BackendError> {
         let url = format!("{}/ping", self.base);
         let ctx = self.deadlines.context(SERVER, "/ping");
-        let reply = self.client.exchange(Request::get(&url), ctx).await?;
+        let reply = self.client.exchange(&Request::get(&url), ctx).await?;
         if String::from_utf8_lossy(&reply.body).contains("Healthy") {
             Ok(())
         } else {
@@ -279,7 +279,7 @@ impl Backend for RestBackend {
         let url = format!("{}/predictions/{}", self.base, request.model());
         let req = Request::post(&url, "application/octet-stream", body);
         let ctx = self.deadlines.context(SERVER, request.model());
-        let reply = self.client.exchange(req, ctx).await?;
+        let reply = self.client.exchange(&req, ctx).await?;
         codec::decode_any(&reply.body, fixtures::OUTPUT_NAME)
     }
 }

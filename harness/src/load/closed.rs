@@ -1,8 +1,10 @@
 //! The closed-loop executor.
 //!
 //! `concurrency` tasks each keep exactly one request in flight: send, wait for the
-//! answer, send again. Latency is timed around each [`Backend::infer`] call. Each task
-//! has its own [`Recorder`]; they are merged when the window ends.
+//! answer, send again. Latency is timed around each [`Backend::infer`] call: two clock
+//! reads a request, the second of which also says whether a duration window has ended
+//! (it is the time the next request is claimed at). Each task has its own
+//! [`Recorder`]; they are merged when the window ends.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -27,10 +29,12 @@ pub async fn closed_loop(
             let (backend, request, started) = (backend.clone(), request.clone(), started.clone());
             tokio::spawn(async move {
                 let mut rec = Recorder::new(i as u64 + 1);
-                while claim(&started, window, begin) {
+                let mut now = begin;
+                while claim(&started, window, begin, now) {
                     let t0 = Instant::now();
                     let result = backend.infer(&request).await;
-                    rec.record(t0.elapsed(), result);
+                    now = Instant::now();
+                    rec.record(now - t0, result);
                 }
                 rec.finish()
             })
@@ -48,15 +52,16 @@ pub async fn closed_loop(
     total
 }
 
-/// True while the window wants another request; claims it.
-fn claim(started: &AtomicU64, window: Window, begin: Instant) -> bool {
+/// True while the window (which began at `begin`; it is `now`) wants another request;
+/// claims it.
+fn claim(started: &AtomicU64, window: Window, begin: Instant, now: Instant) -> bool {
     let n = started.fetch_add(1, Ordering::Relaxed);
     match window {
         Window::Requests(total) => n < total,
         Window::Duration {
             seconds,
             min_requests,
-        } => n < min_requests || begin.elapsed().as_secs_f64() < seconds,
+        } => n < min_requests || (now - begin).as_secs_f64() < seconds,
     }
 }
 

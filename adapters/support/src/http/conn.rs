@@ -1,17 +1,20 @@
 //! One keep-alive connection, and one request-answer exchange on it run in the caller's
 //! task: the request (its head encoded once, then its body) goes out in one vectored
 //! write, the answer comes into the connection's own buffer, and a `content-length`
-//! body is handed out of that buffer without a copy.
+//! body is handed out of that buffer without a copy. The request deadline is the
+//! connection's own [`LazyTimer`], re-armed only when it fires early.
 
 use std::io::{self, IoSlice};
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 
 use super::chunked;
 use super::wire::{self, Framing, MAX_ANSWER_BYTES};
-use super::{Outcome, Response};
+use super::{Headers, Outcome, Response};
+use crate::timer::LazyTimer;
 
 /// Room a read has at least: a small answer arrives in one read.
 const READ_SPARE: usize = 8 * 1024;
@@ -21,28 +24,58 @@ const RESERVE_STEP: usize = 64 << 20;
 /// new small one, so an idle connection never holds a large buffer.
 const KEEP_BUFFER: usize = 256 * 1024;
 
-/// A connection and the bytes read from it and not yet consumed.
+/// A connection and its request deadline timer.
 pub(super) struct Conn {
+    io: Io,
+    timer: LazyTimer,
+}
+
+/// The socket and the bytes read from it and not yet consumed.
+struct Io {
     stream: TcpStream,
     buf: BytesMut,
 }
 
 impl Conn {
-    /// Opens a connection (TCP_NODELAY: a request is one write, never held back).
-    pub(super) async fn open(host: &str, port: u16) -> io::Result<Conn> {
+    /// Opens a connection (TCP_NODELAY: a request is one write, never held back) for a
+    /// request due by `deadline`.
+    pub(super) async fn open(host: &str, port: u16, deadline: Instant) -> io::Result<Conn> {
         let stream = TcpStream::connect((host, port)).await?;
         stream.set_nodelay(true)?;
         Ok(Conn {
-            stream,
-            buf: BytesMut::with_capacity(READ_SPARE),
+            io: Io {
+                stream,
+                buf: BytesMut::with_capacity(READ_SPARE),
+            },
+            timer: LazyTimer::new(deadline),
         })
     }
 
-    /// Sends a request (`head`, then `body`) and reads its whole answer; the connection
-    /// back if it may carry another request.
-    pub(super) async fn exchange(mut self, head: &[u8], body: &[u8]) -> (Outcome, Option<Conn>) {
+    /// Sends a request (`head`, then `body`) and reads its whole answer, or
+    /// [`Outcome::TimedOut`] once `deadline` passes; the connection back if it may carry
+    /// another request.
+    pub(super) async fn exchange(
+        mut self,
+        head: &[u8],
+        body: &[u8],
+        deadline: Instant,
+    ) -> (Outcome, Option<Conn>) {
+        let Conn { io, timer } = &mut self;
+        let done = timer.within(deadline, io.exchange(head, body)).await;
+        match done {
+            Some((outcome, true)) => (outcome, Some(self)),
+            Some((outcome, false)) => (outcome, None),
+            // Cut in the middle of an exchange: the connection is in no state to reuse.
+            None => (Outcome::TimedOut, None),
+        }
+    }
+}
+
+impl Io {
+    /// [`Conn::exchange`] without the deadline; whether the connection may be reused.
+    async fn exchange(&mut self, head: &[u8], body: &[u8]) -> (Outcome, bool) {
         if let Some(why) = self.closed_while_idle() {
-            return (Outcome::Unsent(why), None);
+            return (Outcome::Unsent(why), false);
         }
         if let Err((written, e)) = self.write(head, body).await {
             let outcome = if written == 0 {
@@ -52,7 +85,7 @@ impl Conn {
             } else {
                 Outcome::Broken(e.to_string())
             };
-            return (outcome, None);
+            return (outcome, false);
         }
         match self.read_answer().await {
             Ok((answer, keep_alive)) => {
@@ -60,9 +93,9 @@ impl Conn {
                 if answer.body.len() > KEEP_BUFFER {
                     self.buf = BytesMut::with_capacity(READ_SPARE);
                 }
-                (Outcome::Answer(answer), reusable.then_some(self))
+                (Outcome::Answer(answer), reusable)
             }
-            Err(outcome) => (outcome, None),
+            Err(outcome) => (outcome, false),
         }
     }
 
@@ -103,15 +136,16 @@ impl Conn {
     /// keeps the connection open.
     async fn read_answer(&mut self) -> Result<(Response, bool), Outcome> {
         let mut answered = false;
-        let head = loop {
+        let (head, raw) = loop {
             match wire::answer_head(&self.buf) {
                 Ok(Some((len, head))) => {
-                    bytes::Buf::advance(&mut self.buf, len);
                     answered = true;
                     // An interim answer (100 Continue, 103 Early Hints): the real one follows.
                     if !head.status.is_informational() {
-                        break head;
+                        // Kept for lookups by name, sharing the buffer: no copy.
+                        break (head, self.buf.split_to(len).freeze());
                     }
+                    bytes::Buf::advance(&mut self.buf, len);
                     continue;
                 }
                 Ok(None) => {}
@@ -142,7 +176,7 @@ impl Conn {
         };
         let answer = Response {
             status: head.status,
-            headers: head.headers,
+            headers: Headers::new(raw),
             body,
         };
         Ok((answer, head.keep_alive))

@@ -21,6 +21,10 @@ fn answer(path: &str, body: &[u8], served: usize) -> (u16, &'static str, Vec<u8>
             std::thread::sleep(Duration::from_millis(400));
             (200, "", b"late".to_vec(), false)
         }
+        "/pause" => {
+            std::thread::sleep(Duration::from_millis(150));
+            (200, "", b"paused".to_vec(), false)
+        }
         _ => (200, "", format!("connections {served}").into_bytes(), false),
     }
 }
@@ -131,22 +135,27 @@ async fn keep_alive_exchanges_reuse_one_connection_and_recover_from_closed_ones(
     let body = Bytes::from_static(b"{\"instances\": [[1, 2]]}");
     let r = Request::post(&format!("{base}/echo"), "application/json", body.clone())
         .header("X-Extra", HeaderValue::from(7usize));
-    let reply = client.exchange(r, ctx()).await.unwrap();
+    let reply = client.exchange(&r, ctx()).await.unwrap();
     assert_eq!(reply.body, body);
-    assert_eq!(reply.headers["x-type"], "application/json");
+    assert_eq!(reply.headers.get("X-Type"), Some("application/json"));
     assert_eq!(
-        reply.headers["x-host"],
-        format!("127.0.0.1:{port}").as_str()
+        reply.headers.get("x-host"),
+        Some(format!("127.0.0.1:{port}").as_str())
+    );
+    assert!(
+        !reply.headers.contains_key("x-extra"),
+        "{:?}",
+        reply.headers
     );
     // Sequential requests share the one keep-alive connection.
     for _ in 0..5 {
-        let reply = client.exchange(Request::get(&base), ctx()).await.unwrap();
+        let reply = client.exchange(&Request::get(&base), ctx()).await.unwrap();
         assert_eq!(reply.body, "connections 1");
     }
     assert_eq!(connections.load(Ordering::SeqCst), 1);
     // An error status is counted with the server's message; the connection stays.
     let e = client
-        .exchange(Request::get(&format!("{base}/missing")), ctx())
+        .exchange(&Request::get(&format!("{base}/missing")), ctx())
         .await
         .unwrap_err();
     assert_eq!(e.kind(), "unknown_model", "{e}");
@@ -154,34 +163,34 @@ async fn keep_alive_exchanges_reuse_one_connection_and_recover_from_closed_ones(
     // A server that closes an idle connection: the request goes again on a new one,
     // whether the client notices the close before writing (the sleep, mostly) or after.
     let reply = client
-        .exchange(Request::get(&format!("{base}/close-silently")), ctx())
+        .exchange(&Request::get(&format!("{base}/close-silently")), ctx())
         .await
         .unwrap();
     assert_eq!(reply.body, "bye");
     std::thread::sleep(Duration::from_millis(50));
-    let reply = client.exchange(Request::get(&base), ctx()).await.unwrap();
+    let reply = client.exchange(&Request::get(&base), ctx()).await.unwrap();
     assert_eq!(reply.body, "connections 2");
     // `connection: close` is honoured: the next request opens another connection.
     let reply = client
-        .exchange(Request::get(&format!("{base}/close")), ctx())
+        .exchange(&Request::get(&format!("{base}/close")), ctx())
         .await
         .unwrap();
     assert_eq!(reply.body, "closing");
-    let reply = client.exchange(Request::get(&base), ctx()).await.unwrap();
+    let reply = client.exchange(&Request::get(&base), ctx()).await.unwrap();
     assert_eq!(reply.body, "connections 3");
     // A reused connection closed after the request was written, before any answer:
     // the request goes once more, on a new connection.
     let reply = client
-        .exchange(Request::get(&format!("{base}/drop-next")), ctx())
+        .exchange(&Request::get(&format!("{base}/drop-next")), ctx())
         .await
         .unwrap();
     assert_eq!(reply.body, "armed");
-    let reply = client.exchange(Request::get(&base), ctx()).await.unwrap();
+    let reply = client.exchange(&Request::get(&base), ctx()).await.unwrap();
     assert_eq!(reply.body, "connections 4");
     // A request the server always hangs up on is sent twice at most (the reused
     // connection, then one new one), and then is a transport error.
     let e = client
-        .exchange(Request::get(&format!("{base}/hang-up")), ctx())
+        .exchange(&Request::get(&format!("{base}/hang-up")), ctx())
         .await
         .unwrap_err();
     assert_eq!(e.kind(), "transport", "{e}");
@@ -190,7 +199,7 @@ async fn keep_alive_exchanges_reuse_one_connection_and_recover_from_closed_ones(
     // Requests in flight together each hold a connection, and all of them stay idle.
     let many = (0..4).map(|_| {
         let (client, url) = (client.clone(), format!("{base}/slow"));
-        async move { client.exchange(Request::get(&url), ctx()).await }
+        async move { client.exchange(&Request::get(&url), ctx()).await }
     });
     for r in futures_join(many).await {
         assert_eq!(r.unwrap().body, "late");
@@ -206,13 +215,48 @@ async fn keep_alive_exchanges_reuse_one_connection_and_recover_from_closed_ones(
         },
     );
     let e = short
-        .exchange(Request::get(&format!("{base}/slow")), ctx())
+        .exchange(&Request::get(&format!("{base}/slow")), ctx())
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), "timeout", "{e}");
+    // The deadline is the connection's timer, armed by an earlier request: when it fires
+    // before the current request's deadline, that request goes on (re-armed), and it is
+    // cut only at its own deadline.
+    let lazy = Client::new(
+        1,
+        Deadlines {
+            connect: Duration::from_secs(1),
+            request: Duration::from_millis(1000),
+        },
+    );
+    lazy.exchange(&Request::get(&base), ctx()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    // Ends at least 50 ms after the timer armed by the first request fires.
+    let reply = lazy
+        .exchange(&Request::get(&format!("{base}/pause")), ctx())
+        .await
+        .unwrap();
+    assert_eq!(reply.body, "paused");
+    let short_again = Client::new(
+        1,
+        Deadlines {
+            connect: Duration::from_secs(1),
+            request: Duration::from_millis(300),
+        },
+    );
+    short_again
+        .exchange(&Request::get(&base), ctx())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let e = short_again
+        .exchange(&Request::get(&format!("{base}/slow")), ctx())
         .await
         .unwrap_err();
     assert_eq!(e.kind(), "timeout", "{e}");
     // A URL that is not http:// is refused before anything is sent.
     let e = client
-        .exchange(Request::get("ftp://127.0.0.1:1/x"), ctx())
+        .exchange(&Request::get("ftp://127.0.0.1:1/x"), ctx())
         .await
         .unwrap_err();
     assert_eq!(e.kind(), "transport");
@@ -226,7 +270,7 @@ async fn bodies_of_every_framing_are_read_whole_and_the_connection_kept_when_it_
     let client = Client::new(1, Deadlines::default());
     let get = |path: &str| {
         let (client, url) = (client.clone(), format!("{base}{path}"));
-        async move { client.send(Request::get(&url)).await.unwrap() }
+        async move { client.send(&Request::get(&url)).await.unwrap() }
     };
     // Kept: chunked (extensions and trailers skipped), an interim answer before the
     // real one, no content, a body of several reads.
@@ -256,13 +300,14 @@ async fn bodies_of_every_framing_are_read_whole_and_the_connection_kept_when_it_
     // Closed after: a body that ends at the close, and HTTP/1.0 without keep-alive.
     let r = get("/until-close").await;
     assert_eq!(&r.body[..], b"to the end");
-    assert_eq!(r.headers["x-a"], "b");
+    assert_eq!(r.headers.get("x-a"), Some("b"));
+    assert!(r.headers.contains_key("X-A"));
     let r = get("/http10").await;
     assert_eq!(&r.body[..], b"1.0!");
     assert_eq!(get("/").await.body, "connections 3");
     // A body cut short is a transport error, not a retry.
     let e = client
-        .exchange(Request::get(&format!("{base}/cut")), ctx())
+        .exchange(&Request::get(&format!("{base}/cut")), ctx())
         .await
         .unwrap_err();
     assert_eq!(e.kind(), "transport", "{e}");
@@ -284,6 +329,31 @@ where
     out
 }
 
+#[test]
+fn connections_stay_with_the_runtime_they_were_opened_in() {
+    let (port, connections) = serve();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = Client::new(1, Deadlines::default());
+    for expected in ["connections 1", "connections 2"] {
+        // A runtime of its own each time, the first one gone before the second starts:
+        // its idle connection (and that connection's timer) is not used by the second.
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            for _ in 0..2 {
+                // Slow enough that the connection's timer is polled.
+                let r = client.send(&Request::get(&format!("{base}/pause"))).await;
+                assert_eq!(r.unwrap().body, "paused");
+                let r = client.send(&Request::get(&base)).await.unwrap();
+                assert_eq!(r.body, expected);
+            }
+        });
+    }
+    assert_eq!(connections.load(Ordering::SeqCst), 2);
+}
+
 #[tokio::test]
 async fn a_refused_connection_names_the_url_and_the_cause() {
     // A port just freed: nothing listens there.
@@ -293,7 +363,7 @@ async fn a_refused_connection_names_the_url_and_the_cause() {
         .port();
     let url = format!("http://127.0.0.1:{port}/v2/health/ready");
     let e = Client::new(1, Deadlines::default())
-        .exchange(Request::get(&url), ctx())
+        .exchange(&Request::get(&url), ctx())
         .await
         .unwrap_err();
     assert_eq!(e.kind(), "transport");
