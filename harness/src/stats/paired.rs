@@ -40,8 +40,8 @@
 //! the half-width is `hypot(rounds' half-width, z × √2 × BETWEEN_OPENS)` on the log
 //! scale, `√2` because both sides of a ratio are opens. [`BETWEEN_OPENS`] is measured by
 //! `cargo bench -p harness --bench aa_intervals` (A/A comparisons of two opens), which
-//! prints the spread its rounds do not explain; without this term 8 % of its intervals
-//! excluded 1.0. A precision target at or below that term alone cannot be met however
+//! prints the least spread of one open at which at most 5 % of its intervals exclude 1.0
+//! (0.33 % and 0.41 % in two runs of 48); without this term 6-10 % of them excluded 1.0. A precision target at or below that term alone cannot be met however
 //! many rounds run: such a ratio spends its point's budget and is flagged for time.
 
 use super::bootstrap::{statistic, Statistic, Trials};
@@ -52,7 +52,7 @@ use super::bootstrap::{statistic, Statistic, Trials};
 const MIN_SPREAD: f64 = 1e-3;
 
 /// Standard deviation of `ln(latency)` from one open of a backend to another, within a
-/// run's rounds invisible (see the module's text): from the A/A bench.
+/// run's rounds invisible (see the module's text): from the A/A bench, rounded up.
 pub const BETWEEN_OPENS: f64 = 0.005;
 
 /// The normal quantile at 0.975.
