@@ -126,6 +126,14 @@ fn ctx() -> Context<'static> {
     Deadlines::default().context("the test server", "m")
 }
 
+/// The error of a GET of `url` that must fail.
+async fn get_err(client: &Client, url: &str) -> BackendError {
+    client
+        .exchange(&Request::get(url), ctx())
+        .await
+        .unwrap_err()
+}
+
 #[tokio::test]
 async fn keep_alive_exchanges_reuse_one_connection_and_recover_from_closed_ones() {
     let (port, connections) = serve();
@@ -154,10 +162,7 @@ async fn keep_alive_exchanges_reuse_one_connection_and_recover_from_closed_ones(
     }
     assert_eq!(connections.load(Ordering::SeqCst), 1);
     // An error status is counted with the server's message; the connection stays.
-    let e = client
-        .exchange(&Request::get(&format!("{base}/missing")), ctx())
-        .await
-        .unwrap_err();
+    let e = get_err(&client, &format!("{base}/missing")).await;
     assert_eq!(e.kind(), "unknown_model", "{e}");
     assert!(e.to_string().contains("no such model"), "{e}");
     // A server that closes an idle connection: the request goes again on a new one,
@@ -189,10 +194,7 @@ async fn keep_alive_exchanges_reuse_one_connection_and_recover_from_closed_ones(
     assert_eq!(reply.body, "connections 4");
     // A request the server always hangs up on is sent twice at most (the reused
     // connection, then one new one), and then is a transport error.
-    let e = client
-        .exchange(&Request::get(&format!("{base}/hang-up")), ctx())
-        .await
-        .unwrap_err();
+    let e = get_err(&client, &format!("{base}/hang-up")).await;
     assert_eq!(e.kind(), "transport", "{e}");
     assert!(e.to_string().contains("closed before"), "{e}");
     assert_eq!(connections.load(Ordering::SeqCst), 5);
@@ -214,10 +216,7 @@ async fn keep_alive_exchanges_reuse_one_connection_and_recover_from_closed_ones(
             request: Duration::from_millis(50),
         },
     );
-    let e = short
-        .exchange(&Request::get(&format!("{base}/slow")), ctx())
-        .await
-        .unwrap_err();
+    let e = get_err(&short, &format!("{base}/slow")).await;
     assert_eq!(e.kind(), "timeout", "{e}");
     // The deadline is the connection's timer, armed by an earlier request: when it fires
     // before the current request's deadline, that request goes on (re-armed), and it is
@@ -249,16 +248,10 @@ async fn keep_alive_exchanges_reuse_one_connection_and_recover_from_closed_ones(
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let e = short_again
-        .exchange(&Request::get(&format!("{base}/slow")), ctx())
-        .await
-        .unwrap_err();
+    let e = get_err(&short_again, &format!("{base}/slow")).await;
     assert_eq!(e.kind(), "timeout", "{e}");
     // A URL that is not http:// is refused before anything is sent.
-    let e = client
-        .exchange(&Request::get("ftp://127.0.0.1:1/x"), ctx())
-        .await
-        .unwrap_err();
+    let e = get_err(&client, "ftp://127.0.0.1:1/x").await;
     assert_eq!(e.kind(), "transport");
     assert!(e.to_string().contains("not an http:// URL"), "{e}");
 }
@@ -306,10 +299,7 @@ async fn bodies_of_every_framing_are_read_whole_and_the_connection_kept_when_it_
     assert_eq!(&r.body[..], b"1.0!");
     assert_eq!(get("/").await.body, "connections 3");
     // A body cut short is a transport error, not a retry.
-    let e = client
-        .exchange(&Request::get(&format!("{base}/cut")), ctx())
-        .await
-        .unwrap_err();
+    let e = get_err(&client, &format!("{base}/cut")).await;
     assert_eq!(e.kind(), "transport", "{e}");
     assert!(e.to_string().contains("middle of an answer"), "{e}");
     assert_eq!(connections.load(Ordering::SeqCst), 3, "not sent again");
