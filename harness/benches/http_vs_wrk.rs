@@ -10,10 +10,13 @@
 //! alike. Target: harness/wrk req/s >= 1.0 everywhere and the p50 at c=1 within 5 % of
 //! wrk's.
 //!
-//! Each run also prints the client's CPU time per request, which explains the rates: the
-//! harness's is the on-CPU time of its runtime's worker threads (where the load tasks and
-//! the HTTP client run; the server's threads are not counted), wrk's is its process's
-//! user + system time (getrusage of the waited child).
+//! Each run also prints CPU time per request, which explains the rates: on 2 cores the
+//! server and the client share the machine, so a client that costs more leaves the
+//! server less. The client's: the harness's is the on-CPU time of its load threads
+//! (where the load tasks and the HTTP client run), wrk's its process's (getrusage of
+//! the waited child); each with the part spent in user space, where the two differ most
+//! (the kernel's share is the same sockets' work). The server's: its connection
+//! threads' time, the same server under either client.
 //!
 //! The machine is part of the measurement: on 2 cores the server, wrk (or the harness)
 //! and anything else running share them, so run it on an idle machine and read the
@@ -29,14 +32,16 @@ use std::sync::{Arc, Mutex};
 
 use contract::{Backend, Description, Protocol};
 use fixtures::ModelId;
-use harness::load::{closed_loop, Window};
+use harness::load::{closed_loop, threads::LOAD_THREAD_NAME, Window};
+
+mod cpu_time;
 
 /// Seconds each side runs at each concurrency.
 const SECONDS: f64 = 3.0;
 /// Concurrencies compared.
 const CONCURRENCY: [usize; 3] = [1, 8, 64];
-/// Rounds; the second swaps which side goes first.
-const ROUNDS: usize = 2;
+/// Rounds, each odd one swapping which side goes first; `HTTP_VS_WRK_ROUNDS` changes it.
+const ROUNDS: usize = 4;
 /// The fixed answer: text-CNN batch-1 logits as the Flask app writes them.
 const ANSWER: &str = r#"{"predictions": [[0.123456789, -0.987654321]]}"#;
 
@@ -50,6 +55,18 @@ fn main() {
     if cfg!(debug_assertions) {
         println!("http_vs_wrk: built without optimisation (--profile dev): the harness side is far slower than a release build; these figures say nothing about the target");
     }
+    let rounds = match std::env::var("HTTP_VS_WRK_ROUNDS") {
+        Ok(v) => {
+            match v.parse::<usize>() {
+                Ok(n) if n > 0 => n,
+                _ => {
+                    eprintln!("http_vs_wrk: HTTP_VS_WRK_ROUNDS={v:?} is not a whole number of rounds above 0");
+                    std::process::exit(2);
+                }
+            }
+        }
+        Err(_) => ROUNDS,
+    };
     let body = Arc::new(Mutex::new(None::<Vec<u8>>));
     let port = serve(body.clone());
     let base = format!("http://127.0.0.1:{port}");
@@ -81,14 +98,15 @@ fn main() {
     let url = format!("{base}/v1/models/{}:predict", ModelId::TextCnn.name());
 
     println!(
-        "http_vs_wrk: {} B request, {} B answer, {SECONDS} s per run, rounds {ROUNDS} (interleaved)",
+        "http_vs_wrk: {} B request, {} B answer, {SECONDS} s per run, rounds {rounds} (interleaved)",
         sent.len(),
         ANSWER.len()
     );
     let mut sums: Vec<(Run, Run)> = CONCURRENCY.iter().map(|_| Default::default()).collect();
-    for round in 0..ROUNDS {
+    for round in 0..rounds {
         for (k, &c) in CONCURRENCY.iter().enumerate() {
             let harness_run = || {
+                let (server0, user0) = (server_cpu(), load_threads_user());
                 let m = runtime.block_on(closed_loop(
                     backend.clone(),
                     request.clone(),
@@ -99,11 +117,14 @@ fn main() {
                     },
                 ));
                 assert_eq!(m.failed(), 0, "harness errors: {:?}", m.error_messages);
-                let cpu_us = m.client_cpu_s.unwrap_or(f64::NAN) * 1e6 / m.ok().max(1) as f64;
+                let per_request = 1e6 / m.ok().max(1) as f64;
+                let user = load_threads_user().saturating_sub(user0);
                 Run {
                     rps: m.throughput(),
                     p50: m.histogram.value_at_quantile(0.5) as f64,
-                    cpu_us,
+                    cpu_us: m.client_cpu_s.unwrap_or(f64::NAN) * per_request,
+                    user_us: user.as_secs_f64() * per_request,
+                    server_cpu_us: server_cpu().saturating_sub(server0).as_secs_f64() * per_request,
                 }
             };
             let (h, w) = if round % 2 == 0 {
@@ -114,31 +135,35 @@ fn main() {
                 (harness_run(), w)
             };
             println!(
-                "round {round} c={c:<3} harness {:>8.0} req/s p50 {:>6.0} us cpu {:>5.1} us/req | wrk {:>8.0} req/s p50 {:>6.0} us cpu {:>5.1} us/req | ratio {:.2}",
-                h.rps, h.p50, h.cpu_us, w.rps, w.p50, w.cpu_us, h.rps / w.rps
+                "round {round} c={c:<2} harness {:>6.0} req/s p50 {:>3.0} us {} | wrk {:>6.0} req/s p50 {:>3.0} us {} | ratio {:.2}",
+                h.rps, h.p50, h.cpu(1.0), w.rps, w.p50, w.cpu(1.0), h.rps / w.rps
             );
             sums[k].0.add(&h);
             sums[k].1.add(&w);
         }
     }
-    println!("summary (sums over rounds): harness/wrk req/s and p50; mean CPU per request");
+    println!("summary (sums over rounds): harness/wrk req/s and p50; mean CPU µs per request of the client (its user-space part) + the server");
     for (&c, (h, w)) in CONCURRENCY.iter().zip(&sums) {
+        let n = rounds as f64;
         println!(
-            "c={c:<3} req/s ratio {:.2}  p50 ratio {:.2}  cpu us/req harness {:.1} wrk {:.1}",
+            "c={c:<3} req/s ratio {:.2}  p50 ratio {:.2}  harness {}  wrk {}",
             h.rps / w.rps,
             h.p50 / w.p50,
-            h.cpu_us / ROUNDS as f64,
-            w.cpu_us / ROUNDS as f64
+            h.cpu(n),
+            w.cpu(n)
         );
     }
 }
 
-/// What one run of one client gave: req/s, p50 (µs), and its CPU time per request (µs).
+/// What one run of one client gave: req/s, p50 (µs), and CPU time per request (µs): the
+/// client's, its user-space part, and the server's.
 #[derive(Default)]
 struct Run {
     rps: f64,
     p50: f64,
     cpu_us: f64,
+    user_us: f64,
+    server_cpu_us: f64,
 }
 
 impl Run {
@@ -146,6 +171,18 @@ impl Run {
         self.rps += other.rps;
         self.p50 += other.p50;
         self.cpu_us += other.cpu_us;
+        self.user_us += other.user_us;
+        self.server_cpu_us += other.server_cpu_us;
+    }
+
+    /// `cpu 7.1 (user 1.6) + 7.7 us/req`, of a sum over `n` runs.
+    fn cpu(&self, n: f64) -> String {
+        format!(
+            "cpu {:.1} (user {:.1}) + {:.1} us/req",
+            self.cpu_us / n,
+            self.user_us / n,
+            self.server_cpu_us / n
+        )
     }
 }
 
@@ -171,7 +208,13 @@ fn serve(first_body: Arc<Mutex<Option<Vec<u8>>>>) -> u16 {
     std::thread::spawn(move || {
         for stream in listener.incoming().flatten() {
             let first_body = first_body.clone();
-            std::thread::spawn(move || connection(stream, first_body));
+            let spawned = std::thread::Builder::new()
+                .name(SERVER_THREAD.into())
+                .spawn(move || {
+                    connection(stream, first_body);
+                    SERVER_ENDED.count_ended_thread();
+                });
+            spawned.expect("a server thread");
         }
     });
     port
@@ -231,19 +274,24 @@ fn wrk_script(body: &[u8]) -> tempfile::TempPath {
     f.into_temp_path()
 }
 
-/// User + system CPU time of the waited children so far.
-fn children_cpu() -> std::time::Duration {
-    // SAFETY: getrusage writes into the struct we own.
-    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
-    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut u) };
-    let t =
-        |tv: libc::timeval| std::time::Duration::new(tv.tv_sec as u64, tv.tv_usec as u32 * 1000);
-    t(u.ru_utime) + t(u.ru_stime)
+/// Name of the server's connection threads.
+const SERVER_THREAD: &str = "fixed-answer";
+/// CPU time of the server's connection threads that have ended.
+static SERVER_ENDED: cpu_time::Ended = cpu_time::Ended::new();
+
+/// CPU time of the server's connection threads so far, running and ended.
+fn server_cpu() -> std::time::Duration {
+    SERVER_ENDED.total() + cpu_time::threads_named(SERVER_THREAD)
+}
+
+/// User-space CPU time of the harness's load threads so far.
+fn load_threads_user() -> std::time::Duration {
+    cpu_time::threads_named_split(LOAD_THREAD_NAME).user
 }
 
 /// wrk's req/s, p50 (µs) and CPU per request at `c` connections for [`SECONDS`].
 fn wrk(url: &str, script: &tempfile::TempPath, c: usize) -> Run {
-    let cpu0 = children_cpu();
+    let (cpu0, server0) = (cpu_time::children(), server_cpu());
     let out = Command::new("wrk")
         .args([
             "--latency",
@@ -258,7 +306,11 @@ fn wrk(url: &str, script: &tempfile::TempPath, c: usize) -> Run {
         .arg(url)
         .output()
         .expect("wrk runs");
-    let cpu = children_cpu() - cpu0;
+    let cpu = cpu_time::children().since(cpu0);
+    // wrk's connections closed as it ended: let their server threads end and count
+    // themselves before the server's time is read.
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let server = server_cpu().saturating_sub(server0);
     let text = String::from_utf8_lossy(&out.stdout);
     let rps = text
         .lines()
@@ -279,7 +331,9 @@ fn wrk(url: &str, script: &tempfile::TempPath, c: usize) -> Run {
     Run {
         rps,
         p50,
-        cpu_us: cpu.as_secs_f64() * 1e6 / requests.max(1.0),
+        cpu_us: (cpu.user + cpu.system).as_secs_f64() * 1e6 / requests.max(1.0),
+        user_us: cpu.user.as_secs_f64() * 1e6 / requests.max(1.0),
+        server_cpu_us: server.as_secs_f64() * 1e6 / requests.max(1.0),
     }
 }
 

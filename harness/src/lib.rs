@@ -99,6 +99,9 @@ where
     // Dropping the runtime drops every task and, with them, every backend: executor
     // threads are joined and managed servers are stopped.
     runtime.shutdown_timeout(Duration::from_secs(10));
+    // The closed loop's load threads drop what is left on them (nothing, unless a
+    // window was cut) and end.
+    load::threads::shutdown();
     match outcome {
         Ok(Outcome::Complete) => ExitCode::SUCCESS,
         Ok(Outcome::Partial) => ExitCode::from(EXIT_PARTIAL),

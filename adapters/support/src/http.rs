@@ -206,7 +206,19 @@ pub struct Client {
 struct Inner {
     max_idle: usize,
     deadlines: Deadlines,
-    pools: Mutex<Vec<Pool>>,
+    /// The pools, each runtime's in the shard [`shard`] picks for it: the harness's load
+    /// threads are a runtime each, and a lock shared by all would pass between cores on
+    /// every request.
+    pools: [Mutex<Vec<Pool>>; SHARDS],
+}
+
+/// Shards of [`Inner::pools`].
+const SHARDS: usize = 8;
+
+/// The shard of `runtime`'s pools.
+fn shard(runtime: Id) -> usize {
+    use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+    BuildHasherDefault::<DefaultHasher>::default().hash_one(runtime) as usize % SHARDS
 }
 
 impl std::fmt::Debug for Client {
@@ -241,7 +253,7 @@ impl Client {
             inner: Arc::new(Inner {
                 max_idle: connections.max(POOL_IDLE_CONNECTIONS),
                 deadlines,
-                pools: Mutex::new(Vec::new()),
+                pools: Default::default(),
             }),
         }
     }
@@ -324,7 +336,8 @@ impl Client {
     }
 
     fn checkout(&self, authority: &str, runtime: Id) -> Option<Conn> {
-        let mut pools = self.inner.pools.lock().unwrap_or_else(|e| e.into_inner());
+        let shard = &self.inner.pools[shard(runtime)];
+        let mut pools = shard.lock().unwrap_or_else(|e| e.into_inner());
         let pool = pools
             .iter_mut()
             .find(|p| p.runtime == runtime && p.authority == authority)?;
@@ -332,7 +345,8 @@ impl Client {
     }
 
     fn checkin(&self, authority: &str, runtime: Id, conn: Conn) {
-        let mut pools = self.inner.pools.lock().unwrap_or_else(|e| e.into_inner());
+        let shard = &self.inner.pools[shard(runtime)];
+        let mut pools = shard.lock().unwrap_or_else(|e| e.into_inner());
         let at = match pools
             .iter()
             .position(|p| p.runtime == runtime && p.authority == authority)

@@ -6,7 +6,8 @@
 //! runtime's worker threads — where every load task, timer, HTTP/gRPC client and
 //! hand-off to an executor runs — read from `/proc/self/task/<tid>/schedstat` (ns;
 //! `stat`'s clock ticks where schedstat is missing). Threads are recognised by name:
-//! [`CLIENT_THREAD_NAME`] (set by [`crate::run`]) or tokio's default. A window whose
+//! the closed loop's [`super::threads::LOAD_THREAD_NAME`], [`CLIENT_THREAD_NAME`] (set
+//! by [`crate::run`]) or tokio's default. A window whose
 //! client threads were busy more than [`SATURATED`] of the time is client-bound.
 
 use std::time::Duration;
@@ -66,7 +67,8 @@ pub fn client_cpu_time() -> Option<Duration> {
         let Ok(comm) = std::fs::read_to_string(dir.join("comm")) else {
             continue;
         };
-        if !CLIENT_COMMS.contains(&comm.trim_end()) {
+        let comm = comm.trim_end();
+        if !CLIENT_COMMS.contains(&comm) && !comm.starts_with(super::threads::LOAD_THREAD_NAME) {
             continue;
         }
         if let Some(d) = schedstat(&dir).or_else(|| stat_ticks(&dir)) {

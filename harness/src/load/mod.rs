@@ -1,7 +1,9 @@
 //! Load generation: the closed-loop and open-loop executors, and the series of windows
 //! a measurement is made of.
 //!
-//! - [`closed`]: `concurrency` tasks each keep one request in flight.
+//! - [`closed`]: `concurrency` tasks each keep one request in flight, spread over the
+//!   [`threads`] (one single-threaded runtime per core, as `wrk` runs one event loop per
+//!   thread).
 //! - [`open`]: sends are scheduled at a rate ([`schedule`]: constant or Poisson gaps) and
 //!   go out whatever the answers do, from a dedicated [`sender`] thread that waits with
 //!   [`clock`] (sleep, then spin) so they leave within microseconds of their schedule.
@@ -32,6 +34,7 @@ pub mod series;
 pub mod spec;
 #[cfg(test)]
 pub(crate) mod testing;
+pub mod threads;
 
 pub use closed::closed_loop;
 pub use open::{open_loop, OpenLoop, OpenSpec, DEFAULT_MAX_IN_FLIGHT};

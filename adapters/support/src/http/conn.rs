@@ -7,7 +7,7 @@
 use std::io::{self, IoSlice};
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
@@ -34,6 +34,8 @@ pub(super) struct Conn {
 struct Io {
     stream: TcpStream,
     buf: BytesMut,
+    /// The last read took less than it had room for: the socket held nothing more then.
+    drained: bool,
 }
 
 impl Conn {
@@ -46,6 +48,7 @@ impl Conn {
             io: Io {
                 stream,
                 buf: BytesMut::with_capacity(READ_SPARE),
+                drained: false,
             },
             timer: LazyTimer::new(deadline),
         })
@@ -90,6 +93,9 @@ impl Io {
         match self.read_answer().await {
             Ok((answer, keep_alive)) => {
                 let reusable = keep_alive && self.buf.is_empty();
+                if reusable && self.drained {
+                    self.forget_readable();
+                }
                 if answer.body.len() > KEEP_BUFFER {
                     self.buf = BytesMut::with_capacity(READ_SPARE);
                 }
@@ -97,6 +103,18 @@ impl Io {
             }
             Err(outcome) => (outcome, false),
         }
+    }
+
+    /// Tells the runtime the socket has nothing to read, without the read that would
+    /// find so (the runtime keeps a socket readable until a read finds it empty). Only
+    /// after a read that drained the socket: anything that comes later (the server's
+    /// close, bytes no request asked for) is a new event, so [`Io::closed_while_idle`]
+    /// still sees it (and the runtime never forgets a close it has seen), and the next
+    /// request pays no empty read of its own.
+    fn forget_readable(&self) {
+        let _ = self.stream.try_io(Interest::READABLE, || {
+            Err::<(), _>(io::ErrorKind::WouldBlock.into())
+        });
     }
 
     /// Why an idle connection cannot carry a request: the server closed it (or sent
@@ -236,7 +254,10 @@ impl Io {
     /// One read into the buffer, with at least `room` bytes of room; 0 at the end.
     async fn fill(&mut self, room: usize) -> io::Result<usize> {
         self.buf.reserve(room);
-        self.stream.read_buf(&mut self.buf).await
+        let room = self.buf.capacity() - self.buf.len();
+        let n = self.stream.read_buf(&mut self.buf).await?;
+        self.drained = n < room;
+        Ok(n)
     }
 }
 

@@ -206,7 +206,8 @@ async fn keep_alive_exchanges_reuse_one_connection_and_recover_from_closed_ones(
     for r in futures_join(many).await {
         assert_eq!(r.unwrap().body, "late");
     }
-    let idle = client.inner.pools.lock().unwrap()[0].idle.len();
+    let shard = &client.inner.pools[super::shard(tokio::runtime::Handle::current().id())];
+    let idle = shard.lock().unwrap()[0].idle.len();
     assert_eq!(idle, 4, "every connection of the burst is kept");
     // The request deadline is a counted timeout.
     let short = Client::new(
@@ -373,4 +374,39 @@ fn error_bodies() {
     assert_eq!(error_message(br#"{"other": 1}"#), r#"{"other": 1}"#);
     assert_eq!(error_message(b""), "(empty body)");
     assert_eq!(error_message(&[b'x'; 300]).len(), 200);
+}
+
+/// After an answer the client tells the runtime the socket is empty instead of reading
+/// to find so (`Io::forget_readable`); a close that comes later is a new event, so the
+/// next request still sees the connection closed before writing to it: never sent.
+#[tokio::test]
+async fn a_close_after_a_drained_answer_is_seen_before_the_next_request_is_written() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        let mut line = String::new();
+        while reader.read_line(&mut line).unwrap() > 0 && !line.ends_with("\r\n\r\n") {}
+        (&stream)
+            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+            .unwrap();
+        // Closed once the client has read the answer and the connection idles.
+        std::thread::sleep(Duration::from_millis(50));
+    });
+    let req = Request::get(&format!("http://127.0.0.1:{port}/"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let conn = conn::Conn::open("127.0.0.1", port, deadline).await.unwrap();
+    let (outcome, conn) = conn.exchange(&req.head, &req.body, deadline).await;
+    assert!(matches!(outcome, Outcome::Answer(ref r) if r.body == "ok"));
+    let conn = conn.expect("a keep-alive answer leaves the connection open");
+    server.join().unwrap();
+    // The runtime sees the close while the test sleeps on it.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (outcome, conn) = conn.exchange(&req.head, &req.body, deadline).await;
+    assert!(
+        matches!(outcome, Outcome::Unsent(ref why) if why.contains("closed while idle")),
+        "the close was not seen before writing"
+    );
+    assert!(conn.is_none());
 }
