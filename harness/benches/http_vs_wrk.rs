@@ -103,6 +103,7 @@ fn main() {
         ANSWER.len()
     );
     let mut sums: Vec<(Run, Run)> = CONCURRENCY.iter().map(|_| Default::default()).collect();
+    let mut ratios: Vec<Vec<f64>> = CONCURRENCY.iter().map(|_| Vec::new()).collect();
     for round in 0..rounds {
         for (k, &c) in CONCURRENCY.iter().enumerate() {
             let harness_run = || {
@@ -138,21 +139,43 @@ fn main() {
                 "round {round} c={c:<2} harness {:>6.0} req/s p50 {:>3.0} us {} | wrk {:>6.0} req/s p50 {:>3.0} us {} | ratio {:.2}",
                 h.rps, h.p50, h.cpu(1.0), w.rps, w.p50, w.cpu(1.0), h.rps / w.rps
             );
+            ratios[k].push(h.rps / w.rps);
             sums[k].0.add(&h);
             sums[k].1.add(&w);
         }
     }
     println!("summary (sums over rounds): harness/wrk req/s and p50; mean CPU µs per request of the client (its user-space part) + the server");
-    for (&c, (h, w)) in CONCURRENCY.iter().zip(&sums) {
+    for (k, (&c, (h, w))) in CONCURRENCY.iter().zip(&sums).enumerate() {
         let n = rounds as f64;
         println!(
-            "c={c:<3} req/s ratio {:.2}  p50 ratio {:.2}  harness {}  wrk {}",
+            "c={c:<3} req/s ratio {:.2} {}  p50 ratio {:.2}  harness {}  wrk {}",
             h.rps / w.rps,
+            interval(&ratios[k]),
             h.p50 / w.p50,
             h.cpu(n),
             w.cpu(n)
         );
     }
+}
+
+/// `[lo, hi]`: the 95 % interval of the geometric mean of the rounds' ratios (a t
+/// interval on their logarithms; the rounds are independent, so drift between them is
+/// in it).
+fn interval(ratios: &[f64]) -> String {
+    let n = ratios.len();
+    if n < 2 {
+        return "[one round]".into();
+    }
+    let logs: Vec<f64> = ratios.iter().map(|r| r.ln()).collect();
+    let mean = logs.iter().sum::<f64>() / n as f64;
+    let var = logs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
+    let half = harness::stats::paired::t975(n - 1) * (var / n as f64).sqrt();
+    format!(
+        "(rounds: {:.2} [{:.2}, {:.2}])",
+        mean.exp(),
+        (mean - half).exp(),
+        (mean + half).exp()
+    )
 }
 
 /// What one run of one client gave: req/s, p50 (µs), and CPU time per request (µs): the

@@ -213,12 +213,31 @@ struct Inner {
 }
 
 /// Shards of [`Inner::pools`].
-const SHARDS: usize = 8;
+const SHARDS: usize = 16;
 
-/// The shard of `runtime`'s pools.
+/// The shard of `runtime`'s pools: its id (tokio numbers runtimes in turn) modulo
+/// [`SHARDS`], so runtimes made one after another never share a shard.
 fn shard(runtime: Id) -> usize {
-    use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
-    BuildHasherDefault::<DefaultHasher>::default().hash_one(runtime) as usize % SHARDS
+    use std::hash::{BuildHasher, BuildHasherDefault};
+    BuildHasherDefault::<Number>::default().hash_one(runtime) as usize % SHARDS
+}
+
+/// The hasher that is the number it is given: an id's own value.
+#[derive(Default)]
+struct Number(u64);
+
+impl std::hash::Hasher for Number {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
 }
 
 impl std::fmt::Debug for Client {

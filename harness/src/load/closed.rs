@@ -10,7 +10,7 @@
 //! is run by the thread that sees its answer come (on the caller's runtime only if the
 //! load threads are gone).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -25,7 +25,7 @@ pub async fn closed_loop(
     concurrency: usize,
     window: Window,
 ) -> Measurement {
-    let started = Arc::new(AtomicU64::new(0));
+    let started = Arc::new(Started::default());
     let cpu0 = cpu::ClientCpu::now();
     let begin = Instant::now();
     let mut on_load_threads = true;
@@ -82,16 +82,34 @@ impl Drop for Tasks {
     }
 }
 
+/// The requests a window has started, shared by its tasks.
+#[derive(Default)]
+struct Started {
+    count: AtomicU64,
+    /// A duration window has started its `min_requests`: from then on only the clock
+    /// decides, and the tasks stop writing to `count` (a write from every request,
+    /// passed between cores, cost more than the rest of the claim).
+    floor_met: AtomicBool,
+}
+
 /// True while the window (which began at `begin`; it is `now`) wants another request;
 /// claims it.
-fn claim(started: &AtomicU64, window: Window, begin: Instant, now: Instant) -> bool {
-    let n = started.fetch_add(1, Ordering::Relaxed);
+fn claim(started: &Started, window: Window, begin: Instant, now: Instant) -> bool {
     match window {
-        Window::Requests(total) => n < total,
+        Window::Requests(total) => started.count.fetch_add(1, Ordering::Relaxed) < total,
         Window::Duration {
             seconds,
             min_requests,
-        } => n < min_requests || (now - begin).as_secs_f64() < seconds,
+        } => {
+            if started.floor_met.load(Ordering::Relaxed) {
+                return (now - begin).as_secs_f64() < seconds;
+            }
+            let n = started.count.fetch_add(1, Ordering::Relaxed);
+            if n + 1 >= min_requests {
+                started.floor_met.store(true, Ordering::Relaxed);
+            }
+            n < min_requests || (now - begin).as_secs_f64() < seconds
+        }
     }
 }
 
