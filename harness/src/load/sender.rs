@@ -6,7 +6,8 @@
 //! once, on this thread, inside the runtime's context, so the request leaves (a job
 //! queued to an engine's executor, bytes written to a socket) within microseconds of its
 //! schedule. A future that is not done after that first poll is handed to the runtime
-//! to finish ([`tokio::runtime::Handle::spawn`]); its answer comes back to the collector
+//! whose context the poll ran in to finish ([`tokio::runtime::Handle::spawn`]): one of
+//! the load threads ([`super::threads`]), in turn; its answer comes back to the collector
 //! ([`super::open::OpenLoop`]) as an [`Event`]. Nothing here waits for an answer.
 //!
 //! A send due while [`Sender::max_in_flight`] requests are outstanding is not made but
@@ -79,7 +80,7 @@ pub struct Sender {
     pub max_in_flight: usize,
     /// Set to stop sending.
     pub stop: Arc<AtomicBool>,
-    /// The runtime that finishes requests.
+    /// The runtime that finishes requests when the load threads are gone.
     pub runtime: Handle,
     /// To the collector.
     pub events: UnboundedSender<Event>,
@@ -180,7 +181,10 @@ impl Sender {
                 });
             }
         };
-        let _context = self.runtime.enter();
+        // A load thread finishes it, the next in turn, as in the closed loop; the
+        // runtime the loop was started on only if they are gone.
+        let runtime = super::threads::next().unwrap_or_else(|| self.runtime.clone());
+        let _context = runtime.enter();
         // The waker is never used: if the request is not done, the runtime polls it
         // again as a task, which registers the task's own waker.
         match request
@@ -189,7 +193,7 @@ impl Sender {
         {
             Poll::Ready(result) => answer(result),
             Poll::Pending => {
-                self.runtime.spawn(async move { answer(request.await) });
+                runtime.spawn(async move { answer(request.await) });
             }
         }
     }
