@@ -215,8 +215,10 @@ struct Inner {
 /// Shards of [`Inner::pools`].
 const SHARDS: usize = 16;
 
-/// The shard of `runtime`'s pools: its id (tokio numbers runtimes in turn) modulo
-/// [`SHARDS`], so runtimes made one after another never share a shard.
+/// The shard of `runtime`'s pools: its id modulo [`SHARDS`]. tokio 1.54 numbers
+/// runtimes from a counter, so runtimes made one after another take different shards;
+/// tokio does not promise that, and if it changed, two runtimes would at worst share a
+/// lock, never a pool (a pool is still found by runtime and server).
 fn shard(runtime: Id) -> usize {
     use std::hash::{BuildHasher, BuildHasherDefault};
     BuildHasherDefault::<Number>::default().hash_one(runtime) as usize % SHARDS

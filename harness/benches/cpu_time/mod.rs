@@ -1,5 +1,5 @@
-//! CPU time of the parts of a bench run in one process: threads by name (read from
-//! `/proc/self/task`), threads that have ended (each adds its own time as it ends), and
+//! CPU time of the parts of a bench run in one process: threads by name (the
+//! harness's own `/proc/self/task` reading, and here its user/system split), threads that have ended (each adds its own time as it ends), and
 //! waited child processes (`getrusage`), split into user and system time where that
 //! tells where a difference lies.
 
@@ -23,16 +23,9 @@ impl Split {
     }
 }
 
-/// On-CPU time (schedstat, ns) of the live threads whose name starts with `prefix`.
+/// On-CPU time of the live threads whose name starts with `prefix`.
 pub fn threads_named(prefix: &str) -> Duration {
-    let mut total = Duration::ZERO;
-    for dir in tasks_named(prefix) {
-        let ns = std::fs::read_to_string(dir.join("schedstat"))
-            .ok()
-            .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok());
-        total += Duration::from_nanos(ns.unwrap_or(0));
-    }
-    total
+    harness::load::cpu::threads_cpu_time(|comm| comm.starts_with(prefix)).unwrap_or_default()
 }
 
 /// User and system time (`stat`, in clock ticks: 10 ms each, so read it over seconds)

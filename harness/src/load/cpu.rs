@@ -6,7 +6,7 @@
 //! runtime's worker threads — where every load task, timer, HTTP/gRPC client and
 //! hand-off to an executor runs — read from `/proc/self/task/<tid>/schedstat` (ns;
 //! `stat`'s clock ticks where schedstat is missing). Threads are recognised by name:
-//! the closed loop's [`super::threads::LOAD_THREAD_NAME`], [`CLIENT_THREAD_NAME`] (set
+//! the load threads' [`super::threads::LOAD_THREAD_NAME`], [`CLIENT_THREAD_NAME`] (set
 //! by [`crate::run`]) or tokio's default. A window whose
 //! client threads were busy more than [`SATURATED`] of the time is client-bound.
 
@@ -59,6 +59,14 @@ impl ClientCpu {
 
 /// Summed CPU time of the client threads, or `None` off Linux.
 pub fn client_cpu_time() -> Option<Duration> {
+    threads_cpu_time(|comm| {
+        CLIENT_COMMS.contains(&comm) || comm.starts_with(super::threads::LOAD_THREAD_NAME)
+    })
+}
+
+/// Summed CPU time of this process's threads whose name (as `/proc` has it, at most 15
+/// bytes) `named` accepts, or `None` if none was found (or off Linux).
+pub fn threads_cpu_time(named: impl Fn(&str) -> bool) -> Option<Duration> {
     let tasks = std::fs::read_dir("/proc/self/task").ok()?;
     let mut total = Duration::ZERO;
     let mut found = false;
@@ -67,8 +75,7 @@ pub fn client_cpu_time() -> Option<Duration> {
         let Ok(comm) = std::fs::read_to_string(dir.join("comm")) else {
             continue;
         };
-        let comm = comm.trim_end();
-        if !CLIENT_COMMS.contains(&comm) && !comm.starts_with(super::threads::LOAD_THREAD_NAME) {
+        if !named(comm.trim_end()) {
             continue;
         }
         if let Some(d) = schedstat(&dir).or_else(|| stat_ticks(&dir)) {

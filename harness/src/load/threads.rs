@@ -1,5 +1,7 @@
-//! The closed loop's load threads: one single-threaded tokio runtime per core, each on
-//! its own thread, started on first use and kept for the life of the process.
+//! The load threads: one single-threaded tokio runtime per core, each on its own
+//! thread, started on first use and kept for the life of the process. The closed
+//! loop's tasks run here, and so does what is left of each open-loop request after its
+//! sender thread has made the send.
 //!
 //! Why not the harness's multi-threaded runtime: there, one worker polls the sockets
 //! and hands each woken load task to whichever worker is free, so an answer often
@@ -15,7 +17,7 @@
 //! connections behind at every window. [`shutdown`] (called by [`crate::run`] as it
 //! ends) stops them, dropping any task still there and with it its backend.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 use tokio::runtime::Handle;
@@ -29,6 +31,8 @@ struct Threads {
     handles: Vec<Handle>,
     /// Where the next task goes (round robin over `handles`).
     next: AtomicUsize,
+    /// Set by [`shutdown`]: no more work goes to the threads.
+    stopped: AtomicBool,
     /// What stops each thread, and the thread to join; emptied by [`shutdown`].
     running: Mutex<Vec<(oneshot::Sender<()>, std::thread::JoinHandle<()>)>>,
 }
@@ -45,7 +49,7 @@ pub fn count() -> usize {
 /// tasks on its own runtime.
 pub fn next() -> Option<Handle> {
     let t = threads();
-    if t.handles.is_empty() || t.running.lock().map(|r| r.is_empty()).unwrap_or(true) {
+    if t.handles.is_empty() || t.stopped.load(Ordering::Acquire) {
         return None;
     }
     let i = t.next.fetch_add(1, Ordering::Relaxed) % t.handles.len();
@@ -53,9 +57,10 @@ pub fn next() -> Option<Handle> {
 }
 
 /// Stops the load threads: each drops the tasks still on it and ends; waits for them.
-/// Later [`spawn`]s answer `None`.
+/// Later [`next`]s answer `None`.
 pub fn shutdown() {
     let Some(t) = THREADS.get() else { return };
+    t.stopped.store(true, Ordering::Release);
     let running = match t.running.lock() {
         Ok(mut r) => std::mem::take(&mut *r),
         Err(_) => return,
@@ -94,6 +99,7 @@ fn threads() -> &'static Threads {
         Threads {
             handles,
             next: AtomicUsize::new(0),
+            stopped: AtomicBool::new(false),
             running: Mutex::new(running),
         }
     })
