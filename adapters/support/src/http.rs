@@ -332,7 +332,7 @@ impl Client {
             } else {
                 self.checkout(authority, runtime)
             };
-            let (conn, reused) = match idle {
+            let (mut conn, reused) = match idle {
                 Some(c) => (c, true),
                 None => (
                     self.connect(&req.url[target.host.clone()], target.port, deadline)
@@ -340,8 +340,8 @@ impl Client {
                     false,
                 ),
             };
-            let (outcome, conn) = conn.exchange(&req.head, &req.body, deadline).await;
-            if let Some(conn) = conn {
+            let (outcome, reusable) = conn.exchange(&req.head, &req.body, deadline).await;
+            if reusable {
                 self.checkin(authority, runtime, conn);
             }
             match outcome {

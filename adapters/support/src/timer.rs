@@ -64,17 +64,39 @@ impl LazyTimer {
 
     /// Runs `work` until it ends (`Some` of its output) or `deadline` passes (`None`;
     /// `work` is dropped).
-    pub async fn within<F: Future>(&mut self, deadline: Instant, work: F) -> Option<F::Output> {
+    pub fn within<F: Future>(&mut self, deadline: Instant, work: F) -> Within<'_, F> {
         self.arm(deadline);
-        let mut work = std::pin::pin!(work);
-        std::future::poll_fn(|cx| {
-            // The work first: an answer that is already there wins over the clock.
-            if let Poll::Ready(out) = work.as_mut().poll(cx) {
-                return Poll::Ready(Some(out));
-            }
-            self.poll_passed(cx, deadline).map(|()| None)
-        })
-        .await
+        Within {
+            timer: self,
+            deadline,
+            work,
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`LazyTimer::within`]. A type of its own, not an `async fn`: the
+    /// work is stored once, pinned in place. An `async fn` kept both its argument and
+    /// the pinned copy, which doubled the size of every HTTP request's future (and
+    /// took its heap allocation past the allocator's fast path for small blocks).
+    pub struct Within<'a, F> {
+        timer: &'a mut LazyTimer,
+        deadline: Instant,
+        #[pin]
+        work: F,
+    }
+}
+
+impl<F: Future> Future for Within<'_, F> {
+    type Output = Option<F::Output>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        // The work first: an answer that is already there wins over the clock.
+        if let Poll::Ready(out) = this.work.poll(cx) {
+            return Poll::Ready(Some(out));
+        }
+        this.timer.poll_passed(cx, *this.deadline).map(|()| None)
     }
 }
 
@@ -117,6 +139,23 @@ mod tests {
         ))
         .await;
         assert_eq!(cut, None);
+    }
+
+    /// The work is stored once in the deadline's future, not once as an argument and
+    /// again pinned (every HTTP request's future is as large as this one's work).
+    #[tokio::test]
+    async fn the_deadline_adds_no_copy_of_the_work() {
+        let big = [7u8; 512];
+        let work = async move { big.iter().map(|&b| u32::from(b)).sum::<u32>() };
+        let work_size = std::mem::size_of_val(&work);
+        let mut timer = LazyTimer::new(Instant::now() + Duration::from_secs(60));
+        let within = timer.within(Instant::now() + Duration::from_secs(60), work);
+        let size = std::mem::size_of_val(&within);
+        assert!(
+            size <= work_size + 32,
+            "{size} bytes for {work_size} of work"
+        );
+        assert_eq!(within.await, Some(7 * 512));
     }
 
     #[tokio::test]

@@ -55,21 +55,19 @@ impl Conn {
     }
 
     /// Sends a request (`head`, then `body`) and reads its whole answer, or
-    /// [`Outcome::TimedOut`] once `deadline` passes; the connection back if it may carry
-    /// another request.
+    /// [`Outcome::TimedOut`] once `deadline` passes; whether the connection may carry
+    /// another request. By reference, so the caller's future holds the connection once.
     pub(super) async fn exchange(
-        mut self,
+        &mut self,
         head: &[u8],
         body: &[u8],
         deadline: Instant,
-    ) -> (Outcome, Option<Conn>) {
-        let Conn { io, timer } = &mut self;
-        let done = timer.within(deadline, io.exchange(head, body)).await;
-        match done {
-            Some((outcome, true)) => (outcome, Some(self)),
-            Some((outcome, false)) => (outcome, None),
+    ) -> (Outcome, bool) {
+        let Conn { io, timer } = self;
+        match timer.within(deadline, io.exchange(head, body)).await {
+            Some(done) => done,
             // Cut in the middle of an exchange: the connection is in no state to reuse.
-            None => (Outcome::TimedOut, None),
+            None => (Outcome::TimedOut, false),
         }
     }
 }

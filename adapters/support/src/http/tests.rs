@@ -396,17 +396,17 @@ async fn a_close_after_a_drained_answer_is_seen_before_the_next_request_is_writt
     });
     let req = Request::get(&format!("http://127.0.0.1:{port}/"));
     let deadline = Instant::now() + Duration::from_secs(10);
-    let conn = conn::Conn::open("127.0.0.1", port, deadline).await.unwrap();
-    let (outcome, conn) = conn.exchange(&req.head, &req.body, deadline).await;
+    let mut conn = conn::Conn::open("127.0.0.1", port, deadline).await.unwrap();
+    let (outcome, reusable) = conn.exchange(&req.head, &req.body, deadline).await;
     assert!(matches!(outcome, Outcome::Answer(ref r) if r.body == "ok"));
-    let conn = conn.expect("a keep-alive answer leaves the connection open");
+    assert!(reusable, "a keep-alive answer leaves the connection open");
     server.join().unwrap();
     // The runtime sees the close while the test sleeps on it.
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let (outcome, conn) = conn.exchange(&req.head, &req.body, deadline).await;
+    let (outcome, reusable) = conn.exchange(&req.head, &req.body, deadline).await;
     assert!(
         matches!(outcome, Outcome::Unsent(ref why) if why.contains("closed while idle")),
         "the close was not seen before writing"
     );
-    assert!(conn.is_none());
+    assert!(!reusable);
 }
