@@ -5,9 +5,9 @@
 //! client: the harness's closed loop driving the real Flask backend (the HTTP client of
 //! `adapters/support` that every HTTP backend uses, encoding the real text-CNN batch-1
 //! input once, decoding every answer), and `wrk` POSTing the very same body (captured by
-//! the server from the harness's first request). Runs alternate harness / wrk, 3 s each, at concurrency 1, 8
-//! and 64, over two rounds with the order swapped, so drift on a loaded machine hits both
-//! alike. Target: harness/wrk req/s >= 1.0 everywhere and the p50 at c=1 within 5 % of
+//! the server from the harness's first request). Runs alternate harness / wrk, 3 s each,
+//! at concurrency 1, 8 and 64, over rounds (4, or `HTTP_VS_WRK_ROUNDS`) with the order
+//! swapped every other round, so drift on a loaded machine hits both alike. Target: harness/wrk req/s >= 1.0 everywhere and the p50 at c=1 within 5 % of
 //! wrk's.
 //!
 //! Each run also prints CPU time per request, which explains the rates: on 2 cores the
@@ -160,7 +160,10 @@ fn main() {
 
 /// `[lo, hi]`: the 95 % interval of the geometric mean of the rounds' ratios (a t
 /// interval on their logarithms; the rounds are independent, so drift between them is
-/// in it).
+/// in it), and their median. The median too because a run on this machine now and then
+/// lands in a state where the same server answers half as fast again (either client,
+/// whichever side of the pair it hits), and one such round moves the mean far more than
+/// what the clients themselves differ by.
 fn interval(ratios: &[f64]) -> String {
     let n = ratios.len();
     if n < 2 {
@@ -170,8 +173,11 @@ fn interval(ratios: &[f64]) -> String {
     let mean = logs.iter().sum::<f64>() / n as f64;
     let var = logs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
     let half = harness::stats::paired::t975(n - 1) * (var / n as f64).sqrt();
+    let mut sorted = ratios.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let median = (sorted[(n - 1) / 2] + sorted[n / 2]) / 2.0;
     format!(
-        "(rounds: {:.2} [{:.2}, {:.2}])",
+        "(rounds: {:.2} [{:.2}, {:.2}], median {median:.2})",
         mean.exp(),
         (mean - half).exp(),
         (mean + half).exp()
