@@ -50,6 +50,8 @@ struct Cell {
     half_width: f64,
     reached: bool,
     rounds: usize,
+    /// Of `rounds`, those set aside as disturbed (`harness::stats::disturbed`).
+    set_aside: usize,
 }
 
 impl Cell {
@@ -63,11 +65,14 @@ impl Cell {
     fn log_variance_df(&self, first_stage: usize) -> (f64, f64, usize) {
         let h = (self.high / self.low).ln() / 2.0;
         let rounds_only = (h * h - paired::between_opens_half_width().powi(2)).max(0.0);
+        // A round set aside (perhaps one of the first stage's) takes one away.
         let df = if self.rounds >= first_stage {
             first_stage - 1
         } else {
             self.rounds.saturating_sub(1)
-        };
+        }
+        .saturating_sub(self.set_aside)
+        .max(1);
         (self.ratio.ln(), rounds_only / paired::t975(df).powi(2), df)
     }
 }
@@ -135,11 +140,15 @@ fn main() {
         );
         for c in &cells {
             println!(
-                "    {:.3} [{:.3}, {:.3}] {} rounds{}",
+                "    {:.3} [{:.3}, {:.3}] {} rounds{}{}",
                 c.ratio,
                 c.low,
                 c.high,
                 c.rounds,
+                match c.set_aside {
+                    0 => String::new(),
+                    n => format!(" ({n} set aside)"),
+                },
                 if c.excludes_one() {
                     "  excludes 1.0"
                 } else {
@@ -162,6 +171,13 @@ fn main() {
         "A/A false positives: {excluded} of {all} intervals exclude 1.0 ({:.1} %; target <= 5 %); without the spread between opens {rounds_only} ({:.1} %)",
         100.0 * excluded as f64 / all.max(1) as f64,
         100.0 * rounds_only as f64 / all.max(1) as f64
+    );
+    let aside: Vec<&Cell> = every.iter().filter(|c| c.set_aside > 0).collect();
+    println!(
+        "rounds set aside as disturbed: {} in {} of {all} cells, of which {} exclude 1.0",
+        aside.iter().map(|c| c.set_aside).sum::<usize>(),
+        aside.len(),
+        aside.iter().filter(|c| c.excludes_one()).count()
     );
     println!(
         "least spread of one open at which at most 5 % of these intervals exclude 1.0: {:.2} %; the intervals assume {:.2} % (paired::BETWEEN_OPENS)",
@@ -244,6 +260,7 @@ fn cells(json: &Path) -> Result<Vec<Cell>, String> {
                 half_width: f("half_width"),
                 reached: r["target_met"].as_bool().unwrap_or(false),
                 rounds: r["rounds"].as_u64().unwrap_or(0) as usize,
+                set_aside: r["set_aside_rounds"].as_u64().unwrap_or(0) as usize,
             }
         })
         .collect())
@@ -303,6 +320,7 @@ fn doubles_compare(slow_ms: f64) -> Vec<Cell> {
                 half_width: r.half_width,
                 reached: r.target_met,
                 rounds: r.rounds,
+                set_aside: r.set_aside_rounds,
             }),
         );
     }

@@ -36,9 +36,9 @@ pub fn ratios(
             let (l, bl) = (r.latency_ms.as_ref()?, b.latency_ms.as_ref()?);
             let seed = seed ^ (i as u64).wrapping_mul(0x9E37_79B9);
             let pooled = (stats::ratio(l.p50, bl.p50)?, stats::ratio(l.mean, bl.mean)?);
-            let (p50_ratio, p50, rounds) =
+            let (p50_ratio, p50, rounds, set_aside) =
                 interval(r, b, Statistic::P50, pooled.0, first_stage, seed)?;
-            let (mean_ratio, mean, _) =
+            let (mean_ratio, mean, _, _) =
                 interval(r, b, Statistic::Mean, pooled.1, first_stage, seed + 1)?;
             let achieved = (p50.high - p50.low) / (2.0 * p50_ratio);
             let target_met = rounds >= MIN_ROUNDS && achieved <= target_precision;
@@ -70,12 +70,14 @@ pub fn ratios(
                 target_met,
                 missed: (!target_met).then_some(if short { Miss::Time } else { Miss::Unstable }),
                 rounds,
+                set_aside_rounds: set_aside,
             })
         })
         .collect()
 }
 
-/// `r`'s statistic over `b`'s, its 95 % interval and the paired rounds behind it: from
+/// `r`'s statistic over `b`'s, its 95 % interval, the paired rounds behind it and how
+/// many of them were set aside as disturbed ([`crate::stats::disturbed`]): from
 /// the paired rounds where there are two or more, else `pooled` with a bootstrap of the
 /// samples (0 or 1 rounds). Either way the interval has the spread between two opens of a
 /// backend in it ([`crate::stats::paired`]'s text).
@@ -86,7 +88,7 @@ fn interval(
     pooled: f64,
     first_stage: usize,
     seed: u64,
-) -> Option<(f64, Interval, usize)> {
+) -> Option<(f64, Interval, usize, usize)> {
     match paired::ratio_interval(&r.samples, &b.samples, s, first_stage) {
         Some(p) => Some((
             p.center,
@@ -95,12 +97,13 @@ fn interval(
                 high: p.high,
             },
             p.rounds,
+            p.set_aside,
         )),
         None => {
             let rounds = paired::log_ratios(&r.samples, &b.samples, s).len();
             let i = bootstrap::ratio_interval(&r.samples, &b.samples, s, seed)?;
             let (low, high) = paired::widen_for_opens(pooled, i.low, i.high);
-            Some((pooled, Interval { low, high }, rounds))
+            Some((pooled, Interval { low, high }, rounds, 0))
         }
     }
 }

@@ -129,6 +129,7 @@ pub(super) fn six_backends_at(workers: &str) -> Results {
                                     target_met: false,
                                     missed: Some(crate::results::Miss::Unstable),
                                     rounds: 2,
+                                    set_aside_rounds: 0,
                                 });
                             }
                         }

@@ -247,6 +247,11 @@ pub struct Ratio {
     /// rounds).
     #[serde(default)]
     pub rounds: usize,
+    /// Of `rounds`, those set aside as disturbed: a round whose ratio lay far from all
+    /// the others (one window slowed as a whole by other work on the machine), left out
+    /// of the ratio and its interval; at most one in five.
+    #[serde(default)]
+    pub set_aside_rounds: usize,
 }
 
 /// `workers` of ratios written before worker grids existed.

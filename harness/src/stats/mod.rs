@@ -8,8 +8,11 @@
 //!   percentile, the largest of the last 3 windows is within 10 % of the smallest.
 //! - [`bootstrap`]: a 95 % interval for the ratio of two backends' p50 (or mean),
 //!   resampling windows and then samples within them.
+//! - [`paired`]: the 95 % interval of a ratio from paired rounds (Stein's two stages),
+//!   after [`disturbed`] has set aside the rare rounds slowed as a whole.
 
 pub mod bootstrap;
+pub mod disturbed;
 pub mod latency;
 pub mod paired;
 pub mod stability;

@@ -1,0 +1,104 @@
+//! Rounds disturbed as a whole, set aside before a ratio's interval is taken.
+//!
+//! On a shared machine, other work now and then slows everything that runs for a second
+//! or so. A window that falls in such a stretch is slowed as a whole: in the default
+//! `compare` on a busy 2-core machine, candle's text-CNN batch-1 windows had p50s of
+//! 2.54-2.73 ms and one of 4.23 ms; libtorch's batch-4 windows 5.2-5.4 ms and two, in
+//! consecutive rounds, 7.1 ms. Rounds pair the backends so that slow stretches hit both
+//! sides of a ratio, but a stretch shorter than a round hits one window only, and that
+//! round's ratio is off by 30-60 % where the others agree within a few per cent. The
+//! t interval of [`super::paired`] takes such a round as spread: one of them in a first
+//! stage of five asked for ten times the rounds the others needed, more than a point's
+//! budget holds, and the ratio missed its target.
+//!
+//! A round is set aside when its log-ratio lies further from the median of the rounds
+//! than both [`MADS`] robust standard deviations (1.4826 × the median absolute
+//! deviation) and [`FLOOR`], and only while such rounds are few: at most one in
+//! [`MOST_ONE_IN`], else none is (a backend that is slow in many rounds is slow, and
+//! that is spread the interval must show). With fewer than [`MOST_ONE_IN`] rounds none
+//! is set aside. On a quiet machine no round comes near the floor, so nothing changes
+//! there; `cargo bench -p harness --bench aa_intervals` checks that the intervals still
+//! hold their 95 %. The rounds set aside are counted in each ratio's record.
+
+/// Least distance from the median, on the log scale (about 16 %), at which a round is
+/// set aside: far beyond the round-to-round spread of a quiet machine (1-3 %), well
+/// within what a slowed window does (30-60 %).
+pub const FLOOR: f64 = 0.15;
+
+/// Robust standard deviations from the median at which a round is set aside (where the
+/// rounds vary more than [`FLOOR`] allows for).
+pub const MADS: f64 = 5.0;
+
+/// At most one round in this many is set aside; fewer rounds than this, none.
+pub const MOST_ONE_IN: usize = 5;
+
+/// Which of the log-ratios `y` are set aside (`true`), by the rule of the module's text.
+pub fn set_aside(y: &[f64]) -> Vec<bool> {
+    let none = vec![false; y.len()];
+    if y.len() < MOST_ONE_IN {
+        return none;
+    }
+    let center = median(y.to_vec());
+    let mad = median(y.iter().map(|v| (v - center).abs()).collect());
+    let limit = (MADS * 1.4826 * mad).max(FLOOR);
+    let far: Vec<bool> = y.iter().map(|v| (v - center).abs() > limit).collect();
+    if far.iter().filter(|&&f| f).count() > y.len() / MOST_ONE_IN {
+        return none;
+    }
+    far
+}
+
+/// The log-ratios of `y` that are kept, and how many were set aside.
+pub fn kept(y: &[f64]) -> (Vec<f64>, usize) {
+    let aside = set_aside(y);
+    let kept: Vec<f64> = y
+        .iter()
+        .zip(&aside)
+        .filter(|(_, &a)| !a)
+        .map(|(&v, _)| v)
+        .collect();
+    let n = y.len() - kept.len();
+    (kept, n)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    (v[(n - 1) / 2] + v[n / 2]) / 2.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_round_slowed_as_a_whole_is_set_aside() {
+        // candle's text-CNN batch-1 windows of the busy run, against a steady backend.
+        let p50: [f64; 7] = [2.61, 4.23, 2.73, 2.56, 2.55, 2.59, 2.54];
+        let y: Vec<f64> = p50.iter().map(|p| (1.06 / p).ln()).collect();
+        assert_eq!(
+            set_aside(&y),
+            vec![false, true, false, false, false, false, false]
+        );
+        let (k, n) = kept(&y);
+        assert_eq!((k.len(), n), (6, 1));
+    }
+
+    #[test]
+    fn quiet_spread_and_many_slow_rounds_are_kept() {
+        // A few per cent either way: nothing near the floor.
+        let y = [0.03, -0.04, 0.01, 0.05, -0.02, 0.0, -0.05, 0.02];
+        assert!(set_aside(&y).iter().all(|&a| !a));
+        // Two of six rounds far off: more than one in five, so spread, not disturbance.
+        let y = [0.0, 0.01, 0.4, -0.01, 0.42, 0.02];
+        assert!(set_aside(&y).iter().all(|&a| !a));
+        // One in ten far off, with ten rounds: set aside.
+        let y = [0.0, 0.01, 0.4, -0.01, 0.02, 0.0, 0.01, -0.02, 0.0, 0.01];
+        assert_eq!(set_aside(&y).iter().filter(|&&a| a).count(), 1);
+        // Too few rounds to tell.
+        assert!(set_aside(&[0.0, 0.01, 0.9, 0.0]).iter().all(|&a| !a));
+        // Widely spread rounds: the limit follows their spread, not the floor.
+        let y = [0.3, -0.3, 0.25, -0.2, 0.1, -0.35, 0.5];
+        assert!(set_aside(&y).iter().all(|&a| !a));
+    }
+}
