@@ -31,7 +31,7 @@ use harness::cli::{parse, Command as Cli};
 use harness::compare::{measure, ratios, Opened};
 use harness::config::RunConfig;
 use harness::load::Load;
-use harness::stats::paired;
+use harness::stats::{median, paired};
 
 /// Backend pairs of the A/A runs.
 const PAIRS: [&str; 3] = ["candle", "onnxruntime", "flask"];
@@ -134,7 +134,7 @@ fn main() {
             format!("{name}@a/b"),
             cells.len(),
             ex,
-            100.0 * median(cells.iter().map(|c| c.half_width).collect()),
+            100.0 * median(&cells.iter().map(|c| c.half_width).collect::<Vec<_>>()),
             cells.iter().filter(|c| c.reached).count(),
             t0.elapsed().as_secs_f64()
         );
@@ -194,19 +194,11 @@ fn main() {
         println!(
             "{label}: {ex} of {} intervals exclude 1.0 ({above} above it); median ratio {:.3}, median ± {:.1}%, {} at target",
             cells.len(),
-            median(cells.iter().map(|c| c.ratio).collect()),
-            100.0 * median(cells.iter().map(|c| c.half_width).collect()),
+            median(&cells.iter().map(|c| c.ratio).collect::<Vec<_>>()),
+            100.0 * median(&cells.iter().map(|c| c.half_width).collect::<Vec<_>>()),
             cells.iter().filter(|c| c.reached).count()
         );
     }
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v.sort_by(f64::total_cmp);
-    v[(v.len() - 1) / 2]
 }
 
 /// One `harness compare` of `name@a` against `name@b`: its ratio cells.

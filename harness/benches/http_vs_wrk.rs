@@ -7,8 +7,8 @@
 //! input once, decoding every answer), and `wrk` POSTing the very same body (captured by
 //! the server from the harness's first request). Runs alternate harness / wrk, 3 s each,
 //! at concurrency 1, 8 and 64, over rounds (4, or `HTTP_VS_WRK_ROUNDS`) with the order
-//! swapped every other round, so drift on a loaded machine hits both alike. Target: harness/wrk req/s >= 1.0 everywhere and the p50 at c=1 within 5 % of
-//! wrk's.
+//! swapped every other round, so drift on a loaded machine hits both alike. Target:
+//! harness/wrk req/s >= 1.0 everywhere and the p50 at c=1 within 5 % of wrk's.
 //!
 //! Each run also prints CPU time per request, which explains the rates: on 2 cores the
 //! server and the client share the machine, so a client that costs more leaves the
@@ -173,9 +173,7 @@ fn interval(ratios: &[f64]) -> String {
     let mean = logs.iter().sum::<f64>() / n as f64;
     let var = logs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
     let half = harness::stats::paired::t975(n - 1) * (var / n as f64).sqrt();
-    let mut sorted = ratios.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    let median = (sorted[(n - 1) / 2] + sorted[n / 2]) / 2.0;
+    let median = harness::stats::median(ratios);
     format!(
         "(rounds: {:.2} [{:.2}, {:.2}], median {median:.2})",
         mean.exp(),

@@ -1,5 +1,6 @@
-//! CPU time of the parts of a bench run in one process: threads by name (the
-//! harness's own `/proc/self/task` reading, and here its user/system split), threads that have ended (each adds its own time as it ends), and
+//! CPU time of the parts of a bench run in one process: threads by name (the harness's
+//! own `/proc/self/task` reading, and here its user/system split), threads that have
+//! ended (each adds its own time as it ends), and
 //! waited child processes (`getrusage`), split into user and system time where that
 //! tells where a difference lies.
 

@@ -247,9 +247,10 @@ pub struct Ratio {
     /// rounds).
     #[serde(default)]
     pub rounds: usize,
-    /// Of `rounds`, those set aside as disturbed: a round whose ratio lay far from all
-    /// the others (one window slowed as a whole by other work on the machine), left out
-    /// of the ratio and its interval; at most one in five.
+    /// Of `rounds`, those set aside as disturbed: a round in which either backend's
+    /// window lay far from all its other windows at the point (slowed as a whole by other
+    /// work on the machine), left out of the ratio and its interval; at most one window
+    /// in five of each backend.
     #[serde(default)]
     pub set_aside_rounds: usize,
 }

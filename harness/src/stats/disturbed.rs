@@ -25,6 +25,8 @@
 //! there; `cargo bench -p harness --bench aa_intervals` checks that the intervals still
 //! hold their 95 %. The rounds set aside are counted in each ratio's record.
 
+use super::median;
+
 /// Least distance from the median, on the log scale (about 16 %), at which a window is
 /// disturbed: far beyond the window-to-window spread of a quiet machine (1-3 %), well
 /// within what a slowed window does (30-60 %).
@@ -39,25 +41,20 @@ pub const MOST_ONE_IN: usize = 5;
 
 /// Which of one side's window statistics `y` (logs) are disturbed (`true`), by the rule
 /// of the module's text.
-pub fn set_aside(y: &[f64]) -> Vec<bool> {
+pub fn flags(y: &[f64]) -> Vec<bool> {
     let none = vec![false; y.len()];
     if y.len() < MOST_ONE_IN {
         return none;
     }
-    let center = median(y.to_vec());
-    let mad = median(y.iter().map(|v| (v - center).abs()).collect());
+    let center = median(y);
+    let deviations: Vec<f64> = y.iter().map(|v| (v - center).abs()).collect();
+    let mad = median(&deviations);
     let limit = (MADS * 1.4826 * mad).max(FLOOR);
     let far: Vec<bool> = y.iter().map(|v| (v - center).abs() > limit).collect();
     if far.iter().filter(|&&f| f).count() > y.len() / MOST_ONE_IN {
         return none;
     }
     far
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    (v[(n - 1) / 2] + v[n / 2]) / 2.0
 }
 
 #[cfg(test)]
@@ -70,7 +67,7 @@ mod tests {
         let p50: [f64; 7] = [2.61, 4.23, 2.73, 2.56, 2.55, 2.59, 2.54];
         let y: Vec<f64> = p50.iter().map(|p| p.ln()).collect();
         assert_eq!(
-            set_aside(&y),
+            flags(&y),
             vec![false, true, false, false, false, false, false]
         );
     }
@@ -79,17 +76,17 @@ mod tests {
     fn quiet_spread_and_many_slow_windows_are_not_disturbed() {
         // A few per cent either way: nothing near the floor.
         let y = [0.03, -0.04, 0.01, 0.05, -0.02, 0.0, -0.05, 0.02];
-        assert!(set_aside(&y).iter().all(|&a| !a));
+        assert!(flags(&y).iter().all(|&a| !a));
         // Two of six windows far off: more than one in five, so spread, not disturbance.
         let y = [0.0, 0.01, 0.4, -0.01, 0.42, 0.02];
-        assert!(set_aside(&y).iter().all(|&a| !a));
+        assert!(flags(&y).iter().all(|&a| !a));
         // One in ten far off, with ten windows: disturbed.
         let y = [0.0, 0.01, 0.4, -0.01, 0.02, 0.0, 0.01, -0.02, 0.0, 0.01];
-        assert_eq!(set_aside(&y).iter().filter(|&&a| a).count(), 1);
+        assert_eq!(flags(&y).iter().filter(|&&a| a).count(), 1);
         // Too few windows to tell.
-        assert!(set_aside(&[0.0, 0.01, 0.9, 0.0]).iter().all(|&a| !a));
+        assert!(flags(&[0.0, 0.01, 0.9, 0.0]).iter().all(|&a| !a));
         // Widely spread windows: the limit follows their spread, not the floor.
         let y = [0.3, -0.3, 0.25, -0.2, 0.1, -0.35, 0.5];
-        assert!(set_aside(&y).iter().all(|&a| !a));
+        assert!(flags(&y).iter().all(|&a| !a));
     }
 }

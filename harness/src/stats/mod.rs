@@ -19,6 +19,17 @@ pub mod stability;
 
 pub use latency::{min_samples_for, Latency};
 
+/// The median of `values` (the mean of the middle two for an even count; NaN for none).
+pub fn median(values: &[f64]) -> f64 {
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    (v[(n - 1) / 2] + v[n / 2]) / 2.0
+}
+
 /// `value / baseline`, or `None` when the baseline is not positive.
 pub fn ratio(value: f64, baseline: f64) -> Option<f64> {
     (baseline > 0.0 && value.is_finite()).then(|| value / baseline)
@@ -44,5 +55,8 @@ mod tests {
         assert_eq!(ratio(3.0, 0.0), None);
         assert_eq!(throughput(50, 8, 2.0), (25.0, 200.0));
         assert_eq!(throughput(5, 1, 0.0), (0.0, 0.0));
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
+        assert!(median(&[]).is_nan());
     }
 }

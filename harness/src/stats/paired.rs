@@ -144,7 +144,7 @@ fn paired_rounds(a: &Trials, b: &Trials, s: Statistic, upto: usize) -> Vec<(f64,
 /// Which rounds' windows of one side are disturbed (`false` where it did not run).
 fn side_flags(stats: &[Option<f64>]) -> Vec<bool> {
     let logs: Vec<f64> = stats.iter().flatten().map(|x| x.ln()).collect();
-    let mut aside = disturbed::set_aside(&logs).into_iter();
+    let mut aside = disturbed::flags(&logs).into_iter();
     stats
         .iter()
         .map(|x| x.is_some() && aside.next().unwrap_or(false))
