@@ -14,8 +14,10 @@
 //! The first [`Measure::trials`] rounds of a point (at least 2) are a first stage: from
 //! the spread of their paired ratios ([`crate::stats::paired`], Stein's two-stage
 //! procedure) each backend gets the rounds its ratio needs for an interval within
-//! `--target-precision`, fixed then and not revised, so that the data never stop a run at
-//! a lucky moment. A backend that has its rounds sits the next ones out, and the baseline
+//! `--target-precision`. That count is never revised down, so that the data never stop a
+//! run at a lucky moment; it grows where later rounds vary more than the first stage's
+//! (the interval then takes their spread) or rounds are set aside as disturbed
+//! ([`crate::stats::paired::rounds_to_target`]). A backend that has its rounds sits the next ones out, and the baseline
 //! runs while any backend still needs it. A round starts only while its foreseen length
 //! (the last windows of the backends in it) fits before the visit's deadline, and never
 //! more than [`Measure::max_windows`] rounds run. Duration windows keep a least number of
@@ -62,7 +64,9 @@ pub(super) struct Part {
     pub(super) servers: Vec<Breakdown>,
     /// How long its last window took, hand-over included: the forecast of its next.
     pub(super) last_cost: Duration,
-    /// Rounds its ratio needs (fixed after the first stage; `None` before).
+    /// Rounds its ratio needs (from the first stage's spread, and more where later rounds
+    /// vary more or were set aside: [`paired::rounds_to_target`]; `None` before the first
+    /// stage is complete).
     pub(super) needed: Option<usize>,
     /// It has run the rounds it needs: it sits the next rounds out.
     pub(super) done: bool,
@@ -418,15 +422,13 @@ async fn run_rounds(at: &Site<'_>, opened: &[Opened], state: &mut PointState) {
                     continue;
                 };
                 let a = part.samples();
-                if part.needed.is_none() {
-                    part.needed = paired::rounds_needed(
-                        &a,
-                        b,
-                        Statistic::P50,
-                        cfg.first_stage(),
-                        cfg.target_precision,
-                    );
-                }
+                part.needed = paired::rounds_to_target(
+                    &a,
+                    b,
+                    Statistic::P50,
+                    cfg.first_stage(),
+                    cfg.target_precision,
+                );
                 let rounds = paired::log_ratios(&a, b, Statistic::P50).len();
                 part.done = part.needed.is_some_and(|n| rounds >= n);
             }

@@ -43,7 +43,8 @@ pub fn ratios(
             let achieved = (p50.high - p50.low) / (2.0 * p50_ratio);
             let target_met = rounds >= MIN_ROUNDS && achieved <= target_precision;
             // Time ran out where the ratio did not get the rounds its first stage asked
-            // for; otherwise its rounds varied more than that stage foresaw.
+            // for; otherwise its rounds varied more than that stage foresaw (and what
+            // they asked for since did not fit).
             let needed = paired::rounds_needed(
                 &r.samples,
                 &b.samples,

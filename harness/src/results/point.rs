@@ -267,7 +267,8 @@ pub enum Miss {
     /// The point's share of the time budget, or its rounds, ran out first.
     Time,
     /// The ratio ran the rounds its first stage asked for, but its rounds varied more
-    /// than that stage foresaw (drift between rounds, or between visits to the point).
+    /// than that stage foresaw (drift between rounds, or between visits to the point),
+    /// and the time or the rounds ran out before the rounds that spread asks for.
     Unstable,
 }
 
