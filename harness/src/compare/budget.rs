@@ -2,8 +2,9 @@
 //! order with at most [`FIRST_PASS`] of the budget (each point its share of what is
 //! left), so that a slow point cannot starve the ones after it; a second pass spends
 //! what is left on the points whose ratios still need rounds, the cheapest per
-//! unfinished ratio first ([`remaining`]), so the budget goes where it makes the most
-//! ratios reach the target.
+//! unfinished ratio first ([`remaining`], [`next_visit`]), visiting a point again while
+//! its ratios still need rounds and time is left, so the budget goes where it makes the
+//! most ratios reach the target.
 
 use std::time::Duration;
 
@@ -79,16 +80,19 @@ pub fn remaining(
     })
 }
 
-/// The order the second pass visits points in: by cost per unfinished ratio, cheapest
-/// first, so that a budget too short for every point finishes as many ratios as it can
-/// (ties keep the points' order).
-pub fn second_pass_order(costs: &[(usize, Cost)]) -> Vec<usize> {
-    let mut order: Vec<(usize, f64)> = costs
+/// The point the second pass visits next: of those whose next round fits in `left`, the
+/// cheapest per unfinished ratio, so that a budget too short for every point finishes as
+/// many ratios as it can (ties go to the earlier point). It is asked again after every
+/// visit, with the costs as they are then: a visit that completes a point's first stage,
+/// or whose later rounds spread more than that stage's, can leave its ratios needing
+/// more rounds, and the point competes for the rest of the budget like any other.
+pub fn next_visit(costs: &[(usize, Cost)], left: Duration) -> Option<usize> {
+    costs
         .iter()
+        .filter(|(_, c)| c.round <= left)
         .map(|(p, c)| (*p, c.total.as_secs_f64() / c.ratios.max(1) as f64))
-        .collect();
-    order.sort_by(|a, b| a.1.total_cmp(&b.1));
-    order.into_iter().map(|(p, _)| p).collect()
+        .min_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)))
+        .map(|(p, _)| p)
 }
 
 #[cfg(test)]
@@ -159,16 +163,27 @@ mod tests {
     }
 
     #[test]
-    fn the_second_pass_visits_the_cheapest_point_per_ratio_first() {
+    fn the_second_pass_visits_the_cheapest_point_per_ratio_whose_round_fits() {
         let cost = |ms: u64, ratios: usize| Cost {
             total: Duration::from_millis(ms),
             round: Duration::from_millis(ms / 4),
             ratios,
         };
         // Point 0: 9 s for 3 ratios (3 s each); point 1: 1 s for 1; point 2: 10 s for 5.
-        let order =
-            second_pass_order(&[(0, cost(9000, 3)), (1, cost(1000, 1)), (2, cost(10000, 5))]);
-        assert_eq!(order, vec![1, 2, 0]);
-        assert!(second_pass_order(&[]).is_empty());
+        let costs = [(0, cost(9000, 3)), (1, cost(1000, 1)), (2, cost(10000, 5))];
+        let left = Duration::from_secs(60);
+        assert_eq!(next_visit(&costs, left), Some(1));
+        assert_eq!(next_visit(&costs[..1], left), Some(0));
+        assert_eq!(next_visit(&[costs[0], costs[2]], left), Some(2));
+        // Equal cost per ratio: the earlier point.
+        assert_eq!(
+            next_visit(&[(4, cost(2000, 1)), (3, cost(4000, 2))], left),
+            Some(3)
+        );
+        // Point 2's round (2.5 s) does not fit in 2.4 s; point 0's (2.25 s) does.
+        let left = Duration::from_millis(2400);
+        assert_eq!(next_visit(&[costs[0], costs[2]], left), Some(0));
+        assert_eq!(next_visit(&costs, Duration::from_millis(200)), None);
+        assert_eq!(next_visit(&[], left), None);
     }
 }

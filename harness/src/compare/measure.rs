@@ -7,7 +7,8 @@
 //! point's ratios are precise or its share of the first pass is spent (half the budget,
 //! split over the points left, so time one point did not use goes to the next). The
 //! second pass spends what is left on the points whose ratios still need rounds, the
-//! cheapest per unfinished ratio first: each is warmed up again and measured on. Rows are
+//! cheapest per unfinished ratio first: each is warmed up again and measured on, and
+//! visited again while its ratios need more rounds and time is left. Rows are
 //! written after the first visit and rewritten after the second, so an interruption keeps
 //! what was measured.
 //!
@@ -34,7 +35,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::plan::{Plan, Point};
 use super::Opened;
-use crate::load::{Measurement, Window};
+use crate::load::Measurement;
 use crate::progress::Progress;
 use crate::resources::{self, gpu::Gpus, Aggregate};
 use crate::results::{Breakdown, Failed, PointResult};
@@ -70,7 +71,8 @@ pub(super) struct Part {
     pub(super) needed: Option<usize>,
     /// It has run the rounds it needs: it sits the next rounds out.
     pub(super) done: bool,
-    /// Mean latency of its warm-up requests (zero: unknown).
+    /// Mean latency of its requests in its last window, or before its first of its
+    /// warm-up requests (zero: unknown).
     pub(super) request_time: Duration,
     /// Resource readings during its windows (scope `not-visible` when none).
     pub(super) usage: Aggregate,
@@ -176,35 +178,42 @@ pub async fn measure_all(
         states.push(state);
     }
     // Second pass: what is left of the budget goes to the points whose ratios still need
-    // rounds, the cheapest per unfinished ratio first, each re-warmed before its rounds.
-    let costs: Vec<(usize, budget::Cost)> = states
-        .iter()
-        .enumerate()
-        .filter_map(|(p, s)| {
-            Some((
-                p,
-                budget::remaining(&s.parts, base, &s.active(), s.rounds, cfg)?,
-            ))
-        })
-        .collect();
-    for p in budget::second_pass_order(&costs) {
-        let left = cfg.time_budget.saturating_sub(begin.elapsed());
-        let state = &mut states[p];
-        for (i, o) in opened.iter().enumerate() {
-            if failed.iter().any(|f| f.backend == o.name) {
-                state.requests[i] = None;
+    // rounds, the cheapest per unfinished ratio first, each re-warmed before its rounds,
+    // and visited again while its ratios still need rounds (a visit that ran none is
+    // not repeated).
+    let mut stalled = vec![false; states.len()];
+    loop {
+        for state in states.iter_mut() {
+            for (i, o) in opened.iter().enumerate() {
+                if failed.iter().any(|f| f.backend == o.name) {
+                    state.requests[i] = None;
+                }
             }
         }
-        let Some(cost) = budget::remaining(&state.parts, base, &state.active(), state.rounds, cfg)
-        else {
-            continue;
+        let costs: Vec<(usize, budget::Cost)> = states
+            .iter()
+            .enumerate()
+            .filter(|&(p, _)| !stalled[p])
+            .filter_map(|(p, s)| {
+                let cost = budget::remaining(&s.parts, base, &s.active(), s.rounds, cfg)?;
+                Some((p, cost))
+            })
+            .collect();
+        let left = cfg.time_budget.saturating_sub(begin.elapsed());
+        let Some(p) = budget::next_visit(&costs, left) else {
+            break;
         };
-        if left < cost.round {
-            continue;
-        }
+        let cost = costs
+            .iter()
+            .find(|c| c.0 == p)
+            .map(|c| c.1)
+            .expect("costed");
+        let state = &mut states[p];
         progress.step(&format!("{} (again)", point_label(&points[p])));
         let deadline = Instant::now() + cost.total.mul_f64(budget::SLACK).min(left);
+        let before = state.rounds;
         visit(&site(p, deadline), opened, state, rows, failed).await?;
+        stalled[p] = state.rounds == before;
     }
     Ok(())
 }
@@ -343,11 +352,6 @@ impl Site<'_> {
 async fn run_rounds(at: &Site<'_>, opened: &[Opened], state: &mut PointState) {
     let (plan, point, cfg) = (at.plan, at.point, &at.plan.measure);
     let window = window_for(cfg);
-    let windows: Vec<Window> = state
-        .parts
-        .iter()
-        .map(|part| affordable(window, part.request_time, point.load, cfg))
-        .collect();
     let base_runs = at.base.is_some_and(|b| state.requests[b].is_some());
     let parts = &mut state.parts;
     let first = state.rounds;
@@ -377,7 +381,10 @@ async fn run_rounds(at: &Site<'_>, opened: &[Opened], state: &mut PointState) {
             at.announce(&o.name);
             let t0 = Instant::now();
             let timeout = parts[i].request_timeout;
-            let lead = lead_in(windows[i], parts[i].request_time, point.load);
+            // Sized from the backend's latest request time: its last window's, or on the
+            // first its warm-up's, whose first request may have paid for a cold start.
+            let window = affordable(window, parts[i].request_time, point.load, cfg);
+            let lead = lead_in(window, parts[i].request_time, point.load);
             if let Some(warm) = run_lead_in(o, point.load, request, lead, timeout).await {
                 parts[i].untimed.merge_errors(&warm);
             }
@@ -389,7 +396,7 @@ async fn run_rounds(at: &Site<'_>, opened: &[Opened], state: &mut PointState) {
                 .map_or(0, |mb| (mb * 1024.0 * 1024.0) as u64);
             let sampler = resources::watch(&o.backend.served_by(), loaded, at.gpus);
             let limits = (timeout, parts[i].max_in_flight);
-            let (m, lead_in) = one_window(o, point.load, request, windows[i], seed, limits).await;
+            let (m, lead_in) = one_window(o, point.load, request, window, seed, limits).await;
             let usage = sampler.map(|s| s.stop().1);
             let after = server_stats(o, point.model.name()).await;
             let part = &mut parts[i];
@@ -406,6 +413,9 @@ async fn run_rounds(at: &Site<'_>, opened: &[Opened], state: &mut PointState) {
             }
             part.servers.extend(breakdown(before, after));
             part.last_cost = t0.elapsed();
+            if m.ok() > 0 {
+                part.request_time = Duration::from_micros(m.histogram.mean() as u64);
+            }
             part.windows.resize_with(round + 1, || None);
             part.windows[round] = Some(m);
         }

@@ -402,6 +402,8 @@ fn dedup<T: PartialEq>(list: Vec<T>) -> Vec<T> {
 #[cfg(test)]
 mod grid_tests;
 #[cfg(test)]
+mod measure_tests;
+#[cfg(test)]
 mod page_width;
 #[cfg(test)]
 mod tests;

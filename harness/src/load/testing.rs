@@ -15,6 +15,8 @@ pub struct Sleeper {
     /// Sleep on the thread (blocking the runtime, as a CPU-bound client would) instead
     /// of on the async timer.
     pub blocking: bool,
+    /// The first request takes this long instead (a cold start; `None`: like the rest).
+    pub first: Option<Duration>,
     /// Requests seen.
     pub calls: AtomicU64,
 }
@@ -26,6 +28,7 @@ impl Sleeper {
             delay,
             fail_every: None,
             blocking: false,
+            first: None,
             calls: AtomicU64::new(0),
         }
     }
@@ -50,12 +53,16 @@ impl Backend for Sleeper {
         Ok(())
     }
     async fn infer(&self, _: &Prepared) -> Result<Vec<Tensor>, BackendError> {
-        if self.blocking {
-            std::thread::sleep(self.delay);
-        } else {
-            tokio::time::sleep(self.delay).await;
-        }
         let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
+        let delay = match self.first {
+            Some(first) if n == 1 => first,
+            _ => self.delay,
+        };
+        if self.blocking {
+            std::thread::sleep(delay);
+        } else {
+            tokio::time::sleep(delay).await;
+        }
         match self.fail_every {
             Some(k) if n % k == 0 => Err(BackendError::Server {
                 status: "503".into(),
