@@ -7,7 +7,7 @@ use std::time::Duration;
 use contract::Prepared;
 
 /// Once a point's warm-up has answered, a request of its windows may take this many
-/// times the warm-up's mean latency ...
+/// times the warm-up's last requests' mean latency ...
 pub const TIMEOUT_FACTOR: u32 = 20;
 
 /// ... but never less than this (a fast backend's hiccup is not a failure).

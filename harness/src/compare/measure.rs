@@ -71,8 +71,8 @@ pub(super) struct Part {
     pub(super) needed: Option<usize>,
     /// It has run the rounds it needs: it sits the next rounds out.
     pub(super) done: bool,
-    /// Mean latency of its requests in its last window, or before its first of its
-    /// warm-up requests (zero: unknown).
+    /// Mean latency of its requests in its last window, or before its first, of its
+    /// warm-up's last requests (zero: unknown).
     pub(super) request_time: Duration,
     /// Resource readings during its windows (scope `not-visible` when none).
     pub(super) usage: Aggregate,

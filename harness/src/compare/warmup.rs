@@ -13,18 +13,39 @@ use super::plan::Measure;
 use super::Opened;
 use crate::load::{series, Load, Measurement, Window};
 
-/// A warm-up stops after this long (but not before one request).
+/// A warm-up stops after this long (but not before one request)...
 const WARMUP_CAP: Duration = Duration::from_secs(1);
 
-/// Warm-up requests under the point's load: `--warmup` of them, or by default the
-/// concurrency (closed loop) or a tenth of a second of sends (open loop), at least 2;
-/// cut short after [`WARMUP_CAP`], but never fewer than one.
+/// ...except the first at a point, which goes on while its requests still get faster,
+/// up to this long: candle's first text-CNN batch-100 requests took 1.4 s, 0.66 s, then
+/// 0.49 s, and a point measured from the second had its first rounds' windows slowed
+/// two- and threefold.
+const SETTLE_CAP: Duration = Duration::from_secs(6);
+
+/// Still getting faster: a chunk of warm-up requests whose mean latency is under this
+/// share of the chunk's before it.
+const FASTER: f64 = 0.9;
+
+/// What a warm-up gave: its requests, and how long one takes once warm (its last
+/// chunk's mean; zero when none answered).
+pub(super) struct Warm {
+    pub(super) requests: Measurement,
+    pub(super) request_time: Duration,
+}
+
+/// Warm-up requests under the point's load, in chunks (the concurrency of a closed loop,
+/// all of them in an open loop): `--warmup` of them, or by default the concurrency
+/// (closed loop) or a tenth of a second of sends (open loop), at least 2; cut short after
+/// [`WARMUP_CAP`], but never fewer than one. The first warm-up at a point (`settle`) runs
+/// two chunks at least and goes on while the last chunk was [`FASTER`] than the one
+/// before, up to [`SETTLE_CAP`].
 pub(super) async fn warm_up(
     cfg: &Measure,
     o: &Opened,
     load: Load,
     request: &Arc<Prepared>,
-) -> Measurement {
+    settle: bool,
+) -> Warm {
     let count = cfg.warmup.unwrap_or(match load {
         Load::Closed { concurrency } => (concurrency as u64).max(2),
         Load::Open { request_rate, .. } => ((request_rate * 0.1).ceil() as u64).max(2),
@@ -38,8 +59,30 @@ pub(super) async fn warm_up(
     let mut total = Measurement::empty();
     let mut schedule = None;
     let mut done = 0;
-    while done < count && (done == 0 || begin.elapsed() < WARMUP_CAP) {
-        let n = chunk.min(count - done);
+    // Mean latency (µs) of the chunks before the last and of the last that answered.
+    let (mut before, mut last): (Option<f64>, Option<f64>) = (None, None);
+    loop {
+        let warming = settle
+            && match (before, last) {
+                (Some(b), Some(l)) => l < FASTER * b,
+                _ => true,
+            };
+        let elapsed = begin.elapsed();
+        let more = if done == 0 {
+            true
+        } else if warming {
+            elapsed < SETTLE_CAP
+        } else {
+            done < count && elapsed < WARMUP_CAP
+        };
+        if !more {
+            break;
+        }
+        let n = if done < count {
+            chunk.min(count - done)
+        } else {
+            chunk
+        };
         let m = series::window(
             &o.backend,
             request,
@@ -48,10 +91,16 @@ pub(super) async fn warm_up(
             Window::Requests(n),
         )
         .await;
+        if m.ok() > 0 {
+            (before, last) = (last, Some(m.histogram.mean()));
+        }
         total.merge(&m, done);
         done += n;
     }
-    total
+    Warm {
+        requests: total,
+        request_time: Duration::from_micros(last.unwrap_or(0.0) as u64),
+    }
 }
 
 /// Warms up every backend still measured at the point (again, on a second visit). A
@@ -74,12 +123,15 @@ pub(super) async fn warm_all(
             continue;
         }
         at.announce(&o.name);
-        let warm = warm_up(cfg, o, point.load, request).await;
+        let Warm {
+            requests: warm,
+            request_time,
+        } = warm_up(cfg, o, point.load, request, !again).await;
         let part = &mut state.parts[i];
         part.untimed.merge_errors(&warm);
         if !again {
             if warm.ok() > 0 {
-                part.request_time = Duration::from_micros(warm.histogram.mean() as u64);
+                part.request_time = request_time;
             }
             part.request_timeout = limits::window_timeout(cfg.request_timeout, part.request_time);
             if let Load::Open { .. } = point.load {
@@ -100,4 +152,46 @@ pub(super) async fn warm_all(
         }
     }
     failures
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::load::testing::Sleeper;
+
+    /// The warm-up of a test double (never a benchmark target) whose first requests take
+    /// 120, 60 and 50 ms, the rest 48 ms, at a closed loop of 1.
+    fn warm(settle: bool) -> Warm {
+        let ms = Duration::from_millis;
+        let double = Sleeper {
+            cold: vec![ms(120), ms(60), ms(50)],
+            ..Sleeper::new(ms(48))
+        };
+        let o = Opened::new("double", Arc::new(double), 0.0);
+        let request = Arc::new(Prepared::new("m", vec![]));
+        let load = Load::Closed { concurrency: 1 };
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(warm_up(
+            &Measure::for_tests(3, 10),
+            &o,
+            load,
+            &request,
+            settle,
+        ))
+    }
+
+    #[test]
+    fn a_first_warm_up_goes_on_while_requests_get_faster() {
+        // 120, 60 (faster), 50 (faster), 48 ms (within 10 % of 50): four requests, and
+        // a request takes the last one's time.
+        let w = warm(true);
+        assert_eq!(w.requests.ok(), 4);
+        let ms = w.request_time.as_secs_f64() * 1e3;
+        assert!((48.0..55.0).contains(&ms), "{ms} ms");
+        // A later warm-up runs its count (2), the last still slow.
+        let w = warm(false);
+        assert_eq!(w.requests.ok(), 2);
+        let ms = w.request_time.as_secs_f64() * 1e3;
+        assert!((60.0..70.0).contains(&ms), "{ms} ms");
+    }
 }

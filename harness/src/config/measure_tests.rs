@@ -41,15 +41,15 @@ fn plan(budget: &str) -> Plan {
 }
 
 #[test]
-fn windows_are_sized_from_warm_requests_not_a_cold_first_one() {
-    // The backend's first request (its warm-up) takes 600 ms, the rest 40 ms, longer
-    // than a window's 20 ms: its windows are sized by requests. Its share of the point
-    // (1 s over 2 backends, 0.25 s a window) pays for one request at the cold start's
-    // pace and for the 5 of --min-requests at the warm one: after its first window, its
-    // windows take 5.
+fn windows_are_sized_from_the_last_window_s_request_time() {
+    // The backend's warm-up requests take 600 ms (not getting faster, so the warm-up
+    // ends after two), the rest 40 ms, longer than a window's 20 ms: its windows are
+    // sized by requests. Its share of the point (1 s over 2 backends, 0.25 s a window)
+    // pays for one request at the warm-up's pace and for the 5 of --min-requests at the
+    // windows': after its first window, its windows take 5.
     let plan = plan("1s");
     let cold = Sleeper {
-        first: Some(Duration::from_millis(600)),
+        cold: vec![Duration::from_millis(600); 2],
         ..Sleeper::new(Duration::from_millis(40))
     };
     let backends = [

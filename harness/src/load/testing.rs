@@ -15,8 +15,8 @@ pub struct Sleeper {
     /// Sleep on the thread (blocking the runtime, as a CPU-bound client would) instead
     /// of on the async timer.
     pub blocking: bool,
-    /// The first request takes this long instead (a cold start; `None`: like the rest).
-    pub first: Option<Duration>,
+    /// The first requests take these instead of `delay`, in order (a cold start).
+    pub cold: Vec<Duration>,
     /// Requests seen.
     pub calls: AtomicU64,
 }
@@ -28,7 +28,7 @@ impl Sleeper {
             delay,
             fail_every: None,
             blocking: false,
-            first: None,
+            cold: Vec::new(),
             calls: AtomicU64::new(0),
         }
     }
@@ -54,10 +54,7 @@ impl Backend for Sleeper {
     }
     async fn infer(&self, _: &Prepared) -> Result<Vec<Tensor>, BackendError> {
         let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
-        let delay = match self.first {
-            Some(first) if n == 1 => first,
-            _ => self.delay,
-        };
+        let delay = self.cold.get(n as usize - 1).copied().unwrap_or(self.delay);
         if self.blocking {
             std::thread::sleep(delay);
         } else {
