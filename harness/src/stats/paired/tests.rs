@@ -2,6 +2,12 @@ use super::*;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+/// A standard normal deviate (Box-Muller).
+fn normal(rng: &mut ChaCha8Rng) -> f64 {
+    let (u1, u2): (f64, f64) = (rng.random(), rng.random());
+    (-2.0 * (1.0 - u1).ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+}
+
 /// `rounds` rounds of one window of `n` skewed latencies around `scale`, each round
 /// scaled by a drift both sides share (`drift[r]`).
 fn side(rng: &mut ChaCha8Rng, scale: f64, drift: &[f64], n: usize) -> Vec<Vec<Vec<u64>>> {
@@ -104,9 +110,7 @@ fn sequential_runs(stop: Stop) -> (f64, f64) {
         let later = if run % 4 == 0 { 2.0 } else { 1.0 };
         let (mut a, mut b) = (vec![], vec![]);
         loop {
-            // Normal deviates by Box-Muller.
-            let (u1, u2): (f64, f64) = (rng.random(), rng.random());
-            let z = (-2.0 * (1.0 - u1).ln()).sqrt() * (std::f64::consts::TAU * u2).cos();
+            let z = normal(&mut rng);
             let scale = if a.len() < first { 1.0 } else { later };
             let (x, y) = round(sigma * scale * z);
             a.push(x);
@@ -169,8 +173,7 @@ fn busy_machine_runs() -> (f64, f64) {
     for _ in 0..runs {
         let (mut a, mut b) = (vec![], vec![]);
         loop {
-            let (u1, u2): (f64, f64) = (rng.random(), rng.random());
-            let z = (-2.0 * (1.0 - u1).ln()).sqrt() * (std::f64::consts::TAU * u2).cos();
+            let z = normal(&mut rng);
             let mut y = 0.02 * z;
             if rng.random::<f64>() < 0.1 {
                 let slowed = (1.3 + 0.3 * rng.random::<f64>()).ln();
@@ -322,10 +325,7 @@ fn rounds_to_target_grow_where_later_rounds_spread_more_or_are_set_aside() {
 /// opens in the interval (`opens`) or without.
 fn false_positives_across_opens(rounds: usize, opens: bool) -> f64 {
     let mut rng = ChaCha8Rng::seed_from_u64(5);
-    let mut normal = move || {
-        let (u1, u2): (f64, f64) = (rng.random(), rng.random());
-        (-2.0 * (1.0 - u1).ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
-    };
+    let mut normal = move || normal(&mut rng);
     let runs = 2000;
     let mut excluded = 0;
     for _ in 0..runs {
