@@ -69,6 +69,9 @@ pub(super) struct Part {
     /// vary more or were set aside: [`paired::rounds_to_target`]; `None` before the first
     /// stage is complete).
     pub(super) needed: Option<usize>,
+    /// Before the first stage is complete, what its ratio is forecast to need (from the
+    /// spread so far: [`paired::rounds_forecast`]): for spending the budget only.
+    pub(super) forecast: Option<usize>,
     /// It has run the rounds it needs: it sits the next rounds out.
     pub(super) done: bool,
     /// Mean latency of its requests in its last window, or before its first, of its
@@ -420,7 +423,21 @@ async fn run_rounds(at: &Site<'_>, opened: &[Opened], state: &mut PointState) {
             part.windows[round] = Some(m);
         }
         state.rounds += 1;
-        if round + 1 >= cfg.first_stage() {
+        if round + 1 < cfg.first_stage() {
+            if let Some(b) = at.base.filter(|_| base_runs).map(|b| parts[b].samples()) {
+                for (i, part) in parts.iter_mut().enumerate() {
+                    if Some(i) != at.base {
+                        part.forecast = paired::rounds_forecast(
+                            &part.samples(),
+                            &b,
+                            Statistic::P50,
+                            cfg.first_stage(),
+                            cfg.target_precision,
+                        );
+                    }
+                }
+            }
+        } else {
             let base_samples = at.base.filter(|_| base_runs).map(|b| parts[b].samples());
             for (i, part) in parts.iter_mut().enumerate() {
                 if Some(i) == at.base {

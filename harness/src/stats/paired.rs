@@ -286,6 +286,31 @@ pub fn rounds_to_target(
     )
 }
 
+/// Before the first stage is complete, a forecast of what [`rounds_needed`] will ask for
+/// (those set aside added): from the spread of the kept rounds so far, at the first
+/// stage's t quantile. For spending the budget only ([`crate::compare`]'s second pass
+/// visits the points cheapest to finish first, and a point whose rounds already spread
+/// widely is not cheap); no interval or stopping rule reads it. `None` with fewer than
+/// 2 kept rounds.
+pub fn rounds_forecast(
+    a: &Trials,
+    b: &Trials,
+    s: Statistic,
+    first_stage: usize,
+    target: f64,
+) -> Option<usize> {
+    let (y, set_aside) = kept(&paired_rounds(a, b, s, usize::MAX));
+    if y.len() < 2 {
+        return None;
+    }
+    let df = first_stage.max(2) - 1;
+    Some(
+        rounds_for(mean_sd(&y).1, df, target)
+            .max(first_stage)
+            .saturating_add(set_aside),
+    )
+}
+
 /// Kept rounds after which an interval of spread `sd` with `df` degrees of freedom has a
 /// half-width of at most `target` (relative), beside the spread between opens:
 /// `(t(0.975, df) × sd)² / (asinh(target)² - opens²)`, `usize::MAX` where the spread

@@ -319,6 +319,26 @@ fn rounds_to_target_grow_where_later_rounds_spread_more_or_are_set_aside() {
     );
 }
 
+#[test]
+fn a_forecast_reads_the_spread_so_far_at_the_first_stage_s_quantile() {
+    type Side = Vec<Vec<Vec<u64>>>;
+    let rounds = |ys: &[f64]| -> (Side, Side) { ys.iter().map(|&y| round(y)).unzip() };
+    let (a, b) = rounds(&[0.1]);
+    assert_eq!(rounds_forecast(&a, &b, Statistic::P50, 5, 0.05), None);
+    // Three rounds of a first stage of five spread as five would: the forecast is what
+    // the five will ask for.
+    let (a, b) = rounds(&[0.1, -0.1, 0.0]);
+    let forecast = rounds_forecast(&a, &b, Statistic::P50, 5, 0.05).unwrap();
+    let (a, b) = rounds(&[0.1, -0.1, 0.0, 0.1, -0.1]);
+    let needed = rounds_needed(&a, &b, Statistic::P50, 5, 0.05).unwrap();
+    assert!(needed > 20, "{needed}");
+    let close = (forecast as f64 / needed as f64 - 1.0).abs();
+    assert!(close < 0.15, "forecast {forecast}, needed {needed}");
+    // Quiet rounds: the first stage.
+    let (a, b) = rounds(&[0.001, -0.001]);
+    assert_eq!(rounds_forecast(&a, &b, Statistic::P50, 5, 0.05), Some(5));
+}
+
 /// Share of A/A intervals excluding 1.0 over 2000 runs of `rounds` rounds whose
 /// backends were each opened anew, at an offset of [`BETWEEN_OPENS`] (one standard
 /// deviation of ln latency) that holds for the whole run: with the spread between
