@@ -23,7 +23,7 @@ pub const SLACK: f64 = 1.25;
 pub struct Cost {
     /// Every round still needed, at each backend's last window cost.
     pub total: Duration,
-    /// The next round.
+    /// The next round, with the warm-ups a visit starts with: the least a visit costs.
     pub round: Duration,
     /// Ratios still short of the rounds they need.
     pub ratios: usize,
@@ -82,7 +82,7 @@ pub fn remaining(
         .sum();
     Some(Cost {
         total: total + b * most as u32 + warm,
-        round: round + b,
+        round: round + b + warm,
         ratios,
     })
 }
@@ -172,6 +172,8 @@ mod tests {
         // each (not of the finished one).
         let c = remaining(&parts, Some(0), &[true; 3], 3, &cfg()).unwrap();
         assert_eq!(c.total, Duration::from_millis(50 + 100 + 30 + 20));
+        // A visit runs one round at least: its least cost has the warm-ups in it.
+        assert_eq!(c.round, c.total);
     }
 
     #[test]
