@@ -53,13 +53,10 @@ pub fn remaining(
             continue;
         }
         let have = part.windows.iter().flatten().count();
-        // Before the first stage is complete, what the spread so far forecasts it will
-        // ask for, so that a point whose rounds spread widely does not look cheap.
-        let want = part
-            .needed
-            .or(part.forecast)
-            .unwrap_or(cfg.first_stage())
-            .min(cap);
+        // Before the first stage is complete, `needed` is what the spread so far
+        // forecasts it will ask for, so that a point whose rounds spread widely does
+        // not look cheap.
+        let want = part.needed.unwrap_or(cfg.first_stage()).min(cap);
         let left = want.saturating_sub(have).min(cap - rounds);
         if left == 0 {
             continue;
@@ -138,24 +135,6 @@ mod tests {
         // The round cap bounds what is left: 8 of 10 rounds run, 2 more at most.
         let c = remaining(&parts, Some(0), &[true; 4], 8, &cfg()).unwrap();
         assert_eq!(c.total, Duration::from_millis(2 * 50 + 200 + 2 * 100));
-    }
-
-    #[test]
-    fn before_its_first_stage_a_point_costs_what_its_spread_forecasts() {
-        // Two rounds of a first stage of 3: one ratio's spread forecasts 8 rounds, the
-        // other has no forecast yet (the first stage's 3).
-        let mut parts = vec![
-            part(2, 100, None, false),
-            part(2, 50, None, false),
-            part(2, 10, None, false),
-        ];
-        parts[1].forecast = Some(8);
-        let c = remaining(&parts, Some(0), &[true; 3], 2, &cfg()).unwrap();
-        assert_eq!(c.total, Duration::from_millis(6 * 50 + 10 + 6 * 100));
-        // Once the first stage has sized the ratio, its need counts, not the forecast.
-        parts[1].needed = Some(4);
-        let c = remaining(&parts, Some(0), &[true; 3], 2, &cfg()).unwrap();
-        assert_eq!(c.total, Duration::from_millis(2 * 50 + 10 + 2 * 100));
     }
 
     #[test]

@@ -66,12 +66,9 @@ pub(super) struct Part {
     /// How long its last window took, hand-over included: the forecast of its next.
     pub(super) last_cost: Duration,
     /// Rounds its ratio needs (from the first stage's spread, and more where later rounds
-    /// vary more or were set aside: [`paired::rounds_to_target`]; `None` before the first
-    /// stage is complete).
+    /// vary more or were set aside; before the first stage is complete, as forecast from
+    /// the rounds so far: [`paired::rounds_to_target`]; `None` before 2 rounds).
     pub(super) needed: Option<usize>,
-    /// Before the first stage is complete, what its ratio is forecast to need (from the
-    /// spread so far: [`paired::rounds_forecast`]): for spending the budget only.
-    pub(super) forecast: Option<usize>,
     /// It has run the rounds it needs: it sits the next rounds out.
     pub(super) done: bool,
     /// Mean latency of its requests in its last window, or before its first, of its
@@ -423,42 +420,28 @@ async fn run_rounds(at: &Site<'_>, opened: &[Opened], state: &mut PointState) {
             part.windows[round] = Some(m);
         }
         state.rounds += 1;
-        if round + 1 < cfg.first_stage() {
-            if let Some(b) = at.base.filter(|_| base_runs).map(|b| parts[b].samples()) {
-                for (i, part) in parts.iter_mut().enumerate() {
-                    if Some(i) != at.base {
-                        part.forecast = paired::rounds_forecast(
-                            &part.samples(),
-                            &b,
-                            Statistic::P50,
-                            cfg.first_stage(),
-                            cfg.target_precision,
-                        );
-                    }
-                }
+        let base_samples = at.base.filter(|_| base_runs).map(|b| parts[b].samples());
+        for (i, part) in parts.iter_mut().enumerate() {
+            if Some(i) == at.base {
+                continue;
             }
-        } else {
-            let base_samples = at.base.filter(|_| base_runs).map(|b| parts[b].samples());
-            for (i, part) in parts.iter_mut().enumerate() {
-                if Some(i) == at.base {
-                    continue;
-                }
-                // Without a baseline there is no ratio to make precise.
-                let Some(b) = &base_samples else {
-                    part.done = true;
-                    continue;
-                };
-                let a = part.samples();
-                part.needed = paired::rounds_to_target(
-                    &a,
-                    b,
-                    Statistic::P50,
-                    cfg.first_stage(),
-                    cfg.target_precision,
-                );
-                let rounds = paired::log_ratios(&a, b, Statistic::P50).len();
-                part.done = part.needed.is_some_and(|n| rounds >= n);
-            }
+            // Without a baseline there is no ratio to make precise.
+            let Some(b) = &base_samples else {
+                part.done = round + 1 >= cfg.first_stage();
+                continue;
+            };
+            let a = part.samples();
+            // Before the first stage is complete, a forecast (never under the first stage,
+            // so no backend is done before it).
+            part.needed = paired::rounds_to_target(
+                &a,
+                b,
+                Statistic::P50,
+                cfg.first_stage(),
+                cfg.target_precision,
+            );
+            let rounds = paired::log_ratios(&a, b, Statistic::P50).len();
+            part.done = part.needed.is_some_and(|n| rounds >= n);
         }
     }
 }

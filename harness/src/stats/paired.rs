@@ -256,8 +256,7 @@ pub fn rounds_needed(
 /// [`ratio_interval`] is within `target`, as far as the rounds so far tell: those of
 /// [`rounds_needed`], more where the rounds run since the first stage vary more than it
 /// did (the interval then takes their larger spread, which asks for more rounds), and
-/// one more for each round set aside as disturbed. `None` until the first stage is
-/// complete.
+/// one more for each round set aside as disturbed.
 ///
 /// Running until this many rounds keeps the interval's 95 %: for normal log-ratios the
 /// mean of the rounds at any stopping time that depends only on their spreads is
@@ -265,6 +264,12 @@ pub fn rounds_needed(
 /// whichever spread stopped the run, and the interval is never narrower than Stein's
 /// from the first stage's spread. What it gives up is only time, on ratios whose rounds
 /// drift.
+///
+/// Before the first stage is complete it is a forecast, for spending the budget only
+/// ([`crate::compare`]'s second pass visits first the points cheapest to finish, and a
+/// point whose rounds already spread widely is not cheap): the spread of the kept rounds
+/// so far at the first stage's t quantile. No run can stop on it, since it is never under
+/// `first_stage`. `None` with fewer than 2 kept rounds and no complete first stage.
 pub fn rounds_to_target(
     a: &Trials,
     b: &Trials,
@@ -272,40 +277,17 @@ pub fn rounds_to_target(
     first_stage: usize,
     target: f64,
 ) -> Option<usize> {
-    let (s0, df) = first_stage_spread(&first_stage_rounds(a, b, s, first_stage.max(2))?);
     let (y, set_aside) = kept(&paired_rounds(a, b, s, usize::MAX));
-    let spread = if y.len() >= 2 {
-        s0.max(mean_sd(&y).1)
-    } else {
-        s0
+    let all = (y.len() >= 2).then(|| mean_sd(&y).1);
+    let (spread, df) = match first_stage_rounds(a, b, s, first_stage.max(2)) {
+        Some(stage) => {
+            let (s0, df) = first_stage_spread(&stage);
+            (all.map_or(s0, |sd| s0.max(sd)), df)
+        }
+        None => (all?, first_stage.max(2) - 1),
     };
     Some(
         rounds_for(spread, df, target)
-            .max(first_stage)
-            .saturating_add(set_aside),
-    )
-}
-
-/// Before the first stage is complete, a forecast of what [`rounds_needed`] will ask for
-/// (those set aside added): from the spread of the kept rounds so far, at the first
-/// stage's t quantile. For spending the budget only ([`crate::compare`]'s second pass
-/// visits the points cheapest to finish first, and a point whose rounds already spread
-/// widely is not cheap); no interval or stopping rule reads it. `None` with fewer than
-/// 2 kept rounds.
-pub fn rounds_forecast(
-    a: &Trials,
-    b: &Trials,
-    s: Statistic,
-    first_stage: usize,
-    target: f64,
-) -> Option<usize> {
-    let (y, set_aside) = kept(&paired_rounds(a, b, s, usize::MAX));
-    if y.len() < 2 {
-        return None;
-    }
-    let df = first_stage.max(2) - 1;
-    Some(
-        rounds_for(mean_sd(&y).1, df, target)
             .max(first_stage)
             .saturating_add(set_aside),
     )

@@ -10,7 +10,7 @@ fn normal(rng: &mut ChaCha8Rng) -> f64 {
 
 /// `rounds` rounds of one window of `n` skewed latencies around `scale`, each round
 /// scaled by a drift both sides share (`drift[r]`).
-fn side(rng: &mut ChaCha8Rng, scale: f64, drift: &[f64], n: usize) -> Vec<Vec<Vec<u64>>> {
+fn side(rng: &mut ChaCha8Rng, scale: f64, drift: &[f64], n: usize) -> Side {
     drift
         .iter()
         .map(|d| {
@@ -84,6 +84,14 @@ fn plain(y: &[f64]) -> Vec<(f64, bool)> {
 /// One round of each side whose p50 ratio is `exp(y)`.
 fn round(y: f64) -> (Vec<Vec<u64>>, Vec<Vec<u64>>) {
     (vec![vec![(1e6 * y.exp()) as u64]], vec![vec![1_000_000]])
+}
+
+/// One side's windows, round by round.
+type Side = Vec<Vec<Vec<u64>>>;
+
+/// Both sides' rounds whose p50 ratios are `exp(ys[r])`.
+fn rounds(ys: &[f64]) -> (Side, Side) {
+    ys.iter().map(|&y| round(y)).unzip()
 }
 
 /// How a simulated run decides it has enough rounds.
@@ -205,9 +213,8 @@ fn busy_machine_runs() -> (f64, f64) {
 /// aside, in the first stage too.
 #[test]
 fn a_disturbed_window_on_either_side_sets_its_round_aside() {
-    let windows = |ms: &[f64]| -> Vec<Vec<Vec<u64>>> {
-        ms.iter().map(|m| vec![vec![(m * 1000.0) as u64]]).collect()
-    };
+    let windows =
+        |ms: &[f64]| -> Side { ms.iter().map(|m| vec![vec![(m * 1000.0) as u64]]).collect() };
     let candle = windows(&[2.71, 2.74, 2.70, 3.29, 2.81, 2.69, 2.82, 2.75]);
     let onnx = windows(&[1.11, 1.13, 1.14, 1.12, 1.43, 1.19, 1.16, 1.17]);
     let ci = ratio_interval(&onnx, &candle, Statistic::P50, 5).unwrap();
@@ -238,8 +245,6 @@ fn rounds_slowed_as_a_whole_neither_widen_nor_bias_the_interval() {
 
 #[test]
 fn rounds_needed_follow_the_first_stage_spread() {
-    type Side = Vec<Vec<Vec<u64>>>;
-    let rounds = |ys: &[f64]| -> (Side, Side) { ys.iter().map(|&y| round(y)).unzip() };
     let (a, b) = rounds(&[0.1, -0.1, 0.1, -0.1]);
     assert_eq!(rounds_needed(&a, &b, Statistic::P50, 5, 0.05), None);
     let (a, b) = rounds(&[0.1, -0.1, 0.1, -0.1, 0.0]);
@@ -267,12 +272,10 @@ fn rounds_needed_follow_the_first_stage_spread() {
 
 #[test]
 fn rounds_to_target_grow_where_later_rounds_spread_more_or_are_set_aside() {
-    type Side = Vec<Vec<Vec<u64>>>;
-    let rounds = |ys: &[f64]| -> (Side, Side) { ys.iter().map(|&y| round(y)).unzip() };
     let stage = [0.01, -0.01, 0.01, -0.01, 0.0];
-    // Before the first stage is complete, nothing is known.
+    // Before the first stage is complete, a forecast, never under the first stage.
     let (a, b) = rounds(&stage[..4]);
-    assert_eq!(rounds_to_target(&a, &b, Statistic::P50, 5, 0.05), None);
+    assert_eq!(rounds_to_target(&a, &b, Statistic::P50, 5, 0.05), Some(5));
     // A quiet first stage and quiet rounds after it: what the first stage asked for.
     let quiet: Vec<f64> = (0..8).map(|i| stage[i % 5]).collect();
     let (a, b) = rounds(&quiet);
@@ -320,23 +323,18 @@ fn rounds_to_target_grow_where_later_rounds_spread_more_or_are_set_aside() {
 }
 
 #[test]
-fn a_forecast_reads_the_spread_so_far_at_the_first_stage_s_quantile() {
-    type Side = Vec<Vec<Vec<u64>>>;
-    let rounds = |ys: &[f64]| -> (Side, Side) { ys.iter().map(|&y| round(y)).unzip() };
+fn before_the_first_stage_the_rounds_so_far_forecast_what_it_will_ask_for() {
     let (a, b) = rounds(&[0.1]);
-    assert_eq!(rounds_forecast(&a, &b, Statistic::P50, 5, 0.05), None);
+    assert_eq!(rounds_to_target(&a, &b, Statistic::P50, 5, 0.05), None);
     // Three rounds of a first stage of five spread as five would: the forecast is what
     // the five will ask for.
     let (a, b) = rounds(&[0.1, -0.1, 0.0]);
-    let forecast = rounds_forecast(&a, &b, Statistic::P50, 5, 0.05).unwrap();
+    let forecast = rounds_to_target(&a, &b, Statistic::P50, 5, 0.05).unwrap();
     let (a, b) = rounds(&[0.1, -0.1, 0.0, 0.1, -0.1]);
     let needed = rounds_needed(&a, &b, Statistic::P50, 5, 0.05).unwrap();
     assert!(needed > 20, "{needed}");
     let close = (forecast as f64 / needed as f64 - 1.0).abs();
     assert!(close < 0.15, "forecast {forecast}, needed {needed}");
-    // Quiet rounds: the first stage.
-    let (a, b) = rounds(&[0.001, -0.001]);
-    assert_eq!(rounds_forecast(&a, &b, Statistic::P50, 5, 0.05), Some(5));
 }
 
 /// Share of A/A intervals excluding 1.0 over 2000 runs of `rounds` rounds whose
