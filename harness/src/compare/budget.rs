@@ -90,13 +90,17 @@ pub fn remaining(
 /// visit, with the costs as they are then: a visit that completes a point's first stage,
 /// or whose later rounds spread more than that stage's, can leave its ratios needing
 /// more rounds, and the point competes for the rest of the budget like any other.
-pub fn next_visit(costs: &[(usize, Cost)], left: Duration) -> Option<usize> {
+pub fn next_visit(costs: &[(usize, Cost)], left: Duration) -> Option<(usize, Cost)> {
+    let per_ratio = |c: &Cost| c.total.as_secs_f64() / c.ratios.max(1) as f64;
     costs
         .iter()
         .filter(|(_, c)| c.round <= left)
-        .map(|(p, c)| (*p, c.total.as_secs_f64() / c.ratios.max(1) as f64))
-        .min_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)))
-        .map(|(p, _)| p)
+        .min_by(|a, b| {
+            per_ratio(&a.1)
+                .total_cmp(&per_ratio(&b.1))
+                .then(a.0.cmp(&b.0))
+        })
+        .copied()
 }
 
 #[cfg(test)]
@@ -178,18 +182,20 @@ mod tests {
         // Point 0: 9 s for 3 ratios (3 s each); point 1: 1 s for 1; point 2: 10 s for 5.
         let costs = [(0, cost(9000, 3)), (1, cost(1000, 1)), (2, cost(10000, 5))];
         let left = Duration::from_secs(60);
-        assert_eq!(next_visit(&costs, left), Some(1));
-        assert_eq!(next_visit(&costs[..1], left), Some(0));
-        assert_eq!(next_visit(&[costs[0], costs[2]], left), Some(2));
+        let next = |costs: &[(usize, Cost)], left| next_visit(costs, left).map(|(p, _)| p);
+        assert_eq!(next_visit(&costs, left), Some(costs[1]));
+        assert_eq!(next(&costs, left), Some(1));
+        assert_eq!(next(&costs[..1], left), Some(0));
+        assert_eq!(next(&[costs[0], costs[2]], left), Some(2));
         // Equal cost per ratio: the earlier point.
         assert_eq!(
-            next_visit(&[(4, cost(2000, 1)), (3, cost(4000, 2))], left),
+            next(&[(4, cost(2000, 1)), (3, cost(4000, 2))], left),
             Some(3)
         );
         // Point 2's round (2.5 s) does not fit in 2.4 s; point 0's (2.25 s) does.
         let left = Duration::from_millis(2400);
-        assert_eq!(next_visit(&[costs[0], costs[2]], left), Some(0));
-        assert_eq!(next_visit(&costs, Duration::from_millis(200)), None);
-        assert_eq!(next_visit(&[], left), None);
+        assert_eq!(next(&[costs[0], costs[2]], left), Some(0));
+        assert_eq!(next(&costs, Duration::from_millis(200)), None);
+        assert_eq!(next(&[], left), None);
     }
 }

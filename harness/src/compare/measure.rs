@@ -18,8 +18,8 @@
 //! `--target-precision`. That count is never revised down, so that the data never stop a
 //! run at a lucky moment; it grows where later rounds vary more than the first stage's
 //! (the interval then takes their spread) or rounds are set aside as disturbed
-//! ([`crate::stats::paired::rounds_to_target`]). A backend that has its rounds sits the next ones out, and the baseline
-//! runs while any backend still needs it. A round starts only while its foreseen length
+//! ([`crate::stats::paired::rounds_to_target`]). A backend that has its rounds sits the
+//! next ones out, and the baseline runs while any backend still needs it. A round starts only while its foreseen length
 //! (the last windows of the backends in it) fits before the visit's deadline, and never
 //! more than [`Measure::max_windows`] rounds run. Duration windows keep a least number of
 //! requests (`--min-requests`), so where requests are slow windows are sized by requests.
@@ -200,14 +200,9 @@ pub async fn measure_all(
             })
             .collect();
         let left = cfg.time_budget.saturating_sub(begin.elapsed());
-        let Some(p) = budget::next_visit(&costs, left) else {
+        let Some((p, cost)) = budget::next_visit(&costs, left) else {
             break;
         };
-        let cost = costs
-            .iter()
-            .find(|c| c.0 == p)
-            .map(|c| c.1)
-            .expect("costed");
         let state = &mut states[p];
         progress.step(&format!("{} (again)", point_label(&points[p])));
         let deadline = Instant::now() + cost.total.mul_f64(budget::SLACK).min(left);
@@ -381,8 +376,8 @@ async fn run_rounds(at: &Site<'_>, opened: &[Opened], state: &mut PointState) {
             at.announce(&o.name);
             let t0 = Instant::now();
             let timeout = parts[i].request_timeout;
-            // Sized from the backend's latest request time: its last window's, or on the
-            // first its warm-up's, whose first request may have paid for a cold start.
+            // Sized from the backend's latest request time: its last window's, or before
+            // its first, its warm-up's last requests'.
             let window = affordable(window, parts[i].request_time, point.load, cfg);
             let lead = lead_in(window, parts[i].request_time, point.load);
             if let Some(warm) = run_lead_in(o, point.load, request, lead, timeout).await {

@@ -62,10 +62,12 @@ pub(super) async fn warm_up(
     // Mean latency (µs) of the chunks before the last and of the last that answered.
     let (mut before, mut last): (Option<f64>, Option<f64>) = (None, None);
     loop {
+        // A backend that has not answered yet is not warming: it fails.
         let warming = settle
             && match (before, last) {
                 (Some(b), Some(l)) => l < FASTER * b,
-                _ => true,
+                (None, Some(_)) => true,
+                (_, None) => false,
             };
         let elapsed = begin.elapsed();
         let more = if done == 0 {
@@ -188,6 +190,18 @@ mod tests {
         assert_eq!(w.requests.ok(), 4);
         let ms = w.request_time.as_secs_f64() * 1e3;
         assert!((48.0..55.0).contains(&ms), "{ms} ms");
+        // A backend that never answers is not warming: its count and no more.
+        let failing = Sleeper {
+            fail_every: Some(1),
+            ..Sleeper::new(Duration::from_millis(1))
+        };
+        let o = Opened::new("failing", Arc::new(failing), 0.0);
+        let request = Arc::new(Prepared::new("m", vec![]));
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let load = Load::Closed { concurrency: 1 };
+        let cfg = Measure::for_tests(3, 10);
+        let w = rt.block_on(warm_up(&cfg, &o, load, &request, true));
+        assert_eq!((w.requests.ok(), w.requests.failed()), (0, 2));
         // A later warm-up runs its count (2), the last still slow.
         let w = warm(false);
         assert_eq!(w.requests.ok(), 2);
