@@ -33,6 +33,10 @@ use harness::config::RunConfig;
 use harness::load::Load;
 use harness::stats::{median, paired};
 
+/// The harness binary's allocator, so that the client is timed as it runs there.
+#[global_allocator]
+static ALLOCATOR: harness::alloc::LineAligned = harness::alloc::LineAligned;
+
 /// Backend pairs of the A/A runs.
 const PAIRS: [&str; 3] = ["candle", "onnxruntime", "flask"];
 
@@ -103,6 +107,7 @@ fn least_spread_for_five_percent(cells: &[Cell], first_stage: usize) -> f64 {
 }
 
 fn main() {
+    harness::alloc::keep_freed_memory();
     let runs = std::env::var("SERVEBENCH_AA_RUNS")
         .ok()
         .and_then(|s| s.parse().ok())

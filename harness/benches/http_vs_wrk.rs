@@ -36,6 +36,10 @@ use harness::load::{closed_loop, threads::LOAD_THREAD_NAME, Window};
 
 mod cpu_time;
 
+/// The harness binary's allocator, so that the client is timed as it runs there.
+#[global_allocator]
+static ALLOCATOR: harness::alloc::LineAligned = harness::alloc::LineAligned;
+
 /// Seconds each side runs at each concurrency.
 const SECONDS: f64 = 3.0;
 /// Concurrencies compared.
@@ -46,6 +50,7 @@ const ROUNDS: usize = 4;
 const ANSWER: &str = r#"{"predictions": [[0.123456789, -0.987654321]]}"#;
 
 fn main() {
+    harness::alloc::keep_freed_memory();
     if Command::new("wrk").arg("--version").output().is_err() {
         println!(
             "http_vs_wrk: skipped: wrk is not installed (apt-get install -y wrk, or scripts/setup)"

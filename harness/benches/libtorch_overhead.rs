@@ -12,6 +12,10 @@ use adapter_libtorch::tch;
 use criterion::{criterion_group, criterion_main, Criterion};
 use fixtures::ModelId;
 
+/// The harness binary's allocator, so that the client is timed as it runs there.
+#[global_allocator]
+static ALLOCATOR: harness::alloc::LineAligned = harness::alloc::LineAligned;
+
 fn overhead(c: &mut Criterion) {
     let (dir, input, threads) = common::text_cnn_batch_1();
     let model = ModelId::TextCnn;

@@ -29,6 +29,10 @@ use harness::load::clock;
 use harness::load::schedule::Schedule;
 use harness::load::{self, Arrival, Measurement, OpenSpec, Window};
 
+/// The harness binary's allocator, so that the client is timed as it runs there.
+#[global_allocator]
+static ALLOCATOR: harness::alloc::LineAligned = harness::alloc::LineAligned;
+
 /// Seconds of sending per rate.
 const SECONDS: f64 = 5.0;
 
@@ -82,6 +86,7 @@ fn lags(
 }
 
 fn main() {
+    harness::alloc::keep_freed_memory();
     let rt = doubles::runtime(None);
     let noop: Arc<dyn Backend> = Arc::new(doubles::NoOp);
     lags(

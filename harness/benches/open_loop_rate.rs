@@ -20,6 +20,10 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use harness::load::schedule::Schedule;
 use harness::load::{cpu, open_loop, Arrival, Window, DEFAULT_MAX_IN_FLIGHT};
 
+/// The harness binary's allocator, so that the client is timed as it runs there.
+#[global_allocator]
+static ALLOCATOR: harness::alloc::LineAligned = harness::alloc::LineAligned;
+
 /// Sends per measured window.
 const SENDS: u64 = 20_000;
 

@@ -8,6 +8,10 @@ mod common;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 
+/// The harness binary's allocator, so that the client is timed as it runs there.
+#[global_allocator]
+static ALLOCATOR: harness::alloc::LineAligned = harness::alloc::LineAligned;
+
 fn overhead(c: &mut Criterion) {
     let (dir, input, threads) = common::text_cnn_batch_1();
     let bare_call = common::bare_onnxruntime_call(&dir, &input, threads);

@@ -28,6 +28,10 @@ use harness::load::schedule::Schedule;
 use harness::load::{self, Arrival, Measurement, OpenSpec, Window};
 use queue::FifoServer;
 
+/// The harness binary's allocator, so that the client is timed as it runs there.
+#[global_allocator]
+static ALLOCATOR: harness::alloc::LineAligned = harness::alloc::LineAligned;
+
 /// Service time of the double.
 const D: Duration = Duration::from_millis(2);
 
@@ -142,6 +146,7 @@ fn lag(m: &Measurement) -> Option<(Duration, Duration)> {
 }
 
 fn main() {
+    harness::alloc::keep_freed_memory();
     // `cargo bench` passes --bench; nothing to parse.
     let rt = queue::runtime(Some(2));
     let server = Arc::new(FifoServer::new(D));

@@ -24,6 +24,10 @@ use adapter_triton::{HttpBody, Options};
 use contract::{Backend, Device, OpenOptions};
 use fixtures::ModelId;
 
+/// The harness binary's allocator, so that the client is timed as it runs there.
+#[global_allocator]
+static ALLOCATOR: harness::alloc::LineAligned = harness::alloc::LineAligned;
+
 const BATCH: usize = 8;
 const WARMUP: usize = 2;
 const REQUESTS: usize = 10;
@@ -156,6 +160,7 @@ async fn measure(name: &'static str, backend: &'static str, body: HttpBody, port
 }
 
 fn main() {
+    harness::alloc::keep_freed_memory();
     // `cargo bench` passes --bench; `cargo test --benches` passes nothing to skip on.
     if std::env::args().any(|a| a == "--list") {
         return;

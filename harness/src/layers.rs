@@ -7,7 +7,14 @@
 
 /// Layers from the bottom up; `lib.rs` sits on top and may use them all.
 const LAYERS: &[&[&str]] = &[
-    &["error", "progress", "agreement", "stats", "precision"],
+    &[
+        "alloc",
+        "error",
+        "progress",
+        "agreement",
+        "stats",
+        "precision",
+    ],
     &["load", "registry"],
     &["resources"],
     &["results"],

@@ -4,7 +4,8 @@
 //! exactly as a user does from the shell. The modules are layers, each using only those
 //! below it (a test, `layers.rs`, reads their `crate::` paths to keep it so):
 //!
-//! 1. [`stats`] (percentiles, stability, bootstrap intervals), [`agreement`];
+//! 1. [`stats`] (percentiles, stability, bootstrap intervals), [`agreement`]; [`alloc`]:
+//!    the allocator the binary installs;
 //! 2. [`load`]: load shapes, windows, the closed- and open-loop generators; [`registry`]:
 //!    every backend and how to open it;
 //!    [`resources`]: CPU, memory and GPU use of whatever serves a backend, sampled while
@@ -22,6 +23,7 @@
 #![deny(missing_docs)]
 
 pub mod agreement;
+pub mod alloc;
 pub mod cli;
 pub mod compare;
 pub mod config;
