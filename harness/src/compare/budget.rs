@@ -1,10 +1,11 @@
 //! How the time budget is spent over the points: a first pass measures every point in
 //! order with at most [`FIRST_PASS`] of the budget (each point its share of what is
 //! left), so that a slow point cannot starve the ones after it; a second pass spends
-//! what is left on the points whose ratios still need rounds, the cheapest per
-//! unfinished ratio first ([`remaining`], [`next_visit`]), visiting a point again while
-//! its ratios still need rounds and time is left, so the budget goes where it makes the
-//! most ratios reach the target.
+//! what is left on the points whose ratios still need rounds, the cheapest per ratio
+//! finished first ([`remaining`], [`next_visit`]), visiting a point again while its
+//! ratios still need rounds and time is left, so the budget goes where it makes the
+//! most ratios reach the target. A visit finishes the ratios of a point that are
+//! cheapest together; one that needs far more rounds sits it out and waits its turn.
 
 use std::time::Duration;
 
@@ -18,20 +19,38 @@ pub const FIRST_PASS: f64 = 0.5;
 /// costs vary), within what is left of the budget.
 pub const SLACK: f64 = 1.25;
 
-/// What finishing a point would cost.
+/// What the next visit to a point would cost.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Cost {
-    /// Every round still needed, at each backend's last window cost.
+    /// Every round the visit's ratios still need, at each backend's last window cost.
     pub total: Duration,
     /// The next round, with the warm-ups a visit starts with: the least a visit costs.
     pub round: Duration,
-    /// Ratios still short of the rounds they need.
+    /// Ratios the visit finishes: those short of at most [`Cost::within`] rounds.
     pub ratios: usize,
+    /// Most rounds a ratio of the visit still needs; a ratio that needs more sits the
+    /// visit out ([`rounds_left`]).
+    pub within: usize,
 }
 
-/// The cost of the rounds a point's ratios still need (before the first stage is
-/// complete, as forecast from the spread so far), from each backend's last window,
-/// and of warming up again the backends that run them (a request each)
+/// Rounds `part`'s ratio still needs (before the first stage is complete, as forecast
+/// from the spread so far), within `--max-windows` of the point's `rounds` so far.
+pub fn rounds_left(part: &Part, rounds: usize, cfg: &Measure) -> usize {
+    let cap = cfg.max_windows.max(MIN_ROUNDS);
+    let have = part.windows.iter().flatten().count();
+    // Before the first stage is complete, `needed` is what the spread so far forecasts
+    // it will ask for, so that a point whose rounds spread widely does not look cheap.
+    let want = part.needed.unwrap_or(cfg.first_stage()).min(cap);
+    want.saturating_sub(have).min(cap.saturating_sub(rounds))
+}
+
+/// The cheapest visit per ratio to a point: of its ratios still short of rounds, those
+/// that need at most some number of rounds, chosen so that the visit's cost (their
+/// rounds at each backend's last window cost, the baseline's rounds, and warming up
+/// again each backend it runs, a request each) per ratio finished is least. A ratio
+/// whose forecast asks for far more rounds than the others (one cold window in a
+/// first stage of three) then does not make the whole point look dear: the others are
+/// finished first, and it competes for what is left like any point
 /// (`active`: the backends still measured; `rounds`: rounds run so far). `None` when
 /// nothing is left to do: no baseline, every ratio has its rounds, or the point ran
 /// `--max-windows` rounds.
@@ -43,45 +62,37 @@ pub fn remaining(
     cfg: &Measure,
 ) -> Option<Cost> {
     let base = base.filter(|&b| active[b])?;
-    let cap = cfg.max_windows.max(MIN_ROUNDS);
-    if rounds >= cap {
-        return None;
-    }
-    let (mut total, mut round, mut most, mut ratios) = (Duration::ZERO, Duration::ZERO, 0, 0);
-    for (i, part) in parts.iter().enumerate() {
-        if i == base || !active[i] || part.done {
-            continue;
-        }
-        let have = part.windows.iter().flatten().count();
-        // Before the first stage is complete, `needed` is what the spread so far
-        // forecasts it will ask for, so that a point whose rounds spread widely does
-        // not look cheap.
-        let want = part.needed.unwrap_or(cfg.first_stage()).min(cap);
-        let left = want.saturating_sub(have).min(cap - rounds);
-        if left == 0 {
-            continue;
-        }
-        ratios += 1;
-        total += part.last_cost * left as u32;
-        round += part.last_cost;
-        most = most.max(left);
-    }
-    if ratios == 0 {
-        return None;
-    }
-    let b = parts[base].last_cost;
-    // A second visit warms every backend it runs up again: about one request each.
-    let warm: Duration = parts
+    // (rounds left, a window's cost, a warm-up request) of every unfinished ratio.
+    let mut short: Vec<(usize, Duration, Duration)> = parts
         .iter()
         .enumerate()
-        .filter(|&(i, p)| active[i] && (i == base || !p.done))
-        .map(|(_, p)| p.request_time)
-        .sum();
-    Some(Cost {
-        total: total + b * most as u32 + warm,
-        round: round + b + warm,
-        ratios,
-    })
+        .filter(|&(i, p)| i != base && active[i] && !p.done)
+        .map(|(_, p)| (rounds_left(p, rounds, cfg), p.last_cost, p.request_time))
+        .filter(|&(left, _, _)| left > 0)
+        .collect();
+    short.sort_by_key(|&(left, _, _)| left);
+    let (b, b_warm) = (parts[base].last_cost, parts[base].request_time);
+    let (mut total, mut round, mut best): (Duration, Duration, Option<Cost>) =
+        (Duration::ZERO, Duration::ZERO, None);
+    for (k, &(left, cost, warm)) in short.iter().enumerate() {
+        total += cost * left as u32 + warm;
+        round += cost + warm;
+        // Ratios needing the same rounds go together: they cost no more baseline rounds.
+        if short.get(k + 1).is_some_and(|&(next, _, _)| next == left) {
+            continue;
+        }
+        let visit = Cost {
+            total: total + b * left as u32 + b_warm,
+            round: round + b + b_warm,
+            ratios: k + 1,
+            within: left,
+        };
+        let per = |c: &Cost| c.total.as_secs_f64() / c.ratios as f64;
+        if best.as_ref().is_none_or(|c| per(&visit) < per(c)) {
+            best = Some(visit);
+        }
+    }
+    best
 }
 
 /// The point the second pass visits next: of those whose next round fits in `left`, the
@@ -123,22 +134,39 @@ mod tests {
     }
 
     #[test]
-    fn a_point_costs_the_rounds_its_ratios_still_need() {
-        // Baseline 100 ms a window; one ratio needs 7 rounds (has 3, 50 ms each), one
-        // is done, one (200 ms) needs 4 and has 3.
+    fn a_visit_finishes_the_ratios_that_cost_least_per_ratio() {
+        // Baseline 100 ms a window. A and B (50 ms) need 2 more rounds, C (200 ms) 1,
+        // D (100 ms) 27: its forecast after a cold first window. One ratio is done.
         let parts = vec![
             part(3, 100, None, false),
-            part(3, 50, Some(7), false),
-            part(3, 10, Some(3), true),
+            part(3, 50, Some(5), false),
+            part(3, 50, Some(5), false),
             part(3, 200, Some(4), false),
+            part(3, 100, Some(30), false),
+            part(3, 10, Some(3), true),
         ];
-        let c = remaining(&parts, Some(0), &[true; 4], 3, &cfg()).unwrap();
-        assert_eq!(c.ratios, 2);
-        assert_eq!(c.total, Duration::from_millis(4 * 50 + 200 + 4 * 100));
-        assert_eq!(c.round, Duration::from_millis(50 + 200 + 100));
-        // The round cap bounds what is left: 8 of 10 rounds run, 2 more at most.
-        let c = remaining(&parts, Some(0), &[true; 4], 8, &cfg()).unwrap();
-        assert_eq!(c.total, Duration::from_millis(2 * 50 + 200 + 2 * 100));
+        let all = [true; 6];
+        let c = remaining(&parts, Some(0), &all, 3, &Measure::for_tests(3, 100)).unwrap();
+        // C alone: 300 ms for one ratio. C, A and B: 200 + 2 x 2 x 50 + 2 x 100 = 600 ms
+        // for three (200 each). With D: 3,600 ms more for one more.
+        assert_eq!((c.ratios, c.within), (3, 2));
+        assert_eq!(c.total, Duration::from_millis(600));
+        assert_eq!(c.round, Duration::from_millis(200 + 50 + 50 + 100));
+        let left: Vec<usize> = parts[1..5]
+            .iter()
+            .map(|p| rounds_left(p, 3, &Measure::for_tests(3, 100)))
+            .collect();
+        assert_eq!(left, [2, 2, 1, 27]);
+        // Capped at 10 rounds, 8 of them run: every ratio needs 2 at most, and D's
+        // (200 ms more) makes the four cheaper per ratio than the three.
+        let c = remaining(&parts, Some(0), &all, 8, &cfg()).unwrap();
+        assert_eq!((c.ratios, c.within), (4, 2));
+        assert_eq!(c.total, Duration::from_millis(800));
+        // Without D, C alone is dearest per ratio, as before.
+        let mut active = all;
+        active[4] = false;
+        let c = remaining(&parts, Some(0), &active, 3, &cfg()).unwrap();
+        assert_eq!((c.ratios, c.within), (3, 2));
     }
 
     #[test]
@@ -178,6 +206,7 @@ mod tests {
             total: Duration::from_millis(ms),
             round: Duration::from_millis(ms / 4),
             ratios,
+            within: 4,
         };
         // Point 0: 9 s for 3 ratios (3 s each); point 1: 1 s for 1; point 2: 10 s for 5.
         let costs = [(0, cost(9000, 3)), (1, cost(1000, 1)), (2, cost(10000, 5))];

@@ -7,8 +7,10 @@
 //! point's ratios are precise or its share of the first pass is spent (half the budget,
 //! split over the points left, so time one point did not use goes to the next). The
 //! second pass spends what is left on the points whose ratios still need rounds, the
-//! cheapest per unfinished ratio first: each is warmed up again and measured on, and
-//! visited again while its ratios need more rounds and time is left. Rows are
+//! cheapest per ratio finished first: a visit warms up again and measures on the
+//! backends of the ratios it was chosen to finish (a ratio needing far more rounds than
+//! the others sits it out), and a point is visited again while its ratios need more
+//! rounds and time is left. Rows are
 //! written after the first visit and rewritten after the second, so an interruption keeps
 //! what was measured.
 //!
@@ -71,6 +73,9 @@ pub(super) struct Part {
     pub(super) needed: Option<usize>,
     /// It has run the rounds it needs: it sits the next rounds out.
     pub(super) done: bool,
+    /// It sits the present visit out: its ratio needs more rounds than the ones the
+    /// second pass chose to finish first ([`budget::remaining`]).
+    pub(super) parked: bool,
     /// Mean latency of its requests in its last window, or before its first, of its
     /// warm-up's last requests (zero: unknown).
     pub(super) request_time: Duration,
@@ -207,7 +212,13 @@ pub async fn measure_all(
         progress.step(&format!("{} (again)", point_label(&points[p])));
         let deadline = Instant::now() + cost.total.mul_f64(budget::SLACK).min(left);
         let before = state.rounds;
+        for (i, part) in state.parts.iter_mut().enumerate() {
+            part.parked = Some(i) != base && budget::rounds_left(part, before, cfg) > cost.within;
+        }
         visit(&site(p, deadline), opened, state, rows, failed).await?;
+        for part in state.parts.iter_mut() {
+            part.parked = false;
+        }
         stalled[p] = state.rounds == before;
     }
     Ok(())
@@ -354,6 +365,7 @@ async fn run_rounds(at: &Site<'_>, opened: &[Opened], state: &mut PointState) {
         let round = state.rounds;
         let active: Vec<usize> = (0..opened.len())
             .filter(|&i| state.requests[i].is_some())
+            .filter(|&i| !parts[i].parked)
             .filter(|&i| round < cfg.first_stage() || needed(i, at.base, parts))
             .collect();
         if active.is_empty() {
@@ -442,15 +454,16 @@ async fn run_rounds(at: &Site<'_>, opened: &[Opened], state: &mut PointState) {
 }
 
 /// A backend runs in a round while its ratio needs it: it has not yet run the rounds its
-/// ratio needs, or (the baseline) another has not.
+/// ratio needs and does not sit the visit out, or (the baseline) another such has not.
 pub(super) fn needed(i: usize, base: Option<usize>, parts: &[Part]) -> bool {
+    let short = |p: &Part| !p.done && !p.parked;
     if Some(i) == base {
         parts
             .iter()
             .enumerate()
-            .any(|(k, p)| Some(k) != base && !p.done)
+            .any(|(k, p)| Some(k) != base && short(p))
     } else {
-        !parts[i].done
+        short(&parts[i])
     }
 }
 
@@ -476,5 +489,24 @@ mod tests {
         assert_eq!(sorted, (0..6).collect::<Vec<_>>());
         // Different rounds get different orders (for some of the first few).
         assert!((1..5).any(|t| round_order(6, 1, 0, t) != a));
+    }
+
+    #[test]
+    fn a_parked_ratio_sits_the_visit_out_and_the_baseline_runs_only_for_the_others() {
+        let part = |done: bool, parked: bool| Part {
+            done,
+            parked,
+            ..Part::default()
+        };
+        let parts = vec![part(false, false), part(false, true), part(true, false)];
+        assert!(!needed(1, Some(0), &parts), "parked");
+        assert!(!needed(2, Some(0), &parts), "done");
+        assert!(!needed(0, Some(0), &parts), "nobody needs the baseline");
+        let parts = vec![part(false, false), part(false, true), part(false, false)];
+        assert!(needed(2, Some(0), &parts));
+        assert!(
+            needed(0, Some(0), &parts),
+            "the baseline runs for backend 2"
+        );
     }
 }
