@@ -10,7 +10,7 @@
 //!   its windows scattered by up to 20 % while the engines with their own arenas agreed
 //!   within 3 %. mimalloc returns freed memory to the system after 1 s by default,
 //!   and a backend waits seconds for its next window while the others run theirs, so
-//!   that default is switched off: 53,000 page faults, windows within 3 %, 7 % faster.
+//!   that default is switched off: 53,000 page faults, windows within 3 %, 5 % faster.
 //!   Memory freed is kept for the life of the run, as an inference server that keeps
 //!   its buffers would; the process never holds more than its largest moment needed.
 //! - **Large blocks on a cache line.** Blocks of [`ALIGN_FROM`] bytes or more start on a

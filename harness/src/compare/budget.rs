@@ -44,13 +44,24 @@ pub fn rounds_left(part: &Part, rounds: usize, cfg: &Measure) -> usize {
     want.saturating_sub(have).min(cap.saturating_sub(rounds))
 }
 
+/// Whether `part`'s ratio sits out a visit that finishes the ratios short of at most
+/// `within` rounds: it needs more, and its first stage is complete. Until then its
+/// rounds are only a forecast (from two or three rounds, one cold window can ask for
+/// a hundred), so it runs until the stage is complete and its count is known.
+pub fn sits_out(part: &Part, rounds: usize, within: usize, cfg: &Measure) -> bool {
+    let have = part.windows.iter().flatten().count();
+    have >= cfg.first_stage() && rounds_left(part, rounds, cfg) > within
+}
+
 /// The cheapest visit per ratio to a point: of its ratios still short of rounds, those
 /// that need at most some number of rounds, chosen so that the visit's cost (their
 /// rounds at each backend's last window cost, the baseline's rounds, and warming up
 /// again each backend it runs, a request each) per ratio finished is least. A ratio
 /// whose forecast asks for far more rounds than the others (one cold window in a
 /// first stage of three) then does not make the whole point look dear: the others are
-/// finished first, and it competes for what is left like any point
+/// finished first, and it competes for what is left like any point. One whose first
+/// stage is incomplete runs along until it is ([`sits_out`]), at the visit's cost,
+/// though it counts as no ratio finished
 /// (`active`: the backends still measured; `rounds`: rounds run so far). `None` when
 /// nothing is left to do: no baseline, every ratio has its rounds, or the point ran
 /// `--max-windows` rounds.
@@ -62,30 +73,48 @@ pub fn remaining(
     cfg: &Measure,
 ) -> Option<Cost> {
     let base = base.filter(|&b| active[b])?;
-    // (rounds left, a window's cost, a warm-up request) of every unfinished ratio.
-    let mut short: Vec<(usize, Duration, Duration)> = parts
+    let cap = cfg.max_windows.max(MIN_ROUNDS);
+    // Every unfinished ratio, by the rounds it needs.
+    let mut short: Vec<&Part> = parts
         .iter()
         .enumerate()
         .filter(|&(i, p)| i != base && active[i] && !p.done)
-        .map(|(_, p)| (rounds_left(p, rounds, cfg), p.last_cost, p.request_time))
-        .filter(|&(left, _, _)| left > 0)
+        .map(|(_, p)| p)
+        .filter(|p| rounds_left(p, rounds, cfg) > 0)
         .collect();
-    short.sort_by_key(|&(left, _, _)| left);
-    let (b, b_warm) = (parts[base].last_cost, parts[base].request_time);
-    let (mut total, mut round, mut best): (Duration, Duration, Option<Cost>) =
-        (Duration::ZERO, Duration::ZERO, None);
-    for (k, &(left, cost, warm)) in short.iter().enumerate() {
-        total += cost * left as u32 + warm;
-        round += cost + warm;
+    short.sort_by_key(|p| rounds_left(p, rounds, cfg));
+    let b = &parts[base];
+    let mut best: Option<Cost> = None;
+    for (k, p) in short.iter().enumerate() {
+        let within = rounds_left(p, rounds, cfg);
         // Ratios needing the same rounds go together: they cost no more baseline rounds.
-        if short.get(k + 1).is_some_and(|&(next, _, _)| next == left) {
+        if short
+            .get(k + 1)
+            .is_some_and(|q| rounds_left(q, rounds, cfg) == within)
+        {
             continue;
         }
+        let (mut total, mut round, mut base_rounds) =
+            (b.request_time, b.last_cost + b.request_time, within);
+        for q in &short {
+            let runs = if sits_out(q, rounds, within, cfg) {
+                continue;
+            } else if rounds_left(q, rounds, cfg) <= within {
+                rounds_left(q, rounds, cfg)
+            } else {
+                // Along until its first stage is complete.
+                let have = q.windows.iter().flatten().count();
+                (cfg.first_stage() - have).min(cap.saturating_sub(rounds))
+            };
+            total += q.last_cost * runs as u32 + q.request_time;
+            round += q.last_cost + q.request_time;
+            base_rounds = base_rounds.max(runs);
+        }
         let visit = Cost {
-            total: total + b * left as u32 + b_warm,
-            round: round + b + b_warm,
+            total: total + b.last_cost * base_rounds as u32,
+            round,
             ratios: k + 1,
-            within: left,
+            within,
         };
         let per = |c: &Cost| c.total.as_secs_f64() / c.ratios as f64;
         if best.as_ref().is_none_or(|c| per(&visit) < per(c)) {
@@ -137,14 +166,17 @@ mod tests {
     fn a_visit_finishes_the_ratios_that_cost_least_per_ratio() {
         // Baseline 100 ms a window. A and B (50 ms) need 2 more rounds, C (200 ms) 1,
         // D (100 ms) 27: its forecast after a cold first window. One ratio is done.
-        let parts = vec![
-            part(3, 100, None, false),
-            part(3, 50, Some(5), false),
-            part(3, 50, Some(5), false),
-            part(3, 200, Some(4), false),
-            part(3, 100, Some(30), false),
-            part(3, 10, Some(3), true),
-        ];
+        let with_d = |d: Part| {
+            vec![
+                part(3, 100, None, false),
+                part(3, 50, Some(5), false),
+                part(3, 50, Some(5), false),
+                part(3, 200, Some(4), false),
+                d,
+                part(3, 10, Some(3), true),
+            ]
+        };
+        let parts = with_d(part(3, 100, Some(30), false));
         let all = [true; 6];
         let c = remaining(&parts, Some(0), &all, 3, &Measure::for_tests(3, 100)).unwrap();
         // C alone: 300 ms for one ratio. C, A and B: 200 + 2 x 2 x 50 + 2 x 100 = 600 ms
@@ -162,6 +194,18 @@ mod tests {
         let c = remaining(&parts, Some(0), &all, 8, &cfg()).unwrap();
         assert_eq!((c.ratios, c.within), (4, 2));
         assert_eq!(c.total, Duration::from_millis(800));
+        // D after 2 rounds, its first stage (3) incomplete: its forecast is no count
+        // yet, so it runs along for the round that completes the stage, at the visit's
+        // cost, though it finishes nothing.
+        let early = with_d(part(2, 100, Some(30), false));
+        let c = remaining(&early, Some(0), &all, 3, &Measure::for_tests(3, 100)).unwrap();
+        assert_eq!((c.ratios, c.within), (3, 2));
+        assert_eq!(c.total, Duration::from_millis(600 + 100));
+        assert_eq!(c.round, Duration::from_millis(200 + 50 + 50 + 100 + 100));
+        let cfg3 = Measure::for_tests(3, 100);
+        assert!(!sits_out(&early[4], 3, 2, &cfg3));
+        assert!(sits_out(&parts[4], 3, 2, &cfg3));
+        assert!(!sits_out(&parts[1], 3, 2, &cfg3));
         // Without D, C alone is dearest per ratio, as before.
         let mut active = all;
         active[4] = false;

@@ -35,7 +35,7 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use super::plan::{Plan, Point};
+use super::plan::{Measure, Plan, Point};
 use super::Opened;
 use crate::load::Measurement;
 use crate::progress::Progress;
@@ -73,8 +73,9 @@ pub(super) struct Part {
     pub(super) needed: Option<usize>,
     /// It has run the rounds it needs: it sits the next rounds out.
     pub(super) done: bool,
-    /// It sits the present visit out: its ratio needs more rounds than the ones the
-    /// second pass chose to finish first ([`budget::remaining`]).
+    /// It sits out (the rest of) the present visit: its ratio needs more rounds than the
+    /// ones the second pass chose to finish first, and its first stage is complete
+    /// ([`budget::sits_out`]).
     pub(super) parked: bool,
     /// Mean latency of its requests in its last window, or before its first, of its
     /// warm-up's last requests (zero: unknown).
@@ -212,13 +213,11 @@ pub async fn measure_all(
         progress.step(&format!("{} (again)", point_label(&points[p])));
         let deadline = Instant::now() + cost.total.mul_f64(budget::SLACK).min(left);
         let before = state.rounds;
-        for (i, part) in state.parts.iter_mut().enumerate() {
-            part.parked = Some(i) != base && budget::rounds_left(part, before, cfg) > cost.within;
-        }
+        state.within = Some(cost.within);
+        park(&mut state.parts, base, state.within, before, cfg);
         visit(&site(p, deadline), opened, state, rows, failed).await?;
-        for part in state.parts.iter_mut() {
-            part.parked = false;
-        }
+        state.within = None;
+        park(&mut state.parts, base, None, state.rounds, cfg);
         stalled[p] = state.rounds == before;
     }
     Ok(())
@@ -268,6 +267,24 @@ pub(super) struct PointState {
     pub(super) rows: Vec<Option<usize>>,
     /// Rounds run so far.
     pub(super) rounds: usize,
+    /// The present visit finishes the ratios short of at most this many rounds; the
+    /// others sit it out ([`budget::sits_out`]). `None`: every ratio runs (first pass).
+    pub(super) within: Option<usize>,
+}
+
+/// Marks the parts that sit out a visit finishing the ratios short of at most `within`
+/// rounds (none when `None`), after `rounds` rounds.
+fn park(
+    parts: &mut [Part],
+    base: Option<usize>,
+    within: Option<usize>,
+    rounds: usize,
+    cfg: &Measure,
+) {
+    for (i, part) in parts.iter_mut().enumerate() {
+        part.parked =
+            Some(i) != base && within.is_some_and(|w| budget::sits_out(part, rounds, w, cfg));
+    }
 }
 
 impl PointState {
@@ -278,6 +295,7 @@ impl PointState {
             parts: (0..n).map(|_| Part::default()).collect(),
             rows: vec![None; n],
             rounds: 0,
+            within: None,
         }
     }
 
@@ -363,6 +381,8 @@ async fn run_rounds(at: &Site<'_>, opened: &[Opened], state: &mut PointState) {
     let first = state.rounds;
     while state.rounds < cfg.max_windows.max(MIN_ROUNDS) {
         let round = state.rounds;
+        // A ratio that ran along until its first stage was complete sits out the rest.
+        park(parts, at.base, state.within, round, cfg);
         let active: Vec<usize> = (0..opened.len())
             .filter(|&i| state.requests[i].is_some())
             .filter(|&i| !parts[i].parked)
