@@ -74,8 +74,7 @@ pub(super) struct Part {
     /// It has run the rounds it needs: it sits the next rounds out.
     pub(super) done: bool,
     /// It sits out (the rest of) the present visit: its ratio needs more rounds than the
-    /// ones the second pass chose to finish first, and its first stage is complete
-    /// ([`budget::sits_out`]).
+    /// ones the second pass chose to finish first ([`budget::sits_out`]).
     pub(super) parked: bool,
     /// Mean latency of its requests in its last window, or before its first, of its
     /// warm-up's last requests (zero: unknown).
@@ -381,7 +380,7 @@ async fn run_rounds(at: &Site<'_>, opened: &[Opened], state: &mut PointState) {
     let first = state.rounds;
     while state.rounds < cfg.max_windows.max(MIN_ROUNDS) {
         let round = state.rounds;
-        // A ratio that ran along until its first stage was complete sits out the rest.
+        // A ratio whose count grew past the visit's (later rounds spread more) sits out the rest.
         park(parts, at.base, state.within, round, cfg);
         let active: Vec<usize> = (0..opened.len())
             .filter(|&i| state.requests[i].is_some())
