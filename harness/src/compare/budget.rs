@@ -164,7 +164,8 @@ mod tests {
         };
         let parts = with_d(part(3, 100, Some(30), false));
         let all = [true; 6];
-        let c = remaining(&parts, Some(0), &all, 3, &Measure::for_tests(3, 100)).unwrap();
+        let cfg3 = Measure::for_tests(3, 100);
+        let c = remaining(&parts, Some(0), &all, 3, &cfg3).unwrap();
         // C alone: 300 ms for one ratio. C, A and B: 200 + 2 x 2 x 50 + 2 x 100 = 600 ms
         // for three (200 each). With D: 3,600 ms more for one more.
         assert_eq!((c.ratios, c.within), (3, 2));
@@ -172,7 +173,7 @@ mod tests {
         assert_eq!(c.round, Duration::from_millis(200 + 50 + 50 + 100));
         let left: Vec<usize> = parts[1..5]
             .iter()
-            .map(|p| rounds_left(p, 3, &Measure::for_tests(3, 100)))
+            .map(|p| rounds_left(p, 3, &cfg3))
             .collect();
         assert_eq!(left, [2, 2, 1, 27]);
         // Capped at 10 rounds, 8 of them run: every ratio needs 2 at most, and D's
@@ -184,12 +185,11 @@ mod tests {
         // forecast (running it along until its stage was complete cost more cells
         // than it won).
         let early = with_d(part(2, 100, Some(30), false));
-        let c = remaining(&early, Some(0), &all, 3, &Measure::for_tests(3, 100)).unwrap();
+        let c = remaining(&early, Some(0), &all, 3, &cfg3).unwrap();
         assert_eq!(
             (c.ratios, c.within, c.total),
             (3, 2, Duration::from_millis(600))
         );
-        let cfg3 = Measure::for_tests(3, 100);
         assert!(sits_out(&early[4], 3, 2, &cfg3));
         assert!(sits_out(&parts[4], 3, 2, &cfg3));
         assert!(!sits_out(&parts[1], 3, 2, &cfg3));
