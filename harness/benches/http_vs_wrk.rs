@@ -1,11 +1,15 @@
 //! The harness's HTTP client against `wrk`, on the same fast local keep-alive server.
 //!
-//! The server (here, on 127.0.0.1) answers every request with the same fixed
-//! text-CNN-batch-1 predictions, from one thread per connection, so what is timed is the
-//! client: the harness's closed loop driving the real Flask backend (the HTTP client of
+//! The server (on 127.0.0.1, in a process of its own) answers every request with the same
+//! fixed text-CNN-batch-1 predictions, from one thread per connection, so what is timed is
+//! the client: the harness's closed loop driving the real Flask backend (the HTTP client of
 //! `adapters/support` that every HTTP backend uses, encoding the real text-CNN batch-1
 //! input once, decoding every answer), and `wrk` POSTing the very same body (captured by
-//! the server from the harness's first request). Runs alternate harness / wrk, 3 s each,
+//! the server from the harness's first request). The server is this bench's binary
+//! started again with `HTTP_VS_WRK_SERVER` set, because no client shares its server's
+//! process: while it ran as threads of the harness's process, the shared address space
+//! made every request at c=64 cost both sides more CPU than under wrk (the server's
+//! threads clearing freshly faulted pages), a cost of the bench, not of the client. Runs alternate harness / wrk, 3 s each,
 //! at concurrency 1, 8 and 64, over rounds (4, or `HTTP_VS_WRK_ROUNDS`) with the order
 //! swapped every other round, so drift on a loaded machine hits both alike. Target:
 //! harness/wrk req/s >= 1.0 everywhere and the p50 at c=1 within 5 % of wrk's.
@@ -15,8 +19,8 @@
 //! server less. The client's: the harness's is the on-CPU time of its load threads
 //! (where the load tasks and the HTTP client run), wrk's its process's (getrusage of
 //! the waited child); each with the part spent in user space, where the two differ most
-//! (the kernel's share is the same sockets' work). The server's: its connection
-//! threads' time, the same server under either client.
+//! (the kernel's share is the same sockets' work). The server's: its process's CPU time
+//! (`clock_getcpuclockid`), the same server under either client.
 //!
 //! The machine is part of the measurement: on 2 cores the server, wrk (or the harness)
 //! and anything else running share them, so run it on an idle machine and read the
@@ -27,7 +31,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::process::Command;
+use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::{Arc, Mutex};
 
 use contract::{Backend, Description, Protocol};
@@ -49,7 +53,13 @@ const ROUNDS: usize = 4;
 /// The fixed answer: text-CNN batch-1 logits as the Flask app writes them.
 const ANSWER: &str = r#"{"predictions": [[0.123456789, -0.987654321]]}"#;
 
+/// Set in the server's environment: the process serves instead of measuring.
+const SERVER_ENV: &str = "HTTP_VS_WRK_SERVER";
+
 fn main() {
+    if std::env::var_os(SERVER_ENV).is_some() {
+        return server_process();
+    }
     harness::alloc::keep_freed_memory();
     if Command::new("wrk").arg("--version").output().is_err() {
         println!(
@@ -72,9 +82,8 @@ fn main() {
         }
         Err(_) => ROUNDS,
     };
-    let body = Arc::new(Mutex::new(None::<Vec<u8>>));
-    let port = serve(body.clone());
-    let base = format!("http://127.0.0.1:{port}");
+    let mut server = Server::start();
+    let base = format!("http://127.0.0.1:{}", server.port);
     // Named as the harness names its client threads, whose CPU time it counts.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .thread_name(harness::load::cpu::CLIENT_THREAD_NAME)
@@ -94,11 +103,7 @@ fn main() {
     runtime
         .block_on(backend.infer(&request))
         .expect("the fixed answer decodes");
-    let sent = body
-        .lock()
-        .unwrap()
-        .clone()
-        .expect("the server saw the body");
+    let sent = server.first_body();
     let script = wrk_script(&sent);
     let url = format!("{base}/v1/models/{}:predict", ModelId::TextCnn.name());
 
@@ -112,7 +117,7 @@ fn main() {
     for round in 0..rounds {
         for (k, &c) in CONCURRENCY.iter().enumerate() {
             let harness_run = || {
-                let (server0, user0) = (server_cpu(), load_threads_user());
+                let (server0, user0) = (server.cpu(), load_threads_user());
                 let m = runtime.block_on(closed_loop(
                     backend.clone(),
                     request.clone(),
@@ -130,14 +135,14 @@ fn main() {
                     p50: m.histogram.value_at_quantile(0.5) as f64,
                     cpu_us: m.client_cpu_s.unwrap_or(f64::NAN) * per_request,
                     user_us: user.as_secs_f64() * per_request,
-                    server_cpu_us: server_cpu().saturating_sub(server0).as_secs_f64() * per_request,
+                    server_cpu_us: server.cpu().saturating_sub(server0).as_secs_f64() * per_request,
                 }
             };
             let (h, w) = if round % 2 == 0 {
                 let h = harness_run();
-                (h, wrk(&url, &script, c))
+                (h, wrk(&url, &script, c, &server))
             } else {
-                let w = wrk(&url, &script, c);
+                let w = wrk(&url, &script, c, &server);
                 (harness_run(), w)
             };
             println!(
@@ -232,28 +237,91 @@ fn description() -> Description {
     }
 }
 
-/// Starts the fixed-answer server on a free port; the first request body it reads goes
-/// into `first_body`.
-fn serve(first_body: Arc<Mutex<Option<Vec<u8>>>>) -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let first_body = first_body.clone();
-            let spawned = std::thread::Builder::new()
-                .name(SERVER_THREAD.into())
-                .spawn(move || {
-                    connection(stream, first_body);
-                    SERVER_ENDED.count_ended_thread();
-                });
-            spawned.expect("a server thread");
-        }
-    });
-    port
+/// The fixed-answer server's process, killed when this is dropped (and ending by itself
+/// when its stdin closes, should this process die first).
+struct Server {
+    child: Child,
+    stdout: BufReader<ChildStdout>,
+    port: u16,
+    /// The CPU-time clock of the server's process (all its threads, ended ones too).
+    clock: libc::clockid_t,
 }
 
-/// Answers every request of one keep-alive connection until the client closes it.
-fn connection(stream: TcpStream, first_body: Arc<Mutex<Option<Vec<u8>>>>) {
+impl Server {
+    /// Starts this binary again as the server and reads the port it listens on.
+    fn start() -> Server {
+        let exe = std::env::current_exe().expect("this bench's path");
+        let mut child = Command::new(exe)
+            .env(SERVER_ENV, "1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("the server process starts");
+        let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
+        let port = read_line(&mut stdout)
+            .parse()
+            .expect("the server prints its port");
+        let mut clock: libc::clockid_t = 0;
+        // SAFETY: clock_getcpuclockid writes into the clockid we own.
+        let rc = unsafe { libc::clock_getcpuclockid(child.id() as libc::pid_t, &mut clock) };
+        assert_eq!(rc, 0, "no CPU-time clock for the server process");
+        Server {
+            child,
+            stdout,
+            port,
+            clock,
+        }
+    }
+
+    /// The first request body the server read (it prints it as one line).
+    fn first_body(&mut self) -> Vec<u8> {
+        read_line(&mut self.stdout).into_bytes()
+    }
+
+    /// CPU time of the server's process so far.
+    fn cpu(&self) -> std::time::Duration {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: clock_gettime writes into the timespec we own.
+        unsafe { libc::clock_gettime(self.clock, &mut ts) };
+        std::time::Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn read_line(from: &mut impl BufRead) -> String {
+    let mut line = String::new();
+    from.read_line(&mut line).expect("the server's stdout");
+    line.trim_end().to_string()
+}
+
+/// The server process: prints its port, serves, prints the first request body as one
+/// line, and exits when its stdin closes.
+fn server_process() {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    println!("{}", listener.local_addr().unwrap().port());
+    std::thread::spawn(|| {
+        let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
+        std::process::exit(0);
+    });
+    let first_body = Arc::new(Mutex::new(false));
+    for stream in listener.incoming().flatten() {
+        let first_body = first_body.clone();
+        std::thread::spawn(move || connection(stream, first_body));
+    }
+}
+
+/// Answers every request of one keep-alive connection until the client closes it; the
+/// first body of all goes to stdout (`printed` says whether it has).
+fn connection(stream: TcpStream, printed: Arc<Mutex<bool>>) {
     let _ = stream.set_nodelay(true);
     let mut writer = stream.try_clone().expect("clone");
     let mut reader = BufReader::new(stream);
@@ -284,9 +352,13 @@ fn connection(stream: TcpStream, first_body: Arc<Mutex<Option<Vec<u8>>>>) {
             return;
         }
         {
-            let mut first = first_body.lock().unwrap();
-            if first.is_none() {
-                *first = Some(body);
+            let mut printed = printed.lock().unwrap();
+            if !*printed {
+                assert!(!body.contains(&b'\n'), "a one-line JSON body");
+                let mut out = std::io::stdout().lock();
+                let _ = out.write_all(&body).and_then(|()| out.write_all(b"\n"));
+                let _ = out.flush();
+                *printed = true;
             }
         }
         if writer.write_all(answer.as_bytes()).is_err() {
@@ -306,24 +378,14 @@ fn wrk_script(body: &[u8]) -> tempfile::TempPath {
     f.into_temp_path()
 }
 
-/// Name of the server's connection threads.
-const SERVER_THREAD: &str = "fixed-answer";
-/// CPU time of the server's connection threads that have ended.
-static SERVER_ENDED: cpu_time::Ended = cpu_time::Ended::new();
-
-/// CPU time of the server's connection threads so far, running and ended.
-fn server_cpu() -> std::time::Duration {
-    SERVER_ENDED.total() + cpu_time::threads_named(SERVER_THREAD)
-}
-
 /// User-space CPU time of the harness's load threads so far.
 fn load_threads_user() -> std::time::Duration {
     cpu_time::threads_named_split(LOAD_THREAD_NAME).user
 }
 
 /// wrk's req/s, p50 (µs) and CPU per request at `c` connections for [`SECONDS`].
-fn wrk(url: &str, script: &tempfile::TempPath, c: usize) -> Run {
-    let (cpu0, server0) = (cpu_time::children(), server_cpu());
+fn wrk(url: &str, script: &tempfile::TempPath, c: usize, server: &Server) -> Run {
+    let (cpu0, server0) = (cpu_time::children(), server.cpu());
     let out = Command::new("wrk")
         .args([
             "--latency",
@@ -339,10 +401,7 @@ fn wrk(url: &str, script: &tempfile::TempPath, c: usize) -> Run {
         .output()
         .expect("wrk runs");
     let cpu = cpu_time::children().since(cpu0);
-    // wrk's connections closed as it ended: let their server threads end and count
-    // themselves before the server's time is read.
-    std::thread::sleep(std::time::Duration::from_millis(100));
-    let server = server_cpu().saturating_sub(server0);
+    let server = server.cpu().saturating_sub(server0);
     let text = String::from_utf8_lossy(&out.stdout);
     let rps = text
         .lines()

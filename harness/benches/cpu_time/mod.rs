@@ -1,10 +1,7 @@
-//! CPU time of the parts of a bench run in one process: threads by name (the harness's
-//! own `/proc/self/task` reading, and here its user/system split), threads that have
-//! ended (each adds its own time as it ends), and
-//! waited child processes (`getrusage`), split into user and system time where that
-//! tells where a difference lies.
+//! CPU time of the parts of a bench run: threads of this process by name (from
+//! `/proc/self/task`) and waited child processes (`getrusage`), split into user and
+//! system time where that tells where a difference lies.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// User and system CPU time.
@@ -22,11 +19,6 @@ impl Split {
             system: self.system.saturating_sub(earlier.system),
         }
     }
-}
-
-/// On-CPU time of the live threads whose name starts with `prefix`.
-pub fn threads_named(prefix: &str) -> Duration {
-    harness::load::cpu::threads_cpu_time(|comm| comm.starts_with(prefix)).unwrap_or_default()
 }
 
 /// User and system time (`stat`, in clock ticks: 10 ms each, so read it over seconds)
@@ -62,36 +54,6 @@ fn tasks_named(prefix: &str) -> Vec<std::path::PathBuf> {
             std::fs::read_to_string(dir.join("comm")).is_ok_and(|c| c.starts_with(prefix))
         })
         .collect()
-}
-
-/// CPU time of threads that have ended, each adding its own with [`count_ended_thread`].
-pub struct Ended(AtomicU64);
-
-impl Ended {
-    pub const fn new() -> Ended {
-        Ended(AtomicU64::new(0))
-    }
-
-    /// Adds the calling thread's CPU time so far; call it as the thread ends.
-    pub fn count_ended_thread(&self) {
-        self.0
-            .fetch_add(this_thread().as_nanos() as u64, Ordering::Relaxed);
-    }
-
-    pub fn total(&self) -> Duration {
-        Duration::from_nanos(self.0.load(Ordering::Relaxed))
-    }
-}
-
-/// CPU time of the calling thread.
-pub fn this_thread() -> Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes into the timespec we own.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
 /// User and system time of the waited children so far.
