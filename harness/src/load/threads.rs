@@ -114,8 +114,9 @@ fn start(i: usize) -> std::io::Result<Started> {
     let thread = std::thread::Builder::new()
         .name(format!("{LOAD_THREAD_NAME}-{i}"))
         .spawn(move || {
-            // Sockets and timers; no child processes or signals, whose bookkeeping
-            // every park would otherwise do.
+            // Sockets and timers. (tokio builds its signal and process drivers under
+            // any enabled I/O driver, so a park still checks for exited children: a
+            // small cost, 0.08 % of the samples in a profile of http_vs_wrk at c=1.)
             let rt = match tokio::runtime::Builder::new_current_thread()
                 .enable_io()
                 .enable_time()
