@@ -9,8 +9,8 @@
 //! started again with `HTTP_VS_WRK_SERVER` set, because no client shares its server's
 //! process: while it ran as threads of the harness's process, the shared address space
 //! made every request at c=64 cost both sides more CPU than under wrk (the server's
-//! threads clearing freshly faulted pages), a cost of the bench, not of the client. Runs alternate harness / wrk, 3 s each,
-//! at concurrency 1, 8 and 64, over rounds (4, or `HTTP_VS_WRK_ROUNDS`) with the order
+//! threads clearing freshly faulted pages), a cost of the bench, not of the client.
+//! Runs alternate harness / wrk, 3 s each, at concurrency 1, 8 and 64, over rounds (4, or `HTTP_VS_WRK_ROUNDS`) with the order
 //! swapped every other round, so drift on a loaded machine hits both alike. Target:
 //! harness/wrk req/s >= 1.0 everywhere and the p50 at c=1 within 5 % of wrk's.
 //!
@@ -32,7 +32,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, ChildStdout, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Once};
 
 use contract::{Backend, Description, Protocol};
 use fixtures::ModelId;
@@ -243,8 +243,7 @@ struct Server {
     child: Child,
     stdout: BufReader<ChildStdout>,
     port: u16,
-    /// The CPU-time clock of the server's process (all its threads, ended ones too).
-    clock: libc::clockid_t,
+    clock: cpu_time::ProcessClock,
 }
 
 impl Server {
@@ -261,10 +260,7 @@ impl Server {
         let port = read_line(&mut stdout)
             .parse()
             .expect("the server prints its port");
-        let mut clock: libc::clockid_t = 0;
-        // SAFETY: clock_getcpuclockid writes into the clockid we own.
-        let rc = unsafe { libc::clock_getcpuclockid(child.id() as libc::pid_t, &mut clock) };
-        assert_eq!(rc, 0, "no CPU-time clock for the server process");
+        let clock = cpu_time::ProcessClock::of(child.id()).expect("the server's CPU clock");
         Server {
             child,
             stdout,
@@ -280,13 +276,7 @@ impl Server {
 
     /// CPU time of the server's process so far.
     fn cpu(&self) -> std::time::Duration {
-        let mut ts = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        // SAFETY: clock_gettime writes into the timespec we own.
-        unsafe { libc::clock_gettime(self.clock, &mut ts) };
-        std::time::Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+        self.clock.time()
     }
 }
 
@@ -312,16 +302,15 @@ fn server_process() {
         let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
         std::process::exit(0);
     });
-    let first_body = Arc::new(Mutex::new(false));
     for stream in listener.incoming().flatten() {
-        let first_body = first_body.clone();
-        std::thread::spawn(move || connection(stream, first_body));
+        std::thread::spawn(move || connection(stream));
     }
 }
 
 /// Answers every request of one keep-alive connection until the client closes it; the
-/// first body of all goes to stdout (`printed` says whether it has).
-fn connection(stream: TcpStream, printed: Arc<Mutex<bool>>) {
+/// first body of all, over every connection, goes to stdout.
+fn connection(stream: TcpStream) {
+    static FIRST_BODY: Once = Once::new();
     let _ = stream.set_nodelay(true);
     let mut writer = stream.try_clone().expect("clone");
     let mut reader = BufReader::new(stream);
@@ -351,16 +340,12 @@ fn connection(stream: TcpStream, printed: Arc<Mutex<bool>>) {
         if reader.read_exact(&mut body).is_err() {
             return;
         }
-        {
-            let mut printed = printed.lock().unwrap();
-            if !*printed {
-                assert!(!body.contains(&b'\n'), "a one-line JSON body");
-                let mut out = std::io::stdout().lock();
-                let _ = out.write_all(&body).and_then(|()| out.write_all(b"\n"));
-                let _ = out.flush();
-                *printed = true;
-            }
-        }
+        FIRST_BODY.call_once(|| {
+            assert!(!body.contains(&b'\n'), "a one-line JSON body");
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(&body).and_then(|()| out.write_all(b"\n"));
+            let _ = out.flush();
+        });
         if writer.write_all(answer.as_bytes()).is_err() {
             return;
         }

@@ -1,6 +1,7 @@
 //! CPU time of the parts of a bench run: threads of this process by name (from
-//! `/proc/self/task`) and waited child processes (`getrusage`), split into user and
-//! system time where that tells where a difference lies.
+//! `/proc/self/task`), waited child processes (`getrusage`), split into user and
+//! system time where that tells where a difference lies, and a running child process as
+//! a whole (its CPU-time clock).
 
 use std::time::Duration;
 
@@ -65,5 +66,29 @@ pub fn children() -> Split {
     Split {
         user: t(u.ru_utime),
         system: t(u.ru_stime),
+    }
+}
+
+/// The CPU-time clock of another process: all its threads, ended ones included.
+pub struct ProcessClock(libc::clockid_t);
+
+impl ProcessClock {
+    /// The clock of process `pid`; `None` if the system gives none.
+    pub fn of(pid: u32) -> Option<ProcessClock> {
+        let mut clock: libc::clockid_t = 0;
+        // SAFETY: clock_getcpuclockid writes into the clockid we own.
+        let rc = unsafe { libc::clock_getcpuclockid(pid as libc::pid_t, &mut clock) };
+        (rc == 0).then_some(ProcessClock(clock))
+    }
+
+    /// The process's CPU time so far.
+    pub fn time(&self) -> Duration {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: clock_gettime writes into the timespec we own.
+        unsafe { libc::clock_gettime(self.0, &mut ts) };
+        Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
     }
 }
