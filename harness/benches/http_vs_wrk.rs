@@ -10,8 +10,9 @@
 //! process: while it ran as threads of the harness's process, the shared address space
 //! made every request at c=64 cost both sides more CPU than under wrk (the server's
 //! threads clearing freshly faulted pages), a cost of the bench, not of the client.
-//! Runs alternate harness / wrk, 3 s each, at concurrency 1, 8 and 64, over rounds (4, or `HTTP_VS_WRK_ROUNDS`) with the order
-//! swapped every other round, so drift on a loaded machine hits both alike. Target:
+//! Runs alternate harness / wrk, 3 s each, at concurrency 1, 8 and 64 (or
+//! `HTTP_VS_WRK_CONCURRENCY`, for example `1`), over rounds (4, or `HTTP_VS_WRK_ROUNDS`)
+//! with the order swapped every other round, so drift on a loaded machine hits both alike. Target:
 //! harness/wrk req/s >= 1.0 everywhere and the p50 at c=1 within 5 % of wrk's.
 //!
 //! Each run also prints CPU time per request, which explains the rates: on 2 cores the
@@ -46,7 +47,7 @@ static ALLOCATOR: harness::alloc::LineAligned = harness::alloc::LineAligned;
 
 /// Seconds each side runs at each concurrency.
 const SECONDS: f64 = 3.0;
-/// Concurrencies compared.
+/// Concurrencies compared; `HTTP_VS_WRK_CONCURRENCY` (`1,8,64`) changes them.
 const CONCURRENCY: [usize; 3] = [1, 8, 64];
 /// Rounds, each odd one swapping which side goes first; `HTTP_VS_WRK_ROUNDS` changes it.
 const ROUNDS: usize = 4;
@@ -82,6 +83,16 @@ fn main() {
         }
         Err(_) => ROUNDS,
     };
+    let levels = match std::env::var("HTTP_VS_WRK_CONCURRENCY") {
+        Ok(v) => match concurrency_levels(&v) {
+            Some(levels) => levels,
+            None => {
+                eprintln!("http_vs_wrk: HTTP_VS_WRK_CONCURRENCY={v:?} is not a comma-separated list of concurrencies above 0 (for example 1,8,64)");
+                std::process::exit(2);
+            }
+        },
+        Err(_) => CONCURRENCY.to_vec(),
+    };
     let mut server = Server::start();
     let base = format!("http://127.0.0.1:{}", server.port);
     // Named as the harness names its client threads, whose CPU time it counts.
@@ -112,10 +123,10 @@ fn main() {
         sent.len(),
         ANSWER.len()
     );
-    let mut sums: Vec<(Run, Run)> = CONCURRENCY.iter().map(|_| Default::default()).collect();
-    let mut ratios: Vec<Vec<f64>> = CONCURRENCY.iter().map(|_| Vec::new()).collect();
+    let mut sums: Vec<(Run, Run)> = levels.iter().map(|_| Default::default()).collect();
+    let mut ratios: Vec<Vec<f64>> = levels.iter().map(|_| Vec::new()).collect();
     for round in 0..rounds {
-        for (k, &c) in CONCURRENCY.iter().enumerate() {
+        for (k, &c) in levels.iter().enumerate() {
             let harness_run = || {
                 let (server0, user0) = (server.cpu(), load_threads_user());
                 let m = runtime.block_on(closed_loop(
@@ -155,7 +166,7 @@ fn main() {
         }
     }
     println!("summary (sums over rounds): harness/wrk req/s and p50; mean CPU µs per request of the client (its user-space part) + the server");
-    for (k, (&c, (h, w))) in CONCURRENCY.iter().zip(&sums).enumerate() {
+    for (k, (&c, (h, w))) in levels.iter().zip(&sums).enumerate() {
         let n = rounds as f64;
         println!(
             "c={c:<3} req/s ratio {:.2} {}  p50 ratio {:.2}  harness {}  wrk {}",
@@ -166,6 +177,13 @@ fn main() {
             w.cpu(n)
         );
     }
+}
+
+/// `1,8,64`: the concurrencies to compare, each above 0; `None` for anything else.
+fn concurrency_levels(v: &str) -> Option<Vec<usize>> {
+    v.split(',')
+        .map(|c| c.trim().parse::<usize>().ok().filter(|&c| c > 0))
+        .collect()
 }
 
 /// `[lo, hi]`: the 95 % interval of the geometric mean of the rounds' ratios (a t

@@ -25,12 +25,7 @@ pub(super) struct Scanned {
 /// Scans `body`; `None` if it is not in the subset this scan reads, or its rows differ
 /// in length (serde's path then says what is wrong).
 pub(super) fn predictions(body: &[u8]) -> Option<Scanned> {
-    let text = std::str::from_utf8(body).ok()?;
-    let mut s = Scanner {
-        text,
-        body: text.as_bytes(),
-        at: 0,
-    };
+    let mut s = Scanner { body, at: 0 };
     s.expect(b'{')?;
     s.expect(b'"')?;
     s.literal(b"predictions\"")?;
@@ -59,9 +54,11 @@ pub(super) fn predictions(body: &[u8]) -> Option<Scanned> {
     (s.at == body.len()).then_some(out)
 }
 
+/// The subset is all ASCII (every byte the scan accepts is one of `{}[]:,"`, a letter
+/// of `predictions`, a number's or whitespace), so the body is never checked for UTF-8
+/// as a whole: only a number that goes to the standard library's parser is made a
+/// `&str`.
 struct Scanner<'a> {
-    /// The body, checked to be UTF-8 once, so a number's text is a `&str` for free.
-    text: &'a str,
     body: &'a [u8],
     at: usize,
 }
@@ -162,7 +159,10 @@ impl Scanner<'_> {
         if let Some(v) = m.exact(scale) {
             return Some(if negative { -v } else { v });
         }
-        self.text[start..self.at].parse().ok()
+        std::str::from_utf8(&self.body[start..self.at])
+            .ok()?
+            .parse()
+            .ok()
     }
 
     fn peek(&self) -> Option<u8> {
@@ -329,7 +329,6 @@ mod tests {
             let t = t.trim_start_matches('-');
             for text in [t.to_string(), format!("-{t}")] {
                 let mut s = Scanner {
-                    text: &text,
                     body: text.as_bytes(),
                     at: 0,
                 };

@@ -8,6 +8,7 @@
 //! ([`super::Headers`]). Building an `http::HeaderMap` of every answer was a tenth of the
 //! client's CPU, for the one header a backend reads, if any.
 
+use std::mem::MaybeUninit;
 use std::ops::Range;
 
 use http::header::{HeaderName, HeaderValue};
@@ -164,14 +165,19 @@ pub(super) struct Head {
 /// The answer head at the start of `buf` and its length in bytes; `None` while it is
 /// incomplete; why it is not an answer we read.
 pub(super) fn answer_head(buf: &[u8]) -> Result<Option<(usize, Head)>, String> {
-    // Room for the few headers servers send, set up on every answer; a head with more
-    // is parsed again with room for all that are accepted.
-    let mut few = [httparse::EMPTY_HEADER; FEW_HEADERS];
+    if buf.is_empty() {
+        return Ok(None);
+    }
+    // Room for the few headers servers send, left uninitialised (httparse writes each
+    // slot it fills); a head with more is parsed again with room for all that are
+    // accepted.
+    let mut few = [const { MaybeUninit::uninit() }; FEW_HEADERS];
     match parse_head(buf, &mut few) {
         Err(httparse::Error::TooManyHeaders) => {}
         other => return other.map_err(|e| format!("not an HTTP/1.x answer ({e})"))?,
     }
-    let mut all = vec![httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut all = Vec::with_capacity(MAX_HEADERS);
+    all.resize_with(MAX_HEADERS, MaybeUninit::uninit);
     match parse_head(buf, &mut all) {
         Err(httparse::Error::TooManyHeaders) => {
             Err(format!("an answer with more than {MAX_HEADERS} headers"))
@@ -183,13 +189,17 @@ pub(super) fn answer_head(buf: &[u8]) -> Result<Option<(usize, Head)>, String> {
 /// Headers an answer head is first parsed with room for.
 const FEW_HEADERS: usize = 16;
 
-/// [`answer_head`] with room for `raw.len()` headers; httparse's error, or ours.
+/// [`answer_head`] with room for `slots.len()` headers; httparse's error, or ours.
 fn parse_head<'b>(
     buf: &'b [u8],
-    raw: &mut [httparse::Header<'b>],
+    slots: &mut [MaybeUninit<httparse::Header<'b>>],
 ) -> Result<Result<Option<(usize, Head)>, String>, httparse::Error> {
-    let mut answer = httparse::Response::new(raw);
-    let len = match answer.parse(buf) {
+    let mut answer = httparse::Response::new(&mut []);
+    let len = match httparse::ParserConfig::default().parse_response_with_uninit_headers(
+        &mut answer,
+        buf,
+        slots,
+    ) {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD_BYTES => {
             return Ok(Err(format!(
@@ -211,15 +221,12 @@ fn head_of(len: usize, answer: &httparse::Response) -> Result<Option<(usize, Hea
     for h in answer.headers.iter() {
         let name = h.name.as_bytes();
         if name.eq_ignore_ascii_case(b"content-length") {
-            let n = std::str::from_utf8(h.value)
-                .ok()
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .ok_or_else(|| {
-                    format!(
-                        "an answer header {:?} with a value that is not a length",
-                        h.name
-                    )
-                })?;
+            let n = length_value(h.value).ok_or_else(|| {
+                format!(
+                    "an answer header {:?} with a value that is not a length",
+                    h.name
+                )
+            })?;
             if length.is_some_and(|l| l != n) {
                 return Err("an answer with two different content-lengths".into());
             }
@@ -263,6 +270,19 @@ fn head_of(len: usize, answer: &httparse::Response) -> Result<Option<(usize, Hea
             keep_alive,
         },
     )))
+}
+
+/// A `content-length` value (`1*DIGIT`, RFC 9110 8.6, whitespace around it allowed);
+/// `None` for anything else or a number past `u64`.
+fn length_value(value: &[u8]) -> Option<u64> {
+    let digits = value.trim_ascii();
+    if digits.is_empty() {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |n, &d| {
+        d.is_ascii_digit()
+            .then(|| n.checked_mul(10)?.checked_add(u64::from(d - b'0')))?
+    })
 }
 
 /// The comma-separated tokens of a header value, without surrounding whitespace.
@@ -417,6 +437,10 @@ mod tests {
             assert_eq!((h.framing, h.keep_alive), (framing, keep), "{text}");
         }
         assert!(parse("HTTP/1.1 200 OK\r\ncontent-le").unwrap().is_none());
+        let (_, h) = parse("HTTP/1.1 200 OK\r\ncontent-length:  18446744073709551615 \r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(h.framing, Framing::Length(u64::MAX));
         assert!(parse("").unwrap().is_none());
         let many: String = (0..=MAX_HEADERS).map(|i| format!("x-{i}: 1\r\n")).collect();
         for (text, why) in [
@@ -428,6 +452,19 @@ mod tests {
                 "HTTP/1.1 200 OK\r\ncontent-length: -1\r\n\r\n",
                 "not a length",
             ),
+            (
+                "HTTP/1.1 200 OK\r\ncontent-length: +5\r\n\r\n",
+                "not a length",
+            ),
+            (
+                "HTTP/1.1 200 OK\r\ncontent-length: 5 5\r\n\r\n",
+                "not a length",
+            ),
+            (
+                "HTTP/1.1 200 OK\r\ncontent-length: 18446744073709551616\r\n\r\n",
+                "not a length",
+            ),
+            ("HTTP/1.1 200 OK\r\ncontent-length:\r\n\r\n", "not a length"),
             ("SSH-2.0-OpenSSH\r\n\r\n", "not an HTTP/1.x answer"),
             (
                 "HTTP/1.1 101 Switching Protocols\r\nupgrade: h2c\r\n\r\n",
