@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use contract::{Backend, Prepared};
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use criterion::{criterion_group, Criterion, Throughput};
 use harness::load::schedule::Schedule;
 use harness::load::{cpu, open_loop, Arrival, Window, DEFAULT_MAX_IN_FLIGHT};
 
@@ -85,4 +85,10 @@ fn open_loop_rate(c: &mut Criterion) {
 }
 
 criterion_group!(benches, open_loop_rate);
-criterion_main!(benches);
+/// `criterion_main!`, with the harness binary's allocator set up as its `main` sets it up
+/// (freed memory kept), before any other thread starts.
+fn main() {
+    harness::alloc::keep_freed_memory();
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

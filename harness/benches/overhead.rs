@@ -6,7 +6,7 @@
 
 mod common;
 
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::{criterion_group, Criterion};
 
 /// The harness binary's allocator, so that the client is timed as it runs there.
 #[global_allocator]
@@ -28,4 +28,10 @@ fn overhead(c: &mut Criterion) {
 }
 
 criterion_group!(benches, overhead);
-criterion_main!(benches);
+/// `criterion_main!`, with the harness binary's allocator set up as its `main` sets it up
+/// (freed memory kept), before any other thread starts.
+fn main() {
+    harness::alloc::keep_freed_memory();
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}
