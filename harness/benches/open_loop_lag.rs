@@ -12,7 +12,9 @@
 //! scheduled time, as the open loop counts it) and back to back. The engine itself is
 //! slower when requests come 10 ms apart (its thread pool has gone to sleep, its caches
 //! are cold) than back to back, so the bench also prints harness/bare at each pacing:
-//! what the harness adds, apart from what the engine does at that load.
+//! what the harness adds, apart from what the engine does at that load. Last, the cost
+//! of the hand-off to an engine's executor thread and back (two thread wake-ups), which
+//! is most of what the harness adds to an in-process engine.
 //! Run it on an idle machine (`uptime`).
 
 #[allow(dead_code)]
@@ -144,6 +146,42 @@ fn main() {
         o / p,
         c / b
     );
+    let (hot, slept) = (handoff_round_trip(0), handoff_round_trip(1_000));
+    println!(
+        "  thread hand-off (what an engine's executor costs), p50 of a round trip between two \
+         threads: back to back {hot:.0} us, the waiting thread idle 1 ms {slept:.0} us"
+    );
+}
+
+/// The p50 (µs) of a round trip between two threads over `std::sync::mpsc`, the other
+/// thread busy for `work_us` before it answers (not counted): what handing a request to
+/// an engine's executor thread and its answer back costs in wake-ups, which the harness
+/// pays on every in-process request and the bare engine does not.
+fn handoff_round_trip(work_us: u64) -> f64 {
+    let (to_worker, jobs) = std::sync::mpsc::channel::<()>();
+    let (to_caller, answers) = std::sync::mpsc::channel::<()>();
+    let worker = std::thread::spawn(move || {
+        for () in jobs {
+            let t = Instant::now();
+            while t.elapsed() < Duration::from_micros(work_us) {
+                std::hint::spin_loop();
+            }
+            if to_caller.send(()).is_err() {
+                return;
+            }
+        }
+    });
+    let mut h = load::histogram();
+    for _ in 0..2_000 {
+        let t0 = Instant::now();
+        to_worker.send(()).expect("the worker runs");
+        answers.recv().expect("the worker answers");
+        let took = t0.elapsed().as_micros() as u64;
+        h.saturating_record(took.saturating_sub(work_us));
+    }
+    drop(to_worker);
+    worker.join().expect("the worker ends");
+    h.value_at_quantile(0.5) as f64
 }
 
 /// `n` calls of the bare engine on this thread at `rate` (Poisson, `seed`), each
