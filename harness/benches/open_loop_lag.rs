@@ -14,7 +14,7 @@
 //! are cold) than back to back, so the bench also prints harness/bare at each pacing:
 //! what the harness adds, apart from what the engine does at that load. Last, the cost
 //! of the hand-off to an engine's executor thread and back (two thread wake-ups), which
-//! is most of what the harness adds to an in-process engine.
+//! every in-process request through the harness pays and the bare engine does not.
 //! Run it on an idle machine (`uptime`).
 
 #[allow(dead_code)]
