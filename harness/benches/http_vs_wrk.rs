@@ -12,8 +12,9 @@
 //! threads clearing freshly faulted pages), a cost of the bench, not of the client.
 //! Runs alternate harness / wrk, 3 s each, at concurrency 1, 8 and 64 (or
 //! `HTTP_VS_WRK_CONCURRENCY`, for example `1`), over rounds (4, or `HTTP_VS_WRK_ROUNDS`)
-//! with the order swapped every other round, so drift on a loaded machine hits both alike. Target:
-//! harness/wrk req/s >= 1.0 everywhere and the p50 at c=1 within 5 % of wrk's.
+//! with the order swapped every other round, so drift on a loaded machine hits both
+//! alike. Target: harness/wrk req/s >= 1.0 everywhere and the p50 at c=1 within 5 % of
+//! wrk's.
 //!
 //! Each run also prints CPU time per request, which explains the rates: on 2 cores the
 //! server and the client share the machine, so a client that costs more leaves the

@@ -7,6 +7,7 @@
 //! <= 1.03.
 
 mod common;
+mod criterion_main;
 
 use adapter_libtorch::tch;
 use criterion::{criterion_group, Criterion};
@@ -48,10 +49,7 @@ fn overhead(c: &mut Criterion) {
 }
 
 criterion_group!(benches, overhead);
-/// `criterion_main!`, with the harness binary's allocator set up as its `main` sets it up
-/// (freed memory kept), before any other thread starts.
+
 fn main() {
-    harness::alloc::keep_freed_memory();
-    benches();
-    Criterion::default().configure_from_args().final_summary();
+    criterion_main::run(&[benches]);
 }

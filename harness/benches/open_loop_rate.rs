@@ -10,6 +10,7 @@
 //! backend's own rate mean the client is not the bottleneck; compare with the
 //! `client-bound` flag of real runs.
 
+mod criterion_main;
 mod doubles;
 
 use std::sync::Arc;
@@ -85,10 +86,7 @@ fn open_loop_rate(c: &mut Criterion) {
 }
 
 criterion_group!(benches, open_loop_rate);
-/// `criterion_main!`, with the harness binary's allocator set up as its `main` sets it up
-/// (freed memory kept), before any other thread starts.
+
 fn main() {
-    harness::alloc::keep_freed_memory();
-    benches();
-    Criterion::default().configure_from_args().final_summary();
+    criterion_main::run(&[benches]);
 }
