@@ -12,8 +12,11 @@
 //! scheduled time, as the open loop counts it) and back to back. The engine itself is
 //! slower when requests come 10 ms apart (its thread pool has gone to sleep, its caches
 //! are cold) than back to back, so the bench also prints harness/bare at each pacing:
-//! what the harness adds, apart from what the engine does at that load. Last, the cost
-//! of the hand-off to an engine's executor thread and back (two thread wake-ups), which
+//! what the harness adds, apart from what the engine does at that load. The bare engine
+//! is paced once more with its thread spinning through the gaps instead of sleeping, so
+//! the core never idles: what is left of its slowdown then comes from the time between
+//! calls itself (caches gone cold), not from a core woken from idle. Last, the cost of
+//! the hand-off to an engine's executor thread and back (two thread wake-ups), which
 //! every in-process request through the harness pays and the bare engine does not.
 //! Run it on an idle machine (`uptime`).
 
@@ -115,7 +118,8 @@ fn main() {
     // Open loop at 100/s against closed loop at c=1, and the bare engine paced the same
     // way and back to back, in alternating chunks.
     let mut bare_call = common::bare_onnxruntime_call(&dir, &input, threads);
-    let [mut open_h, mut closed_h, mut paced_h, mut b2b_h] = [(); 4].map(|_| load::histogram());
+    let [mut open_h, mut closed_h, mut paced_h, mut spun_h, mut b2b_h] =
+        [(); 5].map(|_| load::histogram());
     for chunk in 0..6u64 {
         let m = open(&rt, &ort, &request, 100.0, 3.0, 100 + chunk);
         open_h.add(&m.histogram).expect("same bounds");
@@ -126,7 +130,22 @@ fn main() {
             Window::Requests(300),
         ));
         closed_h.add(&c.histogram).expect("same bounds");
-        bare_paced(&mut bare_call, 100.0, 300, 100 + chunk, &mut paced_h);
+        bare_paced(
+            &mut bare_call,
+            100.0,
+            300,
+            100 + chunk,
+            Gaps::Wait,
+            &mut paced_h,
+        );
+        bare_paced(
+            &mut bare_call,
+            100.0,
+            300,
+            100 + chunk,
+            Gaps::Spin,
+            &mut spun_h,
+        );
         for _ in 0..300 {
             let t0 = Instant::now();
             std::hint::black_box(bare_call());
@@ -135,14 +154,18 @@ fn main() {
     }
     let p50 = |h: &hdrhistogram::Histogram<u64>| h.value_at_quantile(0.5) as f64;
     let (o, c, p, b) = (p50(&open_h), p50(&closed_h), p50(&paced_h), p50(&b2b_h));
+    let spun = p50(&spun_h);
     println!(
         "onnxruntime text-cnn b1, p50 over {} requests each:\n  \
          open loop 100/s {o:.0} us, closed loop c=1 {c:.0} us: open/closed {:.3} (target within 10 %)\n  \
          bare engine paced 100/s {p:.0} us, back to back {b:.0} us: paced/back-to-back {:.3} (the engine's own)\n  \
+         bare engine paced 100/s, its thread spinning through every gap {spun:.0} us: /back-to-back {:.3} \
+         (the part of that not from sleeping)\n  \
          harness/bare: open loop {:.3}, closed loop {:.3}",
         open_h.len(),
         o / c,
         p / b,
+        spun / b,
         o / p,
         c / b
     );
@@ -184,19 +207,35 @@ fn handoff_round_trip(work_us: u64) -> f64 {
     h.value_at_quantile(0.5) as f64
 }
 
-/// `n` calls of the bare engine on this thread at `rate` (Poisson, `seed`), each
-/// latency from its scheduled time, recorded in µs into `into`.
+/// How the bare engine's thread waits between calls.
+#[derive(Clone, Copy)]
+enum Gaps {
+    /// As the harness's sender does: asleep, spinning only the last stretch.
+    Wait,
+    /// Spinning all the way, so the core never idles: what is left of the engine's
+    /// slowdown then is not the sleep's (a core woken from idle), but its caches gone
+    /// cold between calls (other work on the host, the spin loop itself).
+    Spin,
+}
+
+/// `n` calls of the bare engine on this thread at `rate` (Poisson, `seed`), waiting
+/// between them as `gaps` says, each latency from its scheduled time, recorded in µs
+/// into `into`.
 fn bare_paced(
     call: &mut impl FnMut() -> Vec<f32>,
     rate: f64,
     n: usize,
     seed: u64,
+    gaps: Gaps,
     into: &mut hdrhistogram::Histogram<u64>,
 ) {
     let mut schedule = Schedule::new(rate, Arrival::Poisson, seed);
     let never = AtomicBool::new(false);
     // The sender's own spin margin, so the ground truth waits as the harness does.
-    let spin = clock::spin_margin(schedule.mean_gap());
+    let spin = match gaps {
+        Gaps::Wait => clock::spin_margin(schedule.mean_gap()),
+        Gaps::Spin => Duration::MAX,
+    };
     let start = Instant::now();
     for _ in 0..n {
         let due = start + Duration::from_secs_f64(schedule.next_offset());
