@@ -53,6 +53,15 @@ pub fn ratios(
                 target_precision,
             );
             let short = needed.is_none_or(|n| rounds < n);
+            // What the measuring loop asked for last (its forecast, or its growth where
+            // later rounds spread more): what more time would have been spent on.
+            let to_target = paired::rounds_to_target(
+                &r.samples,
+                &b.samples,
+                Statistic::P50,
+                first_stage,
+                target_precision,
+            );
             Some(Ratio {
                 model: r.model.clone(),
                 batch_size: r.batch_size,
@@ -72,6 +81,7 @@ pub fn ratios(
                 missed: (!target_met).then_some(if short { Miss::Time } else { Miss::Unstable }),
                 rounds,
                 set_aside_rounds: set_aside,
+                rounds_needed: to_target,
             })
         })
         .collect()

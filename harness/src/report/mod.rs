@@ -13,6 +13,7 @@ mod resources;
 mod server_metrics;
 mod table;
 mod tails;
+mod verdicts;
 
 pub use breakdown::breakdown_table;
 pub use cold_start::cold_start_table;
@@ -26,6 +27,7 @@ pub use resources::resources_table;
 pub use server_metrics::server_metrics_table;
 pub use table::{agreement_table, legend, ms, ratio_tables, FLAGS};
 pub use tails::tails_tables;
+pub use verdicts::verdict_summary;
 
 /// The whole Markdown report (`report.md`): [`page`] in Markdown.
 pub fn markdown(results: &crate::results::Results) -> String {

@@ -6,7 +6,7 @@ use std::fmt::Write;
 use crate::report::narrow::{ratio_rows, tails_rows, wrap};
 use crate::report::{
     agreement_table, breakdown_table, cold_start_table, grid_table, legend, precision_table,
-    ratio_tables, resources_table, server_metrics_table, tails_tables,
+    ratio_tables, resources_table, server_metrics_table, tails_tables, verdict_summary,
 };
 use crate::results::Results;
 
@@ -125,12 +125,22 @@ fn intro(results: &Results, layout: Layout) -> String {
 fn latency(results: &Results, layout: Layout) -> String {
     let markdown = layout == Layout::Markdown;
     let mut out = String::new();
+    // How decisive the ratios are, and what would finish those that are not.
+    let verdicts = verdict_summary(results).map_or(String::new(), |v| {
+        if markdown {
+            format!("{v}\n\n")
+        } else {
+            format!("{}\n\n", wrap(&v))
+        }
+    });
     if layout == Layout::Narrow {
         out.push_str(&ratio_rows(results));
         let _ = writeln!(out, "{}\n", legend(false));
+        out.push_str(&verdicts);
         out.push_str(&tails_rows(results));
     } else {
         out.push_str(&ratio_tables(results, markdown));
+        out.push_str(&verdicts);
         if markdown {
             let _ = writeln!(out, "## Tails\n");
         }

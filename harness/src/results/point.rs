@@ -253,6 +253,14 @@ pub struct Ratio {
     /// in five of each backend.
     #[serde(default)]
     pub set_aside_rounds: usize,
+    /// Rounds the interval needs for the target, as the measuring loop last reckoned
+    /// them: from the first stage's spread (or the larger spread of all rounds), or
+    /// before that stage was complete, forecast from the rounds so far (`stats::paired::
+    /// rounds_to_target`); `null` with fewer than 2 rounds, and more than any run can
+    /// give where the spread between opens alone is wider than the target. Above
+    /// `rounds` where time ran out: what more time would have been spent on.
+    #[serde(default)]
+    pub rounds_needed: Option<usize>,
 }
 
 /// `workers` of ratios written before worker grids existed.
