@@ -105,7 +105,13 @@ fn concurrency_sweep_on_two_engines() {
             r["ci_high"].as_f64().unwrap(),
         );
         assert!(lo > 0.0 && lo <= hi, "{r}");
+        // What more rounds it needs is recorded (2 rounds at least ran).
+        assert!(r["rounds_needed"].as_u64().is_some(), "{r}");
     }
+    // Under the ratio tables, how many ratios reached the target, as the JSON says.
+    let met = ratios.iter().filter(|r| r["target_met"] == true).count();
+    let summary = format!("Precision: {met} of {} ratios within ±", ratios.len());
+    assert!(stdout.contains(&summary), "no {summary:?} in:\n{stdout}");
     assert!(stdout.contains("c=2"), "{stdout}");
     assert!(
         stdout.contains(" ["),
