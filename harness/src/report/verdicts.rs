@@ -237,6 +237,12 @@ mod tests {
         }
     }
 
+    /// The shortfall of `ratios` and their paragraph.
+    fn judged(ratios: &[Ratio]) -> (Shortfall, String) {
+        let s = shortfall(ratios, SETTINGS.max_windows, window);
+        (s, summary(ratios, SETTINGS, window).expect("ratios"))
+    }
+
     #[test]
     fn the_time_out_of_time_ratios_need_is_their_missing_rounds_at_their_window_lengths() {
         // Batch 1: b needs 6 more rounds, c 2 more: b 6 x 0.25 + c 2 x 0.25 + a 6 x 0.25.
@@ -248,10 +254,9 @@ mod tests {
             ratio("b", 8, 0.30, 4, 500),
             ratio("c", 8, 0.08, 4, 14),
         ];
-        let s = shortfall(&ratios, SETTINGS.max_windows, window);
+        let (s, text) = judged(&ratios);
         assert_eq!((s.finishable, s.beyond_cap), (3, 1));
         assert!((s.seconds - (3.5 + 40.0)).abs() < 1e-9, "{s:?}");
-        let text = summary(&ratios, SETTINGS, window).unwrap();
         assert_eq!(
             text,
             "Precision: 0 of 4 ratios within ±5.0 % (--target-precision); the median ratio's interval ±9.0 %. \
@@ -265,11 +270,9 @@ mod tests {
         one_round.rounds_needed = None;
         let mut no_room = ratio("c", 1, 0.5, 4, 10);
         no_room.rounds_needed = Some(usize::MAX);
-        let both = [one_round, no_room];
-        let s = shortfall(&both, SETTINGS.max_windows, window);
+        let (s, text) = judged(&[one_round, no_room]);
         assert_eq!((s.finishable, s.beyond_cap, s.too_few), (0, 1, 1));
         assert_eq!(s.seconds, 0.0);
-        let text = summary(&both, SETTINGS, window).unwrap();
         assert!(
             text.ends_with(
                 "Out of time (T): 2. 1 need more rounds than --max-windows (100) allows: no \
@@ -286,12 +289,10 @@ mod tests {
             ratio("c", 1, 0.04, 6, 5),
             ratio("b", 8, 0.12, 9, 9),
         ];
+        let (s, text) = judged(&ratios);
+        assert_eq!(s, Shortfall::default());
         assert_eq!(
-            shortfall(&ratios, SETTINGS.max_windows, window),
-            Shortfall::default()
-        );
-        assert_eq!(
-            summary(&ratios, SETTINGS, window).unwrap(),
+            text,
             "Precision: 2 of 3 ratios within ±5.0 % (--target-precision); the median ratio's interval ±4.0 %. \
              Unstable (U): 1, whose later rounds varied more than their first; a quieter machine helps them more \
              than time."
