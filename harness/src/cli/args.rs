@@ -220,9 +220,11 @@ pub struct MeasureArgs {
     pub target_precision: Option<f64>,
 
     /// Time all points may spend measuring (warm-ups included; opening backends and the
-    /// agreement check not), such as 240s or 3m. It is split evenly over the points up
-    /// front, and within a point over its backends; what a point leaves unused goes to
-    /// the points after it [default: 240s, with --quick 30s: derived so that the default
+    /// agreement check not), such as 240s or 3m. A first pass over every point spends at
+    /// most half of it (each point its share of what is left), a second the rest on the
+    /// points whose ratios still need rounds, cheapest first. The paragraph under the
+    /// ratio tables says what budget would have finished the ratios that ran out of time
+    /// [default: 240s, with --quick 30s: derived so that the default
     /// compare over the six local backends finishes within 5 min (1 min with --quick) on
     /// an idle 2-core machine, after about 40 s (20 s) of server start-up, agreement
     /// checks and rounds that run past their share].
