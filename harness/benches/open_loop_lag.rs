@@ -130,22 +130,9 @@ fn main() {
             Window::Requests(300),
         ));
         closed_h.add(&c.histogram).expect("same bounds");
-        bare_paced(
-            &mut bare_call,
-            100.0,
-            300,
-            100 + chunk,
-            Gaps::Wait,
-            &mut paced_h,
-        );
-        bare_paced(
-            &mut bare_call,
-            100.0,
-            300,
-            100 + chunk,
-            Gaps::Spin,
-            &mut spun_h,
-        );
+        for (gaps, into) in [(Gaps::Wait, &mut paced_h), (Gaps::Spin, &mut spun_h)] {
+            bare_paced(&mut bare_call, 100.0, 300, 100 + chunk, gaps, into);
+        }
         for _ in 0..300 {
             let t0 = Instant::now();
             std::hint::black_box(bare_call());
