@@ -106,7 +106,7 @@ fn concurrency_sweep_on_two_engines() {
         );
         assert!(lo > 0.0 && lo <= hi, "{r}");
         // What more rounds it needs is recorded (2 rounds at least ran).
-        assert!(r["rounds_needed"].as_u64().is_some(), "{r}");
+        assert!(r["rounds_to_target"].as_u64().is_some(), "{r}");
     }
     // Under the ratio tables, how many ratios reached the target, as the JSON says.
     let met = ratios.iter().filter(|r| r["target_met"] == true).count();

@@ -81,7 +81,7 @@ pub fn ratios(
                 missed: (!target_met).then_some(if short { Miss::Time } else { Miss::Unstable }),
                 rounds,
                 set_aside_rounds: set_aside,
-                rounds_needed: to_target,
+                rounds_to_target: to_target,
             })
         })
         .collect()

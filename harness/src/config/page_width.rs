@@ -130,7 +130,7 @@ pub(super) fn six_backends_at(workers: &str) -> Results {
                                     missed: Some(crate::results::Miss::Unstable),
                                     rounds: 2,
                                     set_aside_rounds: 0,
-                                    rounds_needed: Some(usize::MAX),
+                                    rounds_to_target: Some(usize::MAX),
                                 });
                             }
                         }

@@ -1,7 +1,7 @@
 //! One paragraph under the ratio tables that says how decisive the run was: how many
 //! ratios reached the precision target and, for those that did not, what would finish
 //! them. A ratio out of time (`T`) needs more rounds; at the spread its rounds showed
-//! ([`Ratio::rounds_needed`]) and each backend's window length at its point, those
+//! ([`Ratio::rounds_to_target`]) and each backend's window length at its point, those
 //! rounds cost a known time, so the paragraph says what `--time-budget` would have let
 //! them reach the target, or that none would (more rounds than `--max-windows`). A
 //! ratio flagged unstable (`U`) had its rounds; its later rounds varied more than its
@@ -151,7 +151,7 @@ fn shortfall(
     // Per point (model, batch, load, workers): the baseline's window and most rounds.
     let mut base_rounds: BTreeMap<(&str, usize, &str, usize), (f64, usize)> = BTreeMap::new();
     for r in ratios.iter().filter(|r| r.missed == Some(Miss::Time)) {
-        let missing = match r.rounds_needed {
+        let missing = match r.rounds_to_target {
             Some(n) if n <= max_windows => n.saturating_sub(r.rounds),
             Some(_) => {
                 s.beyond_cap += 1;
@@ -233,7 +233,7 @@ mod tests {
             }),
             rounds,
             set_aside_rounds: 0,
-            rounds_needed: Some(needed),
+            rounds_to_target: Some(needed),
         }
     }
 
@@ -267,9 +267,9 @@ mod tests {
         // A ratio whose spread leaves no room at all (`usize::MAX`) is beyond any budget
         // too; one of fewer than 2 rounds (`None`) cannot be sized.
         let mut one_round = ratio("b", 1, 0.5, 1, 10);
-        one_round.rounds_needed = None;
+        one_round.rounds_to_target = None;
         let mut no_room = ratio("c", 1, 0.5, 4, 10);
-        no_room.rounds_needed = Some(usize::MAX);
+        no_room.rounds_to_target = Some(usize::MAX);
         let (s, text) = judged(&[one_round, no_room]);
         assert_eq!((s.finishable, s.beyond_cap, s.too_few), (0, 1, 1));
         assert_eq!(s.seconds, 0.0);

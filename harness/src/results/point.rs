@@ -260,7 +260,7 @@ pub struct Ratio {
     /// give where the spread between opens alone is wider than the target. Above
     /// `rounds` where time ran out: what more time would have been spent on.
     #[serde(default)]
-    pub rounds_needed: Option<usize>,
+    pub rounds_to_target: Option<usize>,
 }
 
 /// `workers` of ratios written before worker grids existed.
